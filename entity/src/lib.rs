@@ -1,0 +1,9 @@
+//! sea-orm entities of the CRM, one module per table. Plain data only: the
+//! domain rules live in the `crm` crate and GraphQL types are built there too.
+
+pub mod client;
+pub mod client_contact;
+pub mod lead;
+pub mod opportunity;
+pub mod opportunity_expiry_event;
+pub mod opportunity_status_change;

@@ -1,0 +1,22 @@
+//! Audit record: one row per opportunity the expiry rule flagged, with the
+//! policy that was applied and where (sweep or lead intake).
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "opportunity_expiry_event")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub opportunity_id: Uuid,
+    pub expired_at: DateTimeUtc,
+    pub window_days: i64,
+    /// Comma-separated protected statuses in force.
+    pub protected_statuses: String,
+    /// `SWEEP` or `LEAD_INTAKE`.
+    pub applied_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,20 @@
+//! Schema migrations, run unchanged on PostgreSQL and SQLite. `crm migrate`
+//! (and `crm serve` at start) applies them; there is no seed data here.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_client_tables;
+mod m20261127_000002_create_opportunity_tables;
+mod m20261127_000003_create_lead_table;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_client_tables::Migration),
+            Box::new(m20261127_000002_create_opportunity_tables::Migration),
+            Box::new(m20261127_000003_create_lead_table::Migration),
+        ]
+    }
+}

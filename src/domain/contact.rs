@@ -1,0 +1,203 @@
+//! Contact points: how a client is recognised when a lead comes in.
+//!
+//! Emails are trimmed and lowercased; phones are E.164 with CA as the default
+//! region, parsed by the `phonenumber` crate (libphonenumber's metadata).
+use std::fmt;
+
+/// The longest email address accepted (RFC 5321 path limit).
+pub const EMAIL_MAX_LEN: usize = 254;
+/// The longest raw phone input accepted.
+pub const PHONE_MAX_LEN: usize = 32;
+
+/// What kind of contact point.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContactKind {
+    Email,
+    Phone,
+}
+
+impl ContactKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Phone => "PHONE",
+        }
+    }
+}
+
+/// Why a contact value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContactError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {0} characters")]
+    TooLong(usize),
+    #[error("is not a valid email address")]
+    InvalidEmail,
+    #[error("is not a valid phone number")]
+    InvalidPhone,
+}
+
+/// A syntactically valid email, trimmed and lowercased.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+impl Email {
+    /// Parse and normalize an email address.
+    pub fn parse(raw: &str) -> Result<Self, ContactError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(ContactError::Empty);
+        }
+        if trimmed.chars().count() > EMAIL_MAX_LEN {
+            return Err(ContactError::TooLong(EMAIL_MAX_LEN));
+        }
+        let lower = trimmed.to_lowercase();
+        let parsed: email_address::EmailAddress =
+            lower.parse().map_err(|_| ContactError::InvalidEmail)?;
+        // A bare local part ("user@localhost") is valid RFC syntax but never a
+        // reachable client address.
+        if !parsed.domain().contains('.') || lower.contains(['<', '>', ' ']) {
+            return Err(ContactError::InvalidEmail);
+        }
+        Ok(Self(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A valid phone number in E.164 form (`+15145550199`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone(String);
+
+impl Phone {
+    /// Parse a phone written any common way; numbers without a country code
+    /// are read as Canadian.
+    pub fn parse(raw: &str) -> Result<Self, ContactError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(ContactError::Empty);
+        }
+        if trimmed.chars().count() > PHONE_MAX_LEN {
+            return Err(ContactError::TooLong(PHONE_MAX_LEN));
+        }
+        let number = phonenumber::parse(Some(phonenumber::country::Id::CA), trimmed)
+            .map_err(|_| ContactError::InvalidPhone)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(ContactError::InvalidPhone);
+        }
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A normalized contact point: the key a client is found by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContactPoint {
+    Email(Email),
+    Phone(Phone),
+}
+
+impl ContactPoint {
+    pub fn kind(&self) -> ContactKind {
+        match self {
+            Self::Email(_) => ContactKind::Email,
+            Self::Phone(_) => ContactKind::Phone,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Email(e) => e.as_str(),
+            Self::Phone(p) => p.as_str(),
+        }
+    }
+
+    /// A stable text key (`EMAIL:a@b.ca`), used to order and lock contact points.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind().as_str(), self.value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_is_trimmed_and_lowercased() {
+        let email = Email::parse("  Marie.Tremblay@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "marie.tremblay@example.com");
+    }
+
+    #[test]
+    fn an_email_without_at_sign_or_domain_is_rejected() {
+        for bad in ["marie", "marie@", "@example.com", "marie@localhost", "a b@c.ca"] {
+            assert_eq!(Email::parse(bad), Err(ContactError::InvalidEmail), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_email_is_empty_not_invalid() {
+        assert_eq!(Email::parse("   "), Err(ContactError::Empty));
+    }
+
+    #[test]
+    fn an_over_long_email_names_its_limit() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long), Err(ContactError::TooLong(EMAIL_MAX_LEN)));
+    }
+
+    #[test]
+    fn the_four_spellings_of_the_spec_are_the_same_phone() {
+        let expected = "+15145550199";
+        for raw in [
+            "514 555-0199",
+            "(514) 555 0199",
+            "+1 514-555-0199",
+            "1-514-555-0199",
+        ] {
+            assert_eq!(Phone::parse(raw).unwrap().as_str(), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_number_with_its_country_code_keeps_it() {
+        assert_eq!(
+            Phone::parse("+33 6 12 34 56 78").unwrap().as_str(),
+            "+33612345678"
+        );
+    }
+
+    #[test]
+    fn a_number_that_cannot_exist_is_rejected() {
+        for bad in ["123", "555-0199", "not a phone", "+1 000 000 0000"] {
+            assert_eq!(Phone::parse(bad), Err(ContactError::InvalidPhone), "{bad}");
+        }
+    }
+
+    #[test]
+    fn contact_keys_name_their_kind() {
+        let point = ContactPoint::Phone(Phone::parse("514 555-0199").unwrap());
+        assert_eq!(point.key(), "PHONE:+15145550199");
+    }
+}

@@ -1,0 +1,93 @@
+//! The GraphQL API: schema assembly, request limits, the admin-only wall and
+//! the one place errors get their `extensions.code`.
+
+pub mod admin_only;
+pub mod client;
+pub mod connection;
+pub mod error_codes;
+pub mod lead;
+pub mod loaders;
+pub mod opportunity;
+pub mod viewer;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, MergedObject, Schema, SDLExportOptions};
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Role;
+use crate::clock::SharedClock;
+use crate::domain::expiry::ExpiryPolicy;
+
+/// Maximum selection depth of a query.
+pub const MAX_DEPTH: usize = 12;
+/// Maximum complexity (fields weighted by list sizes) of a query.
+pub const MAX_COMPLEXITY: usize = 2_000;
+/// Maximum number of aliases in one document.
+pub const MAX_ALIASES: usize = 30;
+/// Maximum directives on one field.
+pub const MAX_DIRECTIVES: usize = 5;
+
+/// What resolvers need: the database, the rule's policy, the clock.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub db: DatabaseConnection,
+    pub policy: Arc<ExpiryPolicy>,
+    pub clock: SharedClock,
+}
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(
+    viewer::ViewerQuery,
+    opportunity::OpportunityQuery,
+    client::ClientQuery,
+    lead::LeadQuery,
+);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(
+    opportunity::OpportunityMutation,
+    client::ClientMutation,
+    lead::LeadMutation,
+);
+
+pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Build the schema with its limits and extensions.
+pub fn build_schema(api: ApiContext) -> CrmSchema {
+    let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn);
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .data(api)
+        .data(loader)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
+        // Suggestions would name admin-only fields to anybody who mistypes.
+        .disable_suggestions()
+        .extension(admin_only::AdminOnlyWall)
+        .extension(error_codes::ErrorCodes)
+        .finish()
+}
+
+/// A schema that only serves SDL export (no database behind it).
+fn sdl_schema() -> CrmSchema {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).finish()
+}
+
+/// The SDL a role sees: ADMIN gets the complete schema (the checked-in
+/// `schema.graphql`), other roles the same without the admin-only parts.
+pub fn sdl_for(role: Role) -> String {
+    let sdl = sdl_schema().sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    );
+    match role {
+        Role::Admin => sdl,
+        Role::Agent | Role::Partner => admin_only::strip_from_sdl(&sdl),
+    }
+}

@@ -1,0 +1,173 @@
+//! `Client` (fiche client): a person, found by any of their contact points.
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::client;
+
+use super::connection::{self, Page};
+use super::loaders::{ContactsOf, OpportunitiesOf, StoreLoader};
+use super::opportunity::Opportunity;
+use super::viewer::{api, parse_id};
+use crate::auth::RoleGuard;
+use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
+use crate::domain::lead_intake::limits;
+use crate::error::AppError;
+use crate::store;
+use crate::store::page::{Cursor, PageRequest};
+
+/// Une fiche client / A client.
+pub struct Client(pub client::Model);
+
+impl Client {
+    async fn contacts(&self, ctx: &Context<'_>, kind: ContactKind) -> Result<Vec<String>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let contacts = loader.load_one(ContactsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(contacts
+            .into_iter()
+            .filter(|c| store::client::kind_of(c) == Some(kind))
+            .map(|c| c.value)
+            .collect())
+    }
+}
+
+#[Object]
+impl Client {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Prénom / First name.
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+
+    /// Nom / Last name.
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+
+    /// Normalized emails (trimmed, lowercase).
+    async fn emails(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        self.contacts(ctx, ContactKind::Email).await
+    }
+
+    /// Normalized phones (E.164).
+    async fn phones(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        self.contacts(ctx, ContactKind::Phone).await
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The client's opportunities, newest first.
+    async fn opportunities(&self, ctx: &Context<'_>) -> Result<Vec<Opportunity>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let rows = loader
+            .load_one(OpportunitiesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Opportunity).collect())
+    }
+}
+
+fn cursor_of(c: &client::Model) -> Cursor {
+    Cursor {
+        created_at: c.created_at,
+        id: c.id,
+    }
+}
+
+#[derive(Default)]
+pub struct ClientQuery;
+
+#[Object]
+impl ClientQuery {
+    /// Une fiche client par id / One client by id (null if none).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn client(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Client>> {
+        let id = parse_id("id", &id)?;
+        Ok(store::client::find(&api(ctx)?.db, id).await?.map(Client))
+    }
+
+    /// Rechercher des clients / Search clients: an email or a phone (any
+    /// spelling) finds its owner; other text matches first or last names.
+    /// Newest first.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn clients(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(max_length = 320))] search: Option<String>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Client>> {
+        let api = api(ctx)?;
+        let page = PageRequest::new(first, after, None)?;
+        let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
+        let total = if connection::wants_total(ctx) {
+            store::client::count_matching(&api.db, search.as_deref()).await?
+        } else {
+            0
+        };
+        Ok(connection::page(rows, has_next, &page, total, cursor_of, Client))
+    }
+}
+
+/// Créer une fiche client (sans rendez-vous, appel) / Create a client by hand.
+#[derive(InputObject)]
+pub struct CreateClientInput {
+    #[graphql(validator(max_length = 100))]
+    pub first_name: Option<String>,
+    #[graphql(validator(max_length = 100))]
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ClientMutation;
+
+#[Object]
+impl ClientMutation {
+    /// Create a client for a walk-in or a call. Its email and phone must be
+    /// valid and not belong to another client (`CONFLICT`).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> Result<Client> {
+        let api = api(ctx)?;
+        let mut points = Vec::new();
+        if let Some(email) = input.email.as_deref().filter(|e| !e.trim().is_empty()) {
+            if email.chars().count() > limits::EMAIL_RAW {
+                return Err(AppError::bad_input("email", "is too long").into());
+            }
+            let email = Email::parse(email).map_err(|e| AppError::bad_input("email", e.to_string()))?;
+            points.push(ContactPoint::Email(email));
+        }
+        if let Some(phone) = input.phone.as_deref().filter(|p| !p.trim().is_empty()) {
+            let phone = Phone::parse(phone).map_err(|e| AppError::bad_input("phone", e.to_string()))?;
+            points.push(ContactPoint::Phone(phone));
+        }
+        let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let (first, last) = (clean(input.first_name), clean(input.last_name));
+        if first.is_none() && last.is_none() && points.is_empty() {
+            return Err(AppError::bad_input("input", "give at least a name, an email or a phone").into());
+        }
+        let now = api.clock.now();
+        use sea_orm::TransactionTrait;
+        let txn = api.db.begin().await.map_err(AppError::from)?;
+        if !store::client::owners(&txn, &points).await?.is_empty() {
+            return Err(AppError::Conflict("this email or phone already belongs to a client".into()).into());
+        }
+        let id = store::client::create(&txn, first, last, now).await?;
+        store::client::add_contacts(&txn, id, &points, now)
+            .await
+            .map_err(|e| match e {
+                AppError::Contention => {
+                    AppError::Conflict("this email or phone already belongs to a client".into())
+                }
+                other => other,
+            })?;
+        let created = store::client::find(&txn, id).await?.ok_or(AppError::NotFound("client"))?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(Client(created))
+    }
+}

@@ -1,0 +1,62 @@
+//! Every error leaves with an `extensions.code`, decided here and only here.
+//! [`AppError`]s keep their variant's code (and `field` for bad input);
+//! errors from GraphQL itself (syntax, validation, limits) are
+//! `GRAPHQL_VALIDATION_FAILED` before execution and `BAD_USER_INPUT` during
+//! it (argument coercion). Internal errors carry no detail.
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::Response;
+
+use crate::error::AppError;
+
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let mut extensions = error.extensions.take().unwrap_or_default();
+            match error.source::<AppError>() {
+                Some(app) => {
+                    extensions.set("code", app.code());
+                    if let Some(field) = app.field() {
+                        extensions.set("field", field);
+                    }
+                    if let AppError::Internal(detail) = app {
+                        tracing::error!(%detail, "internal error returned to a client");
+                    }
+                    error.message = app.to_string();
+                }
+                None if extensions.get("code").is_none() => {
+                    let code = if error.path.is_empty() {
+                        "GRAPHQL_VALIDATION_FAILED"
+                    } else {
+                        "BAD_USER_INPUT"
+                    };
+                    extensions.set("code", code);
+                }
+                None => {}
+            }
+            error.extensions = Some(extensions);
+        }
+        response
+    }
+}
+
+/// The JSON body of a request refused before GraphQL runs (401, 413, ...).
+pub fn error_body(error: &AppError) -> serde_json::Value {
+    serde_json::json!({
+        "data": null,
+        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }],
+    })
+}

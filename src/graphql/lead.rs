@@ -1,0 +1,462 @@
+//! Leads: `submitLead` (the opportunity-creation rule), `previewLead`
+//! (admin), and reading leads back.
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::lead;
+
+use super::client::Client;
+use super::connection::{self, Page};
+use super::loaders::{ClientById, OpportunityById, StoreLoader};
+use super::opportunity::{Opportunity, OpportunityStatus};
+use super::viewer::{api, parse_id, principal};
+use crate::auth::{Role, RoleGuard, is_admin};
+use crate::domain::lead_intake as domain;
+use crate::error::AppError;
+use crate::store;
+use crate::store::lead_intake::{DecisionRecord, LeadOutcome as StoreOutcome};
+use crate::store::page::{Cursor, PageRequest};
+
+/// Type de lead / Lead type.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::domain::lead_intake::LeadType")]
+pub enum LeadType {
+    /// Lead Internet de vente / Internet sales lead.
+    #[default]
+    Lead,
+    /// Renouvellement de location ou de financement / Lease or loan renewal.
+    Ren,
+    /// Demande de crédit / Credit application.
+    Cre,
+}
+
+/// Neuf ou usagé / New or used.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::lead_intake::VehicleCondition")]
+pub enum VehicleCondition {
+    /// Neuf / New.
+    New,
+    /// Usagé / Used.
+    Used,
+}
+
+/// Résultat d'un lead / Where a lead ended.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LeadOutcome {
+    /// Une nouvelle opportunité a été créée / A new opportunity was opened.
+    NewOpportunity,
+    /// Ajouté à l'opportunité existante / Added to the existing opportunity.
+    Merged,
+}
+
+impl From<StoreOutcome> for LeadOutcome {
+    fn from(o: StoreOutcome) -> Self {
+        match o {
+            StoreOutcome::NewOpportunity => Self::NewOpportunity,
+            StoreOutcome::Merged => Self::Merged,
+        }
+    }
+}
+
+/// Véhicule d'intérêt / Vehicle of interest.
+#[derive(SimpleObject)]
+pub struct Vehicle {
+    pub year: Option<i32>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub trim: Option<String>,
+    pub vin: Option<String>,
+    pub stock_number: Option<String>,
+    pub condition: Option<VehicleCondition>,
+}
+
+/// Something about the lead that did not stop it (a value kept raw).
+#[derive(SimpleObject, Clone)]
+pub struct LeadWarning {
+    /// The input field concerned (`phone`, `email`, `vehicle.vin`).
+    pub field: String,
+    pub message: String,
+}
+
+impl From<domain::LeadWarning> for LeadWarning {
+    fn from(w: domain::LeadWarning) -> Self {
+        Self {
+            field: w.field,
+            message: w.message,
+        }
+    }
+}
+
+/// The lead's phone (or email) already belongs to another client than the
+/// one it was matched to. The clients were not merged.
+#[derive(SimpleObject)]
+pub struct ContactConflict {
+    /// `PHONE` or `EMAIL`.
+    pub kind: String,
+    /// The normalized contact value.
+    pub value: Option<String>,
+    /// The other client it belongs to.
+    pub other_client_id: ID,
+}
+
+/// What the rule saw and decided. Admin only.
+#[derive(SimpleObject)]
+#[graphql(visible = "is_admin")]
+pub struct LeadDecision {
+    pub evaluated_at: DateTime<Utc>,
+    /// `EMAIL`, `PHONE`, or `NONE` when a new client was created.
+    pub matched_by: String,
+    pub matched_client_id: Option<ID>,
+    pub conflicting_client_id: Option<ID>,
+    /// The client's most recent opportunity not expired before this lead.
+    pub candidate_opportunity_id: Option<ID>,
+    /// The candidate's state when the rule ran: `LIVE`, `EXPIRED_NOW`.
+    pub candidate_state: Option<String>,
+    /// Opportunities the rule expired when this lead arrived.
+    pub expired_opportunity_ids: Vec<ID>,
+    pub outcome: LeadOutcome,
+    pub window_days: i64,
+    pub protected_statuses: Vec<OpportunityStatus>,
+}
+
+impl TryFrom<DecisionRecord> for LeadDecision {
+    type Error = AppError;
+
+    fn try_from(d: DecisionRecord) -> Result<Self, AppError> {
+        let id = |u: uuid::Uuid| ID(u.to_string());
+        Ok(Self {
+            evaluated_at: d.evaluated_at,
+            matched_by: d.matched_by,
+            matched_client_id: d.matched_client_id.map(id),
+            conflicting_client_id: d.conflicting_client_id.map(id),
+            candidate_opportunity_id: d.candidate_opportunity_id.map(id),
+            candidate_state: d.candidate_state,
+            expired_opportunity_ids: d.expired_now.into_iter().map(id).collect(),
+            outcome: StoreOutcome::parse(&d.outcome)?.into(),
+            window_days: d.window_days,
+            protected_statuses: d
+                .protected_statuses
+                .iter()
+                .map(|s| {
+                    s.parse::<crate::domain::status::OpportunityStatus>()
+                        .map(Into::into)
+                        .map_err(|e| AppError::Internal(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Un lead : une demande entrante, conservée pour toujours / An inbound
+/// request, kept forever.
+pub struct Lead(pub lead::Model);
+
+#[Object]
+impl Lead {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    #[graphql(name = "type")]
+    async fn lead_type(&self) -> Result<LeadType> {
+        Ok(match self.0.lead_type.as_str() {
+            "REN" => LeadType::Ren,
+            "CRE" => LeadType::Cre,
+            _ => LeadType::Lead,
+        })
+    }
+
+    /// Site or partner name, as submitted.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+
+    /// Server time of reception (UTC).
+    async fn received_at(&self) -> DateTime<Utc> {
+        self.0.received_at
+    }
+
+    async fn outcome(&self) -> Result<LeadOutcome> {
+        Ok(StoreOutcome::parse(&self.0.outcome)?.into())
+    }
+
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+
+    /// Normalized email (null if none or invalid).
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    /// Normalized phone, E.164 (null if none or invalid).
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    /// The email exactly as submitted.
+    async fn submitted_email(&self) -> Option<&str> {
+        self.0.email_raw.as_deref()
+    }
+
+    /// The phone exactly as submitted.
+    async fn submitted_phone(&self) -> Option<&str> {
+        self.0.phone_raw.as_deref()
+    }
+
+    async fn message(&self) -> Option<&str> {
+        self.0.message.as_deref()
+    }
+
+    async fn vehicle(&self) -> Option<Vehicle> {
+        let m = &self.0;
+        let any = m.vehicle_year.is_some()
+            || m.vehicle_make.is_some()
+            || m.vehicle_model.is_some()
+            || m.vehicle_trim.is_some()
+            || m.vehicle_vin.is_some()
+            || m.vehicle_stock_number.is_some()
+            || m.vehicle_condition.is_some();
+        any.then(|| Vehicle {
+            year: m.vehicle_year,
+            make: m.vehicle_make.clone(),
+            model: m.vehicle_model.clone(),
+            trim: m.vehicle_trim.clone(),
+            vin: m.vehicle_vin.clone(),
+            stock_number: m.vehicle_stock_number.clone(),
+            condition: m.vehicle_condition.as_deref().map(|c| match c {
+                "NEW" => VehicleCondition::New,
+                _ => VehicleCondition::Used,
+            }),
+        })
+    }
+
+    /// Who submitted it (token subject).
+    async fn submitted_by(&self) -> &str {
+        &self.0.submitted_by
+    }
+
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+
+    /// Warnings given when it was accepted.
+    async fn warnings(&self) -> Vec<LeadWarning> {
+        serde_json::from_value::<Vec<domain::LeadWarning>>(self.0.warnings.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    /// Set when the phone belongs to another client than the email's.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn contact_conflict(&self) -> Option<ContactConflict> {
+        let c = self.0.contact_conflict.as_ref()?;
+        Some(ContactConflict {
+            kind: c.get("kind")?.as_str()?.to_owned(),
+            value: c.get("value").and_then(|v| v.as_str()).map(str::to_owned),
+            other_client_id: ID(c.get("otherClientId")?.as_str()?.to_owned()),
+        })
+    }
+
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let client = loader
+            .load_one(ClientById(self.0.client_id))
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Client(client))
+    }
+
+    /// The opportunity the lead created or was merged into.
+    async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let opportunity = loader
+            .load_one(OpportunityById(self.0.opportunity_id))
+            .await?
+            .ok_or(AppError::NotFound("opportunity"))?;
+        Ok(Opportunity(opportunity))
+    }
+
+    /// What the rule saw and decided. Admin only.
+    #[graphql(guard = "RoleGuard::admin()", visible = "is_admin")]
+    async fn decision(&self) -> Result<LeadDecision> {
+        let record: DecisionRecord = serde_json::from_value(self.0.decision.clone())
+            .map_err(|e| AppError::Internal(format!("lead {} decision: {e}", self.0.id)))?;
+        Ok(record.try_into()?)
+    }
+}
+
+/// Véhicule d'intérêt / Vehicle of interest (every part optional).
+#[derive(InputObject, Default)]
+pub struct VehicleInput {
+    pub year: Option<i32>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub trim: Option<String>,
+    pub vin: Option<String>,
+    pub stock_number: Option<String>,
+    pub condition: Option<VehicleCondition>,
+}
+
+/// Un lead entrant / An inbound lead. At least one valid email or phone.
+#[derive(InputObject, Default)]
+pub struct SubmitLeadInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// Any common spelling; numbers without a country code are Canadian.
+    pub phone: Option<String>,
+    pub message: Option<String>,
+    /// Site or partner name.
+    pub source: Option<String>,
+    #[graphql(name = "type", default)]
+    pub lead_type: LeadType,
+    pub vehicle: Option<VehicleInput>,
+    /// Repeating a key (same principal) returns the original result.
+    pub idempotency_key: Option<String>,
+}
+
+impl From<SubmitLeadInput> for domain::LeadSubmission {
+    fn from(i: SubmitLeadInput) -> Self {
+        Self {
+            first_name: i.first_name,
+            last_name: i.last_name,
+            email: i.email,
+            phone: i.phone,
+            message: i.message,
+            source: i.source,
+            lead_type: i.lead_type.into(),
+            vehicle: i.vehicle.map(|v| domain::VehicleOfInterest {
+                year: v.year,
+                make: v.make,
+                model: v.model,
+                trim: v.trim,
+                vin: v.vin,
+                stock_number: v.stock_number,
+                condition: v.condition.map(Into::into),
+            }),
+            idempotency_key: i.idempotency_key,
+        }
+    }
+}
+
+/// Result of `submitLead`.
+pub struct SubmitLeadPayload {
+    intake: store::lead_intake::Intake,
+}
+
+#[Object]
+impl SubmitLeadPayload {
+    async fn lead(&self) -> Lead {
+        Lead(self.intake.lead.clone())
+    }
+
+    /// The client the lead was attached to.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
+        let client = store::client::find(&api(ctx)?.db, self.intake.lead.client_id)
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Client(client))
+    }
+
+    /// The opportunity the lead opened or was merged into.
+    async fn opportunity(&self) -> Opportunity {
+        Opportunity(self.intake.opportunity.clone())
+    }
+
+    async fn outcome(&self) -> LeadOutcome {
+        self.intake.outcome.into()
+    }
+
+    /// Values kept raw (an invalid secondary phone or email, ...).
+    async fn warnings(&self) -> Vec<LeadWarning> {
+        self.intake.warnings.iter().cloned().map(Into::into).collect()
+    }
+}
+
+fn cursor_of(l: &lead::Model) -> Cursor {
+    Cursor {
+        created_at: l.received_at,
+        id: l.id,
+    }
+}
+
+#[derive(Default)]
+pub struct LeadQuery;
+
+#[Object]
+impl LeadQuery {
+    /// One lead by id. A partner sees only the leads it submitted.
+    #[graphql(guard = "RoleGuard::any()")]
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
+        let who = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let found = store::lead::find(&api(ctx)?.db, id).await?;
+        Ok(found
+            .filter(|l| who.role != Role::Partner || l.submitted_by == who.sub)
+            .map(Lead))
+    }
+
+    /// Leads, newest first. A partner sees only the leads it submitted.
+    #[graphql(guard = "RoleGuard::any()")]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Lead>> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let only = (who.role == Role::Partner).then_some(who.sub.as_str());
+        let page = PageRequest::new(first, after, None)?;
+        let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
+        let total = if connection::wants_total(ctx) {
+            store::lead::count(&api.db, only).await?
+        } else {
+            0
+        };
+        Ok(connection::page(rows, has_next, &page, total, cursor_of, Lead))
+    }
+
+    /// What `submitLead` would do with this lead now, writing nothing. Admin only.
+    #[graphql(guard = "RoleGuard::admin()", visible = "is_admin")]
+    async fn preview_lead(&self, ctx: &Context<'_>, input: SubmitLeadInput) -> Result<LeadDecision> {
+        let api = api(ctx)?;
+        let valid = domain::validate(input.into()).map_err(AppError::from)?;
+        let record =
+            store::lead_intake::preview(&api.db, &valid, &api.policy, api.clock.now()).await?;
+        Ok(record.try_into()?)
+    }
+}
+
+#[derive(Default)]
+pub struct LeadMutation;
+
+#[Object]
+impl LeadMutation {
+    /// Soumettre un lead / Submit a lead. Finds or creates the client by
+    /// email or phone; the lead joins the client's current opportunity, or
+    /// opens a new `NOUVEAU` one when there is none to join.
+    #[graphql(guard = "RoleGuard::any()")]
+    async fn submit_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitLeadInput,
+    ) -> Result<SubmitLeadPayload> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let valid = domain::validate(input.into()).map_err(AppError::from)?;
+        let intake =
+            store::lead_intake::submit(&api.db, who, &valid, &api.policy, api.clock.now()).await?;
+        crate::metrics::lead_accepted(intake.outcome.as_str());
+        Ok(SubmitLeadPayload { intake })
+    }
+}

@@ -1,0 +1,274 @@
+//! `Opportunity`: the sales file, its status and history, and the admin-only
+//! expiry flag.
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{opportunity, opportunity_status_change};
+
+use super::client::Client;
+use super::connection::{self, Page};
+use super::lead::Lead;
+use super::loaders::{ClientById, HistoryOf, LeadsOf, StoreLoader};
+use super::viewer::{api, parse_id, principal};
+use crate::auth::{RoleGuard, is_admin};
+use crate::domain::status;
+use crate::error::AppError;
+use crate::store;
+use crate::store::page::{Cursor, PageRequest, SortDirection};
+
+/// Statut d'une opportunité / Status of an opportunity.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::status::OpportunityStatus")]
+pub enum OpportunityStatus {
+    /// Nouveau : l'opportunité vient d'être créée. / New: just created, not handled yet.
+    Nouveau,
+    /// Pris en charge : un agent s'en occupe. / Taken in charge: an agent is handling it.
+    PrisEnCharge,
+    /// Vendu non-livré : vendu, véhicule pas encore livré. / Sold, vehicle not delivered yet.
+    VenduNonLivre,
+    /// Suivi long terme : suivi à long terme. / Long-term follow-up.
+    SuiviLongTerme,
+    /// Vendu livré : vendu et livré. / Sold and delivered.
+    VenduLivre,
+    /// Perdu : vente perdue. / Lost.
+    Perdu,
+}
+
+/// Une opportunité : le dossier de vente d'un client. / An opportunity: a client's sales file.
+pub struct Opportunity(pub opportunity::Model);
+
+#[Object]
+impl Opportunity {
+    /// Opaque id (UUID v7).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn status(&self) -> Result<OpportunityStatus> {
+        Ok(store::opportunity::status_of(&self.0)?.into())
+    }
+
+    /// When the opportunity was created (UTC).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// Last change: status, or a lead merged into it (UTC).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Le client / the client.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let client = loader
+            .load_one(ClientById(self.0.client_id))
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Client(client))
+    }
+
+    /// Every lead that created this opportunity or was merged into it, oldest first.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn leads(&self, ctx: &Context<'_>) -> Result<Vec<Lead>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let leads = loader.load_one(LeadsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(leads.into_iter().map(Lead).collect())
+    }
+
+    /// Every status change (from, to, who, when), oldest first.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<StatusChange>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let history = loader.load_one(HistoryOf(self.0.id)).await?.unwrap_or_default();
+        Ok(history.into_iter().map(StatusChange).collect())
+    }
+
+    /// Expirée : cochée par le système 8 semaines après la création si le statut
+    /// n'est pas protégé. Admin seulement, non modifiable. / Set by the system
+    /// eight weeks after creation unless the status is protected. Admin only,
+    /// read-only, never cleared.
+    #[graphql(guard = "RoleGuard::admin()", visible = "is_admin")]
+    async fn expiree(&self) -> bool {
+        self.0.expiree
+    }
+
+    /// When `expiree` was set; null while not expired. Admin only.
+    #[graphql(guard = "RoleGuard::admin()", visible = "is_admin")]
+    async fn expired_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expired_at
+    }
+}
+
+/// Un changement de statut / A status change.
+pub struct StatusChange(pub opportunity_status_change::Model);
+
+#[Object]
+impl StatusChange {
+    /// Previous status; null for the status the opportunity was created with.
+    async fn from(&self) -> Result<Option<OpportunityStatus>> {
+        Ok(self
+            .0
+            .from_status
+            .as_deref()
+            .map(|s| s.parse::<status::OpportunityStatus>().map(Into::into))
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?)
+    }
+
+    async fn to(&self) -> Result<OpportunityStatus> {
+        Ok(self
+            .0
+            .to_status
+            .parse::<status::OpportunityStatus>()
+            .map(Into::into)
+            .map_err(|e| AppError::Internal(e.to_string()))?)
+    }
+
+    /// Who made the change (token subject).
+    async fn changed_by(&self) -> &str {
+        &self.0.changed_by
+    }
+
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+}
+
+/// Filtres de la liste / List filters.
+#[derive(InputObject, Default)]
+pub struct OpportunityFilter {
+    /// Any of these statuses.
+    pub status: Option<Vec<OpportunityStatus>>,
+    /// Only this client's opportunities.
+    pub client_id: Option<ID>,
+}
+
+/// Sort key of the opportunity list.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum OpportunityOrderField {
+    /// Creation time.
+    #[default]
+    CreatedAt,
+}
+
+/// Order of the opportunity list (default: newest first).
+#[derive(InputObject)]
+pub struct OpportunityOrder {
+    #[graphql(default)]
+    pub field: OpportunityOrderField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+fn cursor_of(o: &opportunity::Model) -> Cursor {
+    Cursor {
+        created_at: o.created_at,
+        id: o.id,
+    }
+}
+
+#[derive(Default)]
+pub struct OpportunityQuery;
+
+#[Object]
+impl OpportunityQuery {
+    /// Une opportunité par id / One opportunity by id (null if none).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Opportunity>> {
+        let id = parse_id("id", &id)?;
+        Ok(store::opportunity::find(&api(ctx)?.db, id).await?.map(Opportunity))
+    }
+
+    /// Les opportunités / Opportunities, filtered, newest first by default.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn opportunities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<OpportunityFilter>,
+        order_by: Option<OpportunityOrder>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Opportunity>> {
+        let api = api(ctx)?;
+        let page = PageRequest::new(first, after, order_by.map(|o| o.direction))?;
+        let filter = filter.unwrap_or_default();
+        let filter = store::opportunity::OpportunityFilter {
+            statuses: filter
+                .status
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            client_id: filter
+                .client_id
+                .as_ref()
+                .map(|id| parse_id("filter.clientId", id))
+                .transpose()?,
+        };
+        let (rows, has_next) = store::opportunity::list(&api.db, &filter, &page).await?;
+        let total = if connection::wants_total(ctx) {
+            store::opportunity::count(&api.db, &filter).await?
+        } else {
+            0
+        };
+        Ok(connection::page(rows, has_next, &page, total, cursor_of, Opportunity))
+    }
+}
+
+/// Ouvrir une opportunité (client sans rendez-vous, appel) / Open an opportunity by hand.
+#[derive(InputObject)]
+pub struct CreateOpportunityInput {
+    /// The client it is for.
+    pub client_id: ID,
+}
+
+#[derive(Default)]
+pub struct OpportunityMutation;
+
+#[Object]
+impl OpportunityMutation {
+    /// Open a `NOUVEAU` opportunity for a walk-in or a phone call.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn create_opportunity(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOpportunityInput,
+    ) -> Result<Opportunity> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let client_id = parse_id("clientId", &input.client_id)?;
+        store::client::find(&api.db, client_id)
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        let created =
+            store::opportunity::create(&api.db, client_id, &who.sub, api.clock.now()).await?;
+        Ok(Opportunity(created))
+    }
+
+    /// Change an opportunity's status; the change is recorded in `statusHistory`.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn update_opportunity_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: OpportunityStatus,
+    ) -> Result<Opportunity> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let updated = store::opportunity::update_status(
+            &api.db,
+            id,
+            status.into(),
+            &who.sub,
+            api.clock.now(),
+            &api.policy,
+        )
+        .await?;
+        Ok(Opportunity(updated))
+    }
+}

@@ -1,0 +1,2 @@
+//! Background jobs run by `crm serve`.
+pub mod expiry_sweep;

@@ -1,0 +1,49 @@
+//! All database access, by aggregate. Functions take `&impl ConnectionTrait`
+//! so they run on a pool or inside a transaction alike, and return
+//! [`AppError`](crate::error::AppError), never raw driver errors.
+
+pub mod client;
+pub mod expiry;
+pub mod lead;
+pub mod lead_intake;
+pub mod opportunity;
+pub mod page;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+
+/// How long a request waits for a pooled connection before failing fast.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long SQLite waits on a locked database before giving up.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Open a pool on `url` (PostgreSQL or SQLite).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let sqlite = url.starts_with("sqlite:");
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(if sqlite { 8 } else { 16 })
+        .min_connections(0)
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .sqlx_logging(false);
+    opts.map_sqlx_sqlite_opts(|o| {
+        o.busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+    });
+    Database::connect(opts).await
+}
+
+/// Run pending migrations.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use migration::MigratorTrait;
+    migration::Migrator::up(db, None).await
+}
+
+/// True on PostgreSQL (advisory locks, `FOR UPDATE`), false on SQLite.
+pub fn is_postgres(backend: DbBackend) -> bool {
+    backend == DbBackend::Postgres
+}

@@ -1,0 +1,119 @@
+//! The expiry rule in SQL, built from the same [`ExpiryPolicy`] value the
+//! domain predicate uses, and the set-based sweep.
+use chrono::{DateTime, Utc};
+use entity::opportunity;
+use sea_orm::sea_query::{LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::is_postgres;
+use super::opportunity::{ExpiryApplier, expire_where};
+use crate::domain::expiry::ExpiryPolicy;
+use crate::error::AppError;
+
+/// Rows flagged per transaction, so a lead waiting on a swept row waits for
+/// one small batch, not the whole sweep.
+pub const SWEEP_BATCH_SIZE: u64 = 1_000;
+
+/// Advisory lock key: at most one sweeper at a time across instances.
+pub const SWEEP_LOCK_KEY: i64 = 0x6372_6d5f_7377_6570; // "crm_swep"
+
+/// `NOT expiree AND created_at <= now - window AND status NOT IN protected`:
+/// the SQL form of [`ExpiryPolicy::is_due`].
+pub fn due_condition(policy: &ExpiryPolicy, now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(opportunity::Column::Expiree.eq(false))
+        .add(opportunity::Column::CreatedAt.lte(policy.created_on_or_before(now)))
+        .add(opportunity::Column::Status.is_not_in(policy.protected.iter().map(|s| s.as_str())))
+}
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub expired: u64,
+    pub batches: u64,
+    /// False when another instance held the sweep lock and this one skipped.
+    pub ran: bool,
+}
+
+/// Flag every due opportunity, batch by batch (each its own transaction).
+/// On PostgreSQL each batch holds an advisory lock, so while one instance
+/// sweeps the others skip; rows locked by a lead intake are skipped
+/// (`SKIP LOCKED`) and picked up by the next batch or sweep.
+pub async fn sweep_once(
+    db: &DatabaseConnection,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, AppError> {
+    let postgres = is_postgres(db.get_database_backend());
+    let mut report = SweepReport::default();
+    loop {
+        let txn = db.begin().await?;
+        // Transaction-scoped, so it can never leak on a pooled connection.
+        if postgres && !try_sweep_lock(&txn).await? {
+            break;
+        }
+        report.ran = true;
+        let mut batch = Query::select();
+        batch
+            .column(opportunity::Column::Id)
+            .from(opportunity::Entity)
+            .cond_where(due_condition(policy, now))
+            .order_by(opportunity::Column::CreatedAt, sea_orm::Order::Asc)
+            .limit(SWEEP_BATCH_SIZE);
+        if postgres {
+            batch.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let flagged = expire_where(
+            &txn,
+            Condition::all().add(opportunity::Column::Id.in_subquery(batch)),
+            now,
+            policy,
+            ExpiryApplier::Sweep,
+        )
+        .await?;
+        txn.commit().await?;
+        report.batches += 1;
+        report.expired += flagged.len() as u64;
+        if (flagged.len() as u64) < SWEEP_BATCH_SIZE {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+async fn try_sweep_lock(txn: &impl ConnectionTrait) -> Result<bool, AppError> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [SWEEP_LOCK_KEY.into()],
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<bool>("", "locked").ok())
+        .unwrap_or(false))
+}
+
+/// What a sweep at `now` would flag: the count and the first `limit` ids.
+pub async fn dry_run(
+    db: &impl ConnectionTrait,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<(u64, Vec<Uuid>), AppError> {
+    let due = opportunity::Entity::find().filter(due_condition(policy, now));
+    let count = due.clone().count(db).await?;
+    let ids = due
+        .order_by_asc(opportunity::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    Ok((count, ids))
+}

@@ -1,0 +1,63 @@
+//! Leads: stored forever, read back by opportunity, client or submitter.
+use entity::lead;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::page::{self, PageRequest};
+use crate::error::AppError;
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Model>, AppError> {
+    Ok(lead::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn insert(db: &impl ConnectionTrait, model: lead::ActiveModel) -> Result<(), AppError> {
+    lead::Entity::insert(model).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// The lead a principal already sent with this idempotency key.
+pub async fn by_idempotency_key(
+    db: &impl ConnectionTrait,
+    submitted_by: &str,
+    key: &str,
+) -> Result<Option<lead::Model>, AppError> {
+    Ok(lead::Entity::find()
+        .filter(lead::Column::SubmittedBy.eq(submitted_by))
+        .filter(lead::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?)
+}
+
+/// Leads of several opportunities, oldest first.
+pub async fn of_opportunities(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<lead::Model>, AppError> {
+    Ok(lead::Entity::find()
+        .filter(lead::Column::OpportunityId.is_in(ids))
+        .order_by_asc(lead::Column::ReceivedAt)
+        .order_by_asc(lead::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Leads, optionally only those one principal submitted.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    submitted_by: Option<&str>,
+    page: &PageRequest,
+) -> Result<(Vec<lead::Model>, bool), AppError> {
+    let mut select = lead::Entity::find();
+    if let Some(sub) = submitted_by {
+        select = select.filter(lead::Column::SubmittedBy.eq(sub));
+    }
+    page::fetch(db, select, lead::Column::ReceivedAt, lead::Column::Id, page).await
+}
+
+pub async fn count(db: &impl ConnectionTrait, submitted_by: Option<&str>) -> Result<u64, AppError> {
+    let mut select = lead::Entity::find();
+    if let Some(sub) = submitted_by {
+        select = select.filter(lead::Column::SubmittedBy.eq(sub));
+    }
+    Ok(select.count(db).await?)
+}

@@ -1,0 +1,263 @@
+//! Opportunities and their status history.
+use chrono::{DateTime, Utc};
+use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionSession, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::page::{self, PageRequest};
+use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
+use crate::domain::status::OpportunityStatus;
+use crate::error::AppError;
+
+/// Who opened an opportunity for an Internet lead.
+pub const LEAD_INTAKE_ACTOR: &str = "lead-intake";
+
+/// Which part of the system applied the expiry rule (audit).
+#[derive(Copy, Clone, Debug)]
+pub enum ExpiryApplier {
+    Sweep,
+    LeadIntake,
+    StatusChange,
+}
+
+impl ExpiryApplier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sweep => "SWEEP",
+            Self::LeadIntake => "LEAD_INTAKE",
+            Self::StatusChange => "STATUS_CHANGE",
+        }
+    }
+}
+
+/// Filters of the opportunity list.
+#[derive(Clone, Debug, Default)]
+pub struct OpportunityFilter {
+    pub statuses: Vec<OpportunityStatus>,
+    pub client_id: Option<Uuid>,
+}
+
+impl OpportunityFilter {
+    fn apply(&self, mut select: sea_orm::Select<opportunity::Entity>) -> sea_orm::Select<opportunity::Entity> {
+        if !self.statuses.is_empty() {
+            select = select.filter(
+                opportunity::Column::Status.is_in(self.statuses.iter().map(|s| s.as_str())),
+            );
+        }
+        if let Some(client_id) = self.client_id {
+            select = select.filter(opportunity::Column::ClientId.eq(client_id));
+        }
+        select
+    }
+}
+
+pub fn status_of(model: &opportunity::Model) -> Result<OpportunityStatus, AppError> {
+    model
+        .status
+        .parse()
+        .map_err(|e| AppError::Internal(format!("opportunity {}: {e}", model.id)))
+}
+
+pub fn expiry_state(model: &opportunity::Model) -> Result<ExpiryState, AppError> {
+    Ok(ExpiryState {
+        created_at: model.created_at,
+        status: status_of(model)?,
+        expiree: model.expiree,
+    })
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<opportunity::Model>, AppError> {
+    Ok(opportunity::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &OpportunityFilter,
+    page: &PageRequest,
+) -> Result<(Vec<opportunity::Model>, bool), AppError> {
+    page::fetch(
+        db,
+        filter.apply(opportunity::Entity::find()),
+        opportunity::Column::CreatedAt,
+        opportunity::Column::Id,
+        page,
+    )
+    .await
+}
+
+pub async fn count(db: &impl ConnectionTrait, filter: &OpportunityFilter) -> Result<u64, AppError> {
+    Ok(filter.apply(opportunity::Entity::find()).count(db).await?)
+}
+
+/// Open a new `NOUVEAU` opportunity and record its initial status.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> Result<opportunity::Model, AppError> {
+    let id = Uuid::now_v7();
+    let model = opportunity::ActiveModel {
+        id: Set(id),
+        client_id: Set(client_id),
+        status: Set(OpportunityStatus::Nouveau.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        expiree: Set(false),
+        expired_at: Set(None),
+        created_by: Set(created_by.to_owned()),
+    };
+    opportunity::Entity::insert(model).exec_without_returning(db).await?;
+    record_status_change(db, id, None, OpportunityStatus::Nouveau, created_by, now).await?;
+    find(db, id)
+        .await?
+        .ok_or_else(|| AppError::Internal("opportunity vanished after insert".into()))
+}
+
+async fn record_status_change(
+    db: &impl ConnectionTrait,
+    opportunity_id: Uuid,
+    from: Option<OpportunityStatus>,
+    to: OpportunityStatus,
+    by: &str,
+    at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    opportunity_status_change::Entity::insert(opportunity_status_change::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        opportunity_id: Set(opportunity_id),
+        from_status: Set(from.map(|s| s.as_str().to_owned())),
+        to_status: Set(to.as_str().to_owned()),
+        changed_by: Set(by.to_owned()),
+        changed_at: Set(at),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Change the status, record it in the history, and apply the expiry rule
+/// right away (an old opportunity leaving the protected set expires now).
+pub async fn update_status<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    id: Uuid,
+    to: OpportunityStatus,
+    by: &str,
+    now: DateTime<Utc>,
+    policy: &ExpiryPolicy,
+) -> Result<opportunity::Model, AppError> {
+    let txn = db.begin().await?;
+    let current = find(&txn, id).await?.ok_or(AppError::NotFound("opportunity"))?;
+    let from = status_of(&current)?;
+    if from != to {
+        opportunity::Entity::update_many()
+            .col_expr(opportunity::Column::Status, Expr::value(to.as_str()))
+            .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
+            .filter(opportunity::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        record_status_change(&txn, id, Some(from), to, by, now).await?;
+        if !current.expiree && policy.is_due(current.created_at, to, now) {
+            expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
+        }
+    }
+    let updated = find(&txn, id).await?.ok_or(AppError::NotFound("opportunity"))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Flag as expired, at `now`, the opportunities among `ids` that the rule
+/// says are due (re-checked in the UPDATE itself), and write one audit event
+/// each. Returns the ids flagged.
+pub async fn expire(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    policy: &ExpiryPolicy,
+    applied_by: ExpiryApplier,
+) -> Result<Vec<Uuid>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    expire_where(
+        db,
+        Condition::all().add(opportunity::Column::Id.is_in(ids.iter().copied())),
+        now,
+        policy,
+        applied_by,
+    )
+    .await
+}
+
+/// Flag every due opportunity matching `scope`; see [`expire`].
+pub async fn expire_where(
+    db: &impl ConnectionTrait,
+    scope: Condition,
+    now: DateTime<Utc>,
+    policy: &ExpiryPolicy,
+    applied_by: ExpiryApplier,
+) -> Result<Vec<Uuid>, AppError> {
+    let flagged = opportunity::Entity::update_many()
+        .col_expr(opportunity::Column::Expiree, Expr::value(true))
+        .col_expr(opportunity::Column::ExpiredAt, Expr::value(now))
+        .filter(super::expiry::due_condition(policy, now))
+        .filter(scope)
+        .exec_with_returning(db)
+        .await?;
+    let ids: Vec<Uuid> = flagged.iter().map(|o| o.id).collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let events = ids.iter().map(|id| opportunity_expiry_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        opportunity_id: Set(*id),
+        expired_at: Set(now),
+        window_days: Set(policy.window.num_days()),
+        protected_statuses: Set(policy.protected_names()),
+        applied_by: Set(applied_by.as_str().to_owned()),
+    });
+    opportunity_expiry_event::Entity::insert_many(events)
+        .exec_without_returning(db)
+        .await?;
+    Ok(ids)
+}
+
+/// Status history of several opportunities, oldest first.
+pub async fn history_of(
+    db: &impl ConnectionTrait,
+    opportunity_ids: Vec<Uuid>,
+) -> Result<Vec<opportunity_status_change::Model>, AppError> {
+    Ok(opportunity_status_change::Entity::find()
+        .filter(opportunity_status_change::Column::OpportunityId.is_in(opportunity_ids))
+        .order_by_asc(opportunity_status_change::Column::ChangedAt)
+        .order_by_asc(opportunity_status_change::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Opportunities by id.
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<opportunity::Model>, AppError> {
+    Ok(opportunity::Entity::find()
+        .filter(opportunity::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+/// Opportunities of several clients, newest first.
+pub async fn of_clients(
+    db: &impl ConnectionTrait,
+    client_ids: Vec<Uuid>,
+) -> Result<Vec<opportunity::Model>, AppError> {
+    Ok(opportunity::Entity::find()
+        .filter(opportunity::Column::ClientId.is_in(client_ids))
+        .order_by_desc(opportunity::Column::CreatedAt)
+        .order_by_desc(opportunity::Column::Id)
+        .all(db)
+        .await?)
+}
