@@ -145,7 +145,9 @@ impl JwtKeys {
                 AppError::Unauthenticated(reason.into())
             })?;
         if data.claims.sub.trim().is_empty() {
-            return Err(AppError::Unauthenticated("token has an empty subject".into()));
+            return Err(AppError::Unauthenticated(
+                "token has an empty subject".into(),
+            ));
         }
         Ok(Principal {
             sub: data.claims.sub,
@@ -176,9 +178,7 @@ fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
     v.validate_exp = true;
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
-    v.required_spec_claims = HashSet::from(
-        ["exp", "iat", "iss", "aud", "sub"].map(String::from),
-    );
+    v.required_spec_claims = HashSet::from(["exp", "iat", "iss", "aud", "sub"].map(String::from));
     v
 }
 
@@ -233,18 +233,28 @@ mod tests {
 
     #[test]
     fn a_token_issued_by_us_verifies_with_its_role() {
-        let token = keys().issue(Role::Agent, "agent-7", Duration::hours(1), Utc::now()).unwrap();
+        let token = keys()
+            .issue(Role::Agent, "agent-7", Duration::hours(1), Utc::now())
+            .unwrap();
         assert_eq!(
             keys().verify(&token).unwrap(),
-            Principal { sub: "agent-7".into(), role: Role::Agent }
+            Principal {
+                sub: "agent-7".into(),
+                role: Role::Agent
+            }
         );
     }
 
     #[test]
     fn a_token_from_another_issuer_is_refused() {
         let other = JwtKeys::hs256(b"test-secret", "someone-else", "crm-api");
-        let token = other.issue(Role::Admin, "x", Duration::hours(1), Utc::now()).unwrap();
-        assert!(matches!(keys().verify(&token), Err(AppError::Unauthenticated(_))));
+        let token = other
+            .issue(Role::Admin, "x", Duration::hours(1), Utc::now())
+            .unwrap();
+        assert!(matches!(
+            keys().verify(&token),
+            Err(AppError::Unauthenticated(_))
+        ));
     }
 
     #[test]

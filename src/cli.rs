@@ -15,7 +15,11 @@ use crate::{graphql, jobs, store};
 pub const DRY_RUN_LISTED: u64 = 20;
 
 #[derive(Parser, Debug)]
-#[command(name = "crm", version, about = "Car-dealership CRM back end (GraphQL).")]
+#[command(
+    name = "crm",
+    version,
+    about = "Car-dealership CRM back end (GraphQL)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -86,7 +90,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let ttl = chrono::Duration::from_std(ttl).context("--ttl is too long")?;
             anyhow::ensure!(ttl <= MAX_TOKEN_TTL, "--ttl may not exceed 366 days");
             anyhow::ensure!(!sub.trim().is_empty(), "--sub may not be empty");
-            let keys = JwtKeys::hs256(secret.as_bytes(), &settings.jwt_issuer, &settings.jwt_audience);
+            let keys = JwtKeys::hs256(
+                secret.as_bytes(),
+                &settings.jwt_issuer,
+                &settings.jwt_audience,
+            );
             println!("{}", keys.issue(role, &sub, ttl, Utc::now())?);
             Ok(())
         }
@@ -103,7 +111,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings.clone(), clock, RunOptions::default()).await?;
     let base = format!("http://{}", display_addr(&settings.bind, app.port()));
     if let Some(tokens) = app.dev_tokens() {
-        println!("Development mode: CRM_JWT_SECRET is not set, tokens are signed with an ephemeral secret.");
+        println!(
+            "Development mode: CRM_JWT_SECRET is not set, tokens are signed with an ephemeral secret."
+        );
         println!("ADMIN token: {}", tokens.admin);
         println!("AGENT token: {}", tokens.agent);
         println!("In GraphiQL, add the header {{\"Authorization\": \"Bearer <token>\"}}.");
@@ -121,7 +131,11 @@ fn display_addr(bind: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
-async fn expire(settings: Settings, dry_run: bool, at: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+async fn expire(
+    settings: Settings,
+    dry_run: bool,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
     let db = store::connect(&settings.database_url).await?;
     store::migrate(&db).await?;
     let clock: SharedClock = match at {
@@ -139,7 +153,11 @@ async fn expire(settings: Settings, dry_run: bool, at: Option<DateTime<Utc>>) ->
     } else {
         let report = jobs::expiry_sweep::sweep_once(&db, &policy, now).await?;
         if report.ran {
-            println!("expired {} opportunities at {}", report.expired, now.to_rfc3339());
+            println!(
+                "expired {} opportunities at {}",
+                report.expired,
+                now.to_rfc3339()
+            );
         } else {
             println!("another instance is sweeping; nothing done");
         }

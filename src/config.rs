@@ -65,7 +65,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("bind", &self.bind)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("expiry_days", &self.expiry_days)
@@ -96,7 +99,10 @@ mod tests {
             redact_url("postgres://crm:s3cret@db:5432/crm"),
             "postgres://crm@db:5432/crm"
         );
-        assert_eq!(redact_url("sqlite://crm.sqlite?mode=rwc"), "sqlite://crm.sqlite?mode=rwc");
+        assert_eq!(
+            redact_url("sqlite://crm.sqlite?mode=rwc"),
+            "sqlite://crm.sqlite?mode=rwc"
+        );
     }
 
     #[test]

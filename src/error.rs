@@ -103,9 +103,10 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// PostgreSQL SQLSTATEs and SQLite codes worth retrying a whole transaction
 /// for: serialization failure, deadlock, busy/locked database.
 pub fn is_retryable(err: &DbErr) -> bool {
-    if err.sql_err().is_some_and(|e| {
-        matches!(e, sea_orm::SqlErr::UniqueConstraintViolation(_))
-    }) {
+    if err
+        .sql_err()
+        .is_some_and(|e| matches!(e, sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    {
         return true;
     }
     match err {

@@ -13,7 +13,7 @@ pub mod viewer;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, MergedObject, Schema, SDLExportOptions};
+use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Role;
@@ -59,22 +59,31 @@ pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// Build the schema with its limits and extensions.
 pub fn build_schema(api: ApiContext) -> CrmSchema {
     let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn);
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .data(api)
-        .data(loader)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_directives(MAX_DIRECTIVES)
-        // Suggestions would name admin-only fields to anybody who mistypes.
-        .disable_suggestions()
-        .extension(admin_only::AdminOnlyWall)
-        .extension(error_codes::ErrorCodes)
-        .finish()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(api)
+    .data(loader)
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_directives(MAX_DIRECTIVES)
+    // Suggestions would name admin-only fields to anybody who mistypes.
+    .disable_suggestions()
+    .extension(admin_only::AdminOnlyWall)
+    .extension(error_codes::ErrorCodes)
+    .finish()
 }
 
 /// A schema that only serves SDL export (no database behind it).
 fn sdl_schema() -> CrmSchema {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).finish()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .finish()
 }
 
 /// The SDL a role sees: ADMIN gets the complete schema (the checked-in

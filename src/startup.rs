@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, ContentType};
 use actix_web::{App, Either, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::http::GraphiQLSource;
@@ -63,17 +64,17 @@ pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
-    sweeper: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
+    sweeper: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
     dev_tokens: Option<DevTokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot open the database {url}: {source}")]
-    Database {
-        url: String,
-        source: sea_orm::DbErr,
-    },
+    Database { url: String, source: sea_orm::DbErr },
     #[error("cannot migrate the database: {0}")]
     Migration(sea_orm::DbErr),
     #[error("cannot bind {addr}: {source}")]
@@ -102,12 +103,24 @@ impl Application {
 
         let (jwt, dev_tokens) = match &settings.jwt_secret {
             Some(secret) => (
-                JwtKeys::hs256(secret.as_bytes(), &settings.jwt_issuer, &settings.jwt_audience),
+                JwtKeys::hs256(
+                    secret.as_bytes(),
+                    &settings.jwt_issuer,
+                    &settings.jwt_audience,
+                ),
                 None,
             ),
             None => {
-                let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-                let jwt = JwtKeys::hs256(secret.as_bytes(), &settings.jwt_issuer, &settings.jwt_audience);
+                let secret = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                let jwt = JwtKeys::hs256(
+                    secret.as_bytes(),
+                    &settings.jwt_issuer,
+                    &settings.jwt_audience,
+                );
                 let now = chrono::Utc::now();
                 let tokens = DevTokens {
                     admin: jwt
@@ -214,24 +227,26 @@ impl Application {
     }
 }
 
-fn refuse(status: actix_web::http::StatusCode, error: &AppError) -> HttpResponse {
-    HttpResponse::build(status).json(error_body(error))
-}
+/// A request refused before GraphQL runs: HTTP status and the error.
+type Refusal = (StatusCode, AppError);
 
-fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Principal, HttpResponse> {
-    let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Principal, Refusal> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     state
         .jwt
         .authenticate(header)
-        .map_err(|e| refuse(actix_web::http::StatusCode::UNAUTHORIZED, &e))
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e))
 }
 
 type Answer = Either<GraphQLResponse, HttpResponse>;
 
-fn answer(result: Result<GraphQLResponse, HttpResponse>) -> Answer {
+fn answer(result: Result<GraphQLResponse, Refusal>) -> Answer {
     match result {
         Ok(response) => Either::Left(response),
-        Err(refusal) => Either::Right(refusal),
+        Err((status, error)) => Either::Right(HttpResponse::build(status).json(error_body(&error))),
     }
 }
 
@@ -243,7 +258,7 @@ async fn execute_post(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<GraphQLResponse, HttpResponse> {
+) -> Result<GraphQLResponse, Refusal> {
     let principal = authenticate(state, req)?;
     let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
         let message = if body.first() == Some(&b'[') {
@@ -251,9 +266,9 @@ async fn execute_post(
         } else {
             format!("the body is not a GraphQL request: {e}")
         };
-        refuse(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            &AppError::bad_input("body", message),
+        (
+            StatusCode::BAD_REQUEST,
+            AppError::bad_input("body", message),
         )
     })?;
     Ok(state.schema.execute(request.data(principal)).await.into())
@@ -264,25 +279,23 @@ async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> Answer {
     answer(execute_get(&state, &req).await)
 }
 
-async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLResponse, HttpResponse> {
+async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLResponse, Refusal> {
     let principal = authenticate(state, req)?;
-    let bad = |message: String| {
-        refuse(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            &AppError::bad_input("query", message),
+    let request = async_graphql::http::parse_query_string(req.query_string()).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            AppError::bad_input("query", format!("cannot read the query string: {e}")),
         )
-    };
-    let request = async_graphql::http::parse_query_string(req.query_string())
-        .map_err(|e| bad(format!("cannot read the query string: {e}")))?;
+    })?;
     if let Ok(document) = async_graphql::parser::parse_query(&request.query)
         && document
             .operations
             .iter()
             .any(|(_, op)| op.node.ty != OperationType::Query)
     {
-        return Err(refuse(
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            &AppError::bad_input("query", "mutations must be sent with POST"),
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            AppError::bad_input("query", "mutations must be sent with POST"),
         ));
     }
     Ok(state.schema.execute(request.data(principal)).await.into())
@@ -303,7 +316,9 @@ async fn live() -> HttpResponse {
 
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "up" })),
+        Ok(()) => {
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "up" }))
+        }
         Err(error) => {
             tracing::warn!(%error, "readiness check: database down");
             HttpResponse::ServiceUnavailable()

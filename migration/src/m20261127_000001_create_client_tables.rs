@@ -33,8 +33,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Client::Id).uuid().not_null().primary_key())
                     .col(ColumnDef::new(Client::FirstName).string_len(100))
                     .col(ColumnDef::new(Client::LastName).string_len(100))
-                    .col(ColumnDef::new(Client::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Client::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Client::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Client::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -52,10 +60,23 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ClientContact::Table)
-                    .col(ColumnDef::new(ClientContact::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(ClientContact::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(ClientContact::ClientId).uuid().not_null())
-                    .col(ColumnDef::new(ClientContact::Kind).string_len(16).not_null())
-                    .col(ColumnDef::new(ClientContact::Value).string_len(320).not_null())
+                    .col(
+                        ColumnDef::new(ClientContact::Kind)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ClientContact::Value)
+                            .string_len(320)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ClientContact::CreatedAt)
                             .timestamp_with_time_zone()

@@ -150,7 +150,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(OpportunityStatusChange::OpportunityId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(OpportunityStatusChange::OpportunityId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
                     .col(
                         ColumnDef::new(OpportunityStatusChange::ToStatus)
@@ -200,7 +204,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(OpportunityExpiryEvent::OpportunityId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(OpportunityExpiryEvent::OpportunityId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(OpportunityExpiryEvent::ExpiredAt)
                             .timestamp_with_time_zone()

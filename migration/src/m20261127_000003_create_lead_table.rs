@@ -6,7 +6,9 @@ use crate::m20261127_000002_create_opportunity_tables::Opportunity;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+// `LeadType` is the column `lead_type`, named like the entity's field.
 #[derive(DeriveIden)]
+#[expect(clippy::enum_variant_names)]
 enum Lead {
     Table,
     Id,
@@ -67,9 +69,17 @@ impl MigrationTrait for Migration {
                     .col(text(Lead::VehicleVin, 17))
                     .col(text(Lead::VehicleStockNumber, 64))
                     .col(text(Lead::VehicleCondition, 8))
-                    .col(ColumnDef::new(Lead::ReceivedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Lead::ReceivedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Lead::SubmittedBy).string_len(200).not_null())
-                    .col(ColumnDef::new(Lead::SubmittedRole).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(Lead::SubmittedRole)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     .col(text(Lead::IdempotencyKey, 200))
                     .col(ColumnDef::new(Lead::RequestHash).string_len(64).not_null())
                     .col(ColumnDef::new(Lead::Warnings).json_binary().not_null())

@@ -151,7 +151,13 @@ mod tests {
 
     #[test]
     fn an_email_without_at_sign_or_domain_is_rejected() {
-        for bad in ["marie", "marie@", "@example.com", "marie@localhost", "a b@c.ca"] {
+        for bad in [
+            "marie",
+            "marie@",
+            "@example.com",
+            "marie@localhost",
+            "a b@c.ca",
+        ] {
             assert_eq!(Email::parse(bad), Err(ContactError::InvalidEmail), "{bad}");
         }
     }
@@ -164,7 +170,10 @@ mod tests {
     #[test]
     fn an_over_long_email_names_its_limit() {
         let long = format!("{}@example.com", "a".repeat(250));
-        assert_eq!(Email::parse(&long), Err(ContactError::TooLong(EMAIL_MAX_LEN)));
+        assert_eq!(
+            Email::parse(&long),
+            Err(ContactError::TooLong(EMAIL_MAX_LEN))
+        );
     }
 
     #[test]

@@ -132,7 +132,8 @@ mod tests {
     fn one_second_before_eight_weeks_nothing_expires() {
         let policy = ExpiryPolicy::default();
         for status in OpportunityStatus::ALL {
-            let verdict = policy.evaluate(&open(status), eight_weeks_later() - Duration::seconds(1));
+            let verdict =
+                policy.evaluate(&open(status), eight_weeks_later() - Duration::seconds(1));
             assert_eq!(verdict, ExpiryVerdict::Live, "{status}");
         }
     }
@@ -149,7 +150,11 @@ mod tests {
             (Perdu, ExpiryVerdict::ExpiresNow),
         ];
         for (status, verdict) in expected {
-            assert_eq!(policy.evaluate(&open(status), eight_weeks_later()), verdict, "{status}");
+            assert_eq!(
+                policy.evaluate(&open(status), eight_weeks_later()),
+                verdict,
+                "{status}"
+            );
         }
     }
 
@@ -157,9 +162,15 @@ mod tests {
     fn a_protected_opportunity_expires_the_moment_it_leaves_the_protected_set() {
         let policy = ExpiryPolicy::default();
         let much_later = eight_weeks_later() + Duration::days(30);
-        assert_eq!(policy.evaluate(&open(PrisEnCharge), much_later), ExpiryVerdict::Live);
+        assert_eq!(
+            policy.evaluate(&open(PrisEnCharge), much_later),
+            ExpiryVerdict::Live
+        );
         // An agent moves it to PERDU: the very next evaluation expires it.
-        assert_eq!(policy.evaluate(&open(Perdu), much_later), ExpiryVerdict::ExpiresNow);
+        assert_eq!(
+            policy.evaluate(&open(Perdu), much_later),
+            ExpiryVerdict::ExpiresNow
+        );
     }
 
     #[test]
@@ -170,7 +181,10 @@ mod tests {
                 expiree: true,
                 ..open(status)
             };
-            assert_eq!(policy.evaluate(&state, created()), ExpiryVerdict::AlreadyExpired);
+            assert_eq!(
+                policy.evaluate(&state, created()),
+                ExpiryVerdict::AlreadyExpired
+            );
         }
     }
 
@@ -178,7 +192,11 @@ mod tests {
     fn the_window_is_configurable() {
         let policy = ExpiryPolicy::with_window_days(7);
         assert!(policy.is_due(created(), Nouveau, created() + Duration::days(7)));
-        assert!(!policy.is_due(created(), Nouveau, created() + Duration::days(7) - Duration::seconds(1)));
+        assert!(!policy.is_due(
+            created(),
+            Nouveau,
+            created() + Duration::days(7) - Duration::seconds(1)
+        ));
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub fn plan(
         .map(|l| (l.id, ExpiryVerdict::Live))
         .or_else(|| newest.map(|(n, v)| (n.id, v)));
     let route = match live {
-        Some(l) => Route::Merge { opportunity_id: l.id },
+        Some(l) => Route::Merge {
+            opportunity_id: l.id,
+        },
         None => Route::Open,
     };
     IntakePlan {
@@ -254,20 +256,32 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
     text("phone", &mut s.phone, limits::PHONE_RAW)?;
     text("message", &mut s.message, limits::MESSAGE)?;
     text("source", &mut s.source, limits::SOURCE)?;
-    text("idempotencyKey", &mut s.idempotency_key, limits::IDEMPOTENCY_KEY)?;
+    text(
+        "idempotencyKey",
+        &mut s.idempotency_key,
+        limits::IDEMPOTENCY_KEY,
+    )?;
     let mut warnings = Vec::new();
     if let Some(vehicle) = s.vehicle.as_mut() {
         text("vehicle.make", &mut vehicle.make, limits::VEHICLE_TEXT)?;
         text("vehicle.model", &mut vehicle.model, limits::VEHICLE_TEXT)?;
         text("vehicle.trim", &mut vehicle.trim, limits::VEHICLE_TEXT)?;
-        text("vehicle.stockNumber", &mut vehicle.stock_number, limits::VEHICLE_TEXT)?;
+        text(
+            "vehicle.stockNumber",
+            &mut vehicle.stock_number,
+            limits::VEHICLE_TEXT,
+        )?;
         text("vehicle.vin", &mut vehicle.vin, limits::VIN)?;
         if let Some(year) = vehicle.year
             && !(limits::YEAR_MIN..=limits::YEAR_MAX).contains(&year)
         {
             return Err(InvalidLead {
                 field: "vehicle.year",
-                message: format!("must be between {} and {}", limits::YEAR_MIN, limits::YEAR_MAX),
+                message: format!(
+                    "must be between {} and {}",
+                    limits::YEAR_MIN,
+                    limits::YEAR_MAX
+                ),
             });
         }
         if let Some(vin) = vehicle.vin.as_mut() {
@@ -291,10 +305,16 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
             });
         }
         (Some(Err(e)), None | Some(Err(_))) => {
-            return Err(InvalidLead { field: "email", message: e.to_string() });
+            return Err(InvalidLead {
+                field: "email",
+                message: e.to_string(),
+            });
         }
         (None, Some(Err(e))) => {
-            return Err(InvalidLead { field: "phone", message: e.to_string() });
+            return Err(InvalidLead {
+                field: "phone",
+                message: e.to_string(),
+            });
         }
         (email, phone) => (email, phone),
     };
@@ -329,9 +349,9 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
 /// 17 characters, digits and capital letters except I, O and Q.
 fn is_plausible_vin(vin: &str) -> bool {
     vin.len() == 17
-        && vin
-            .chars()
-            .all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, 'I' | 'O' | 'Q')))
+        && vin.chars().all(|c| {
+            c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, 'I' | 'O' | 'Q'))
+        })
 }
 
 #[cfg(test)]
@@ -357,9 +377,20 @@ mod tests {
 
     #[test]
     fn a_lead_whose_only_contact_is_invalid_is_refused() {
-        assert_eq!(validate(submission(Some("nope"), None)).unwrap_err().field, "email");
-        assert_eq!(validate(submission(None, Some("123"))).unwrap_err().field, "phone");
-        assert_eq!(validate(submission(Some("nope"), Some("123"))).unwrap_err().field, "email");
+        assert_eq!(
+            validate(submission(Some("nope"), None)).unwrap_err().field,
+            "email"
+        );
+        assert_eq!(
+            validate(submission(None, Some("123"))).unwrap_err().field,
+            "phone"
+        );
+        assert_eq!(
+            validate(submission(Some("nope"), Some("123")))
+                .unwrap_err()
+                .field,
+            "email"
+        );
     }
 
     #[test]
@@ -384,7 +415,10 @@ mod tests {
     #[test]
     fn an_impossible_vehicle_year_is_refused() {
         let mut s = submission(Some("a@b.ca"), None);
-        s.vehicle = Some(VehicleOfInterest { year: Some(1492), ..Default::default() });
+        s.vehicle = Some(VehicleOfInterest {
+            year: Some(1492),
+            ..Default::default()
+        });
         assert_eq!(validate(s).unwrap_err().field, "vehicle.year");
     }
 
@@ -402,7 +436,12 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
     }
 
-    fn opp(id: u128, age_days: i64, status: OpportunityStatus, expiree: bool) -> OpportunitySnapshot {
+    fn opp(
+        id: u128,
+        age_days: i64,
+        status: OpportunityStatus,
+        expiree: bool,
+    ) -> OpportunitySnapshot {
         OpportunitySnapshot {
             id: Uuid::from_u128(id),
             state: ExpiryState {
@@ -466,23 +505,43 @@ mod tests {
 
     #[test]
     fn a_lead_for_a_live_opportunity_merges_into_it() {
-        let plan = plan(&[opp(1, 10, Nouveau, false)], &ExpiryPolicy::default(), t0());
-        assert_eq!(plan.route, Route::Merge { opportunity_id: Uuid::from_u128(1) });
+        let plan = plan(
+            &[opp(1, 10, Nouveau, false)],
+            &ExpiryPolicy::default(),
+            t0(),
+        );
+        assert_eq!(
+            plan.route,
+            Route::Merge {
+                opportunity_id: Uuid::from_u128(1)
+            }
+        );
         assert!(plan.to_expire.is_empty());
     }
 
     #[test]
     fn a_lead_for_an_expired_opportunity_opens_a_new_one() {
-        let plan = plan(&[opp(1, 100, Nouveau, true)], &ExpiryPolicy::default(), t0());
+        let plan = plan(
+            &[opp(1, 100, Nouveau, true)],
+            &ExpiryPolicy::default(),
+            t0(),
+        );
         assert_eq!(plan.route, Route::Open);
         assert_eq!(plan.candidate, None);
     }
 
     #[test]
     fn a_lead_at_exactly_eight_weeks_expires_the_candidate_and_opens_a_new_one() {
-        let plan = plan(&[opp(1, 56, Nouveau, false)], &ExpiryPolicy::default(), t0());
+        let plan = plan(
+            &[opp(1, 56, Nouveau, false)],
+            &ExpiryPolicy::default(),
+            t0(),
+        );
         assert_eq!(plan.to_expire, [Uuid::from_u128(1)]);
-        assert_eq!(plan.candidate, Some((Uuid::from_u128(1), ExpiryVerdict::ExpiresNow)));
+        assert_eq!(
+            plan.candidate,
+            Some((Uuid::from_u128(1), ExpiryVerdict::ExpiresNow))
+        );
         assert_eq!(plan.route, Route::Open);
     }
 
@@ -491,14 +550,29 @@ mod tests {
         let mut o = opp(1, 56, Nouveau, false);
         o.state.created_at += Duration::seconds(1);
         let plan = plan(&[o], &ExpiryPolicy::default(), t0());
-        assert_eq!(plan.route, Route::Merge { opportunity_id: Uuid::from_u128(1) });
+        assert_eq!(
+            plan.route,
+            Route::Merge {
+                opportunity_id: Uuid::from_u128(1)
+            }
+        );
     }
 
     #[test]
     fn a_protected_old_opportunity_still_takes_the_lead() {
         for status in [PrisEnCharge, VenduNonLivre, SuiviLongTerme] {
-            let plan = plan(&[opp(1, 300, status, false)], &ExpiryPolicy::default(), t0());
-            assert_eq!(plan.route, Route::Merge { opportunity_id: Uuid::from_u128(1) }, "{status}");
+            let plan = plan(
+                &[opp(1, 300, status, false)],
+                &ExpiryPolicy::default(),
+                t0(),
+            );
+            assert_eq!(
+                plan.route,
+                Route::Merge {
+                    opportunity_id: Uuid::from_u128(1)
+                },
+                "{status}"
+            );
         }
     }
 
@@ -510,7 +584,12 @@ mod tests {
             opp(3, 100, Nouveau, false),
         ];
         let plan = plan(&opps, &ExpiryPolicy::default(), t0());
-        assert_eq!(plan.route, Route::Merge { opportunity_id: Uuid::from_u128(2) });
+        assert_eq!(
+            plan.route,
+            Route::Merge {
+                opportunity_id: Uuid::from_u128(2)
+            }
+        );
         assert_eq!(plan.to_expire, [Uuid::from_u128(3)]);
     }
 

@@ -106,7 +106,12 @@ fn hidden_references(registry: &Registry, document: &ExecutableDocument) -> Vec<
         if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
             errors.push(unknown_type(on.node.as_str(), on.pos));
         } else {
-            walk(registry, on.node.as_str(), &fragment.node.selection_set, &mut errors);
+            walk(
+                registry,
+                on.node.as_str(),
+                &fragment.node.selection_set,
+                &mut errors,
+            );
         }
     }
     errors
@@ -188,7 +193,10 @@ fn too_many_aliases(document: &ExecutableDocument) -> Option<ServerError> {
         .sum();
     (total > super::MAX_ALIASES).then(|| {
         ServerError::new(
-            format!("Query has too many aliases ({total}, at most {}).", super::MAX_ALIASES),
+            format!(
+                "Query has too many aliases ({total}, at most {}).",
+                super::MAX_ALIASES
+            ),
             None,
         )
     })
@@ -230,7 +238,10 @@ pub fn strip_from_sdl(sdl: &str) -> String {
         }
         let mut words = trimmed.split_whitespace();
         let first = words.next().unwrap_or_default();
-        if matches!(first, "type" | "input" | "enum" | "interface" | "union" | "scalar") {
+        if matches!(
+            first,
+            "type" | "input" | "enum" | "interface" | "union" | "scalar"
+        ) {
             let name = words
                 .next()
                 .unwrap_or_default()
@@ -245,10 +256,7 @@ pub fn strip_from_sdl(sdl: &str) -> String {
         } else if trimmed == "}" {
             current_type = None;
         } else if let Some(type_name) = &current_type {
-            let field = trimmed
-                .split(|c: char| c == ':' || c == '(')
-                .next()
-                .unwrap_or_default();
+            let field = trimmed.split([':', '(']).next().unwrap_or_default();
             if is_admin_only_field(type_name, field) {
                 pending_description.clear();
                 continue;

@@ -21,7 +21,10 @@ pub struct Client(pub client::Model);
 impl Client {
     async fn contacts(&self, ctx: &Context<'_>, kind: ContactKind) -> Result<Vec<String>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let contacts = loader.load_one(ContactsOf(self.0.id)).await?.unwrap_or_default();
+        let contacts = loader
+            .load_one(ContactsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(contacts
             .into_iter()
             .filter(|c| store::client::kind_of(c) == Some(kind))
@@ -109,7 +112,9 @@ impl ClientQuery {
         } else {
             0
         };
-        Ok(connection::page(rows, has_next, &page, total, cursor_of, Client))
+        Ok(connection::page(
+            rows, has_next, &page, total, cursor_of, Client,
+        ))
     }
 }
 
@@ -139,23 +144,30 @@ impl ClientMutation {
             if email.chars().count() > limits::EMAIL_RAW {
                 return Err(AppError::bad_input("email", "is too long").into());
             }
-            let email = Email::parse(email).map_err(|e| AppError::bad_input("email", e.to_string()))?;
+            let email =
+                Email::parse(email).map_err(|e| AppError::bad_input("email", e.to_string()))?;
             points.push(ContactPoint::Email(email));
         }
         if let Some(phone) = input.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-            let phone = Phone::parse(phone).map_err(|e| AppError::bad_input("phone", e.to_string()))?;
+            let phone =
+                Phone::parse(phone).map_err(|e| AppError::bad_input("phone", e.to_string()))?;
             points.push(ContactPoint::Phone(phone));
         }
         let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let (first, last) = (clean(input.first_name), clean(input.last_name));
         if first.is_none() && last.is_none() && points.is_empty() {
-            return Err(AppError::bad_input("input", "give at least a name, an email or a phone").into());
+            return Err(
+                AppError::bad_input("input", "give at least a name, an email or a phone").into(),
+            );
         }
         let now = api.clock.now();
         use sea_orm::TransactionTrait;
         let txn = api.db.begin().await.map_err(AppError::from)?;
         if !store::client::owners(&txn, &points).await?.is_empty() {
-            return Err(AppError::Conflict("this email or phone already belongs to a client".into()).into());
+            return Err(AppError::Conflict(
+                "this email or phone already belongs to a client".into(),
+            )
+            .into());
         }
         let id = store::client::create(&txn, first, last, now).await?;
         store::client::add_contacts(&txn, id, &points, now)
@@ -166,7 +178,9 @@ impl ClientMutation {
                 }
                 other => other,
             })?;
-        let created = store::client::find(&txn, id).await?.ok_or(AppError::NotFound("client"))?;
+        let created = store::client::find(&txn, id)
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
         txn.commit().await.map_err(AppError::from)?;
         Ok(Client(created))
     }

@@ -27,9 +27,10 @@ pub fn page<M, N: OutputType>(
         has_next,
         TotalCount { total_count },
     );
-    connection
-        .edges
-        .extend(rows.into_iter().map(|row| Edge::new(cursor(&row), node(row))));
+    connection.edges.extend(
+        rows.into_iter()
+            .map(|row| Edge::new(cursor(&row), node(row))),
+    );
     connection
 }
 

@@ -5,8 +5,8 @@
 //! it (argument coercion). Internal errors carry no detail.
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::Response;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 
 use crate::error::AppError;
 

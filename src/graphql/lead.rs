@@ -378,7 +378,12 @@ impl SubmitLeadPayload {
 
     /// Values kept raw (an invalid secondary phone or email, ...).
     async fn warnings(&self) -> Vec<LeadWarning> {
-        self.intake.warnings.iter().cloned().map(Into::into).collect()
+        self.intake
+            .warnings
+            .iter()
+            .cloned()
+            .map(Into::into)
+            .collect()
     }
 }
 
@@ -423,12 +428,18 @@ impl LeadQuery {
         } else {
             0
         };
-        Ok(connection::page(rows, has_next, &page, total, cursor_of, Lead))
+        Ok(connection::page(
+            rows, has_next, &page, total, cursor_of, Lead,
+        ))
     }
 
     /// What `submitLead` would do with this lead now, writing nothing. Admin only.
     #[graphql(guard = "RoleGuard::admin()", visible = "is_admin")]
-    async fn preview_lead(&self, ctx: &Context<'_>, input: SubmitLeadInput) -> Result<LeadDecision> {
+    async fn preview_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitLeadInput,
+    ) -> Result<LeadDecision> {
         let api = api(ctx)?;
         let valid = domain::validate(input.into()).map_err(AppError::from)?;
         let record =

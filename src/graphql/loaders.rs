@@ -70,7 +70,10 @@ impl Loader<OpportunityById> for StoreLoader {
 
     async fn load(&self, keys: &[OpportunityById]) -> Loaded<OpportunityById, opportunity::Model> {
         let rows = store::opportunity::by_ids(&self.db, ids(keys, |k| k.0)).await?;
-        Ok(rows.into_iter().map(|o| (OpportunityById(o.id), o)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|o| (OpportunityById(o.id), o))
+            .collect())
     }
 }
 

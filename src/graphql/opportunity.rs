@@ -75,7 +75,10 @@ impl Opportunity {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn leads(&self, ctx: &Context<'_>) -> Result<Vec<Lead>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let leads = loader.load_one(LeadsOf(self.0.id)).await?.unwrap_or_default();
+        let leads = loader
+            .load_one(LeadsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(leads.into_iter().map(Lead).collect())
     }
 
@@ -83,7 +86,10 @@ impl Opportunity {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<StatusChange>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let history = loader.load_one(HistoryOf(self.0.id)).await?.unwrap_or_default();
+        let history = loader
+            .load_one(HistoryOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(history.into_iter().map(StatusChange).collect())
     }
 
@@ -180,7 +186,9 @@ impl OpportunityQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Opportunity>> {
         let id = parse_id("id", &id)?;
-        Ok(store::opportunity::find(&api(ctx)?.db, id).await?.map(Opportunity))
+        Ok(store::opportunity::find(&api(ctx)?.db, id)
+            .await?
+            .map(Opportunity))
     }
 
     /// Les opportunités / Opportunities, filtered, newest first by default.
@@ -215,7 +223,14 @@ impl OpportunityQuery {
         } else {
             0
         };
-        Ok(connection::page(rows, has_next, &page, total, cursor_of, Opportunity))
+        Ok(connection::page(
+            rows,
+            has_next,
+            &page,
+            total,
+            cursor_of,
+            Opportunity,
+        ))
     }
 }
 

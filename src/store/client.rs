@@ -6,8 +6,7 @@ use entity::{client, client_contact};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -19,7 +18,10 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<client::
     Ok(client::Entity::find_by_id(id).one(db).await?)
 }
 
-pub async fn by_ids(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<Vec<client::Model>, AppError> {
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<client::Model>, AppError> {
     Ok(client::Entity::find()
         .filter(client::Column::Id.is_in(ids))
         .all(db)
@@ -147,11 +149,21 @@ pub async fn search(
     text: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<client::Model>, bool), AppError> {
-    page::fetch(db, matching(text), client::Column::CreatedAt, client::Column::Id, page).await
+    page::fetch(
+        db,
+        matching(text),
+        client::Column::CreatedAt,
+        client::Column::Id,
+        page,
+    )
+    .await
 }
 
 /// How many clients [`search`] finds in all.
-pub async fn count_matching(db: &impl ConnectionTrait, text: Option<&str>) -> Result<u64, AppError> {
+pub async fn count_matching(
+    db: &impl ConnectionTrait,
+    text: Option<&str>,
+) -> Result<u64, AppError> {
     Ok(matching(text).count(db).await?)
 }
 
@@ -193,7 +205,9 @@ fn matching(text: Option<&str>) -> sea_orm::Select<client::Entity> {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// The kind stored for a contact point.

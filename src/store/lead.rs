@@ -11,7 +11,9 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Mo
 }
 
 pub async fn insert(db: &impl ConnectionTrait, model: lead::ActiveModel) -> Result<(), AppError> {
-    lead::Entity::insert(model).exec_without_returning(db).await?;
+    lead::Entity::insert(model)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

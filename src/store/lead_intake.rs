@@ -361,7 +361,11 @@ fn decision_record(
         expired_now: plan.to_expire.clone(),
         outcome: outcome.as_str().to_owned(),
         window_days: policy.window.num_days(),
-        protected_statuses: policy.protected.iter().map(|s| s.as_str().to_owned()).collect(),
+        protected_statuses: policy
+            .protected
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
     }
 }
 

@@ -3,8 +3,8 @@ use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionSession, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -42,7 +42,10 @@ pub struct OpportunityFilter {
 }
 
 impl OpportunityFilter {
-    fn apply(&self, mut select: sea_orm::Select<opportunity::Entity>) -> sea_orm::Select<opportunity::Entity> {
+    fn apply(
+        &self,
+        mut select: sea_orm::Select<opportunity::Entity>,
+    ) -> sea_orm::Select<opportunity::Entity> {
         if !self.statuses.is_empty() {
             select = select.filter(
                 opportunity::Column::Status.is_in(self.statuses.iter().map(|s| s.as_str())),
@@ -70,7 +73,10 @@ pub fn expiry_state(model: &opportunity::Model) -> Result<ExpiryState, AppError>
     })
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<opportunity::Model>, AppError> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<opportunity::Model>, AppError> {
     Ok(opportunity::Entity::find_by_id(id).one(db).await?)
 }
 
@@ -111,7 +117,9 @@ pub async fn create(
         expired_at: Set(None),
         created_by: Set(created_by.to_owned()),
     };
-    opportunity::Entity::insert(model).exec_without_returning(db).await?;
+    opportunity::Entity::insert(model)
+        .exec_without_returning(db)
+        .await?;
     record_status_change(db, id, None, OpportunityStatus::Nouveau, created_by, now).await?;
     find(db, id)
         .await?
@@ -150,7 +158,9 @@ pub async fn update_status<C: ConnectionTrait + TransactionTrait>(
     policy: &ExpiryPolicy,
 ) -> Result<opportunity::Model, AppError> {
     let txn = db.begin().await?;
-    let current = find(&txn, id).await?.ok_or(AppError::NotFound("opportunity"))?;
+    let current = find(&txn, id)
+        .await?
+        .ok_or(AppError::NotFound("opportunity"))?;
     let from = status_of(&current)?;
     if from != to {
         opportunity::Entity::update_many()
@@ -164,7 +174,9 @@ pub async fn update_status<C: ConnectionTrait + TransactionTrait>(
             expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
     }
-    let updated = find(&txn, id).await?.ok_or(AppError::NotFound("opportunity"))?;
+    let updated = find(&txn, id)
+        .await?
+        .ok_or(AppError::NotFound("opportunity"))?;
     txn.commit().await?;
     Ok(updated)
 }

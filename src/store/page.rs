@@ -39,7 +39,11 @@ impl CursorType for Cursor {
     }
 
     fn encode_cursor(&self) -> String {
-        hex::encode(format!("{}/{}", self.created_at.timestamp_micros(), self.id))
+        hex::encode(format!(
+            "{}/{}",
+            self.created_at.timestamp_micros(),
+            self.id
+        ))
     }
 }
 
@@ -137,7 +141,10 @@ mod tests {
             created_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
             id: Uuid::now_v7(),
         };
-        assert_eq!(Cursor::decode_cursor(&cursor.encode_cursor()).unwrap(), cursor);
+        assert_eq!(
+            Cursor::decode_cursor(&cursor.encode_cursor()).unwrap(),
+            cursor
+        );
     }
 
     #[test]
@@ -152,6 +159,9 @@ mod tests {
     fn page_size_is_capped() {
         assert!(PageRequest::new(Some(101), None, None).is_err());
         assert!(PageRequest::new(Some(-1), None, None).is_err());
-        assert_eq!(PageRequest::new(None, None, None).unwrap().first, DEFAULT_PAGE_SIZE);
+        assert_eq!(
+            PageRequest::new(None, None, None).unwrap().first,
+            DEFAULT_PAGE_SIZE
+        );
     }
 }

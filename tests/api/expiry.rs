@@ -1,0 +1,182 @@
+//! The sweep: same rule as `submitLead`, sticky in the database, on demand.
+use chrono::Duration;
+use crm::auth::Role;
+use crm::domain::expiry::ExpiryPolicy;
+use crm::domain::status::OpportunityStatus;
+use crm::store;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app, submit_lead, t0};
+
+/// One opportunity per status, all created at `t0`; returns (status, id).
+async fn one_of_each_status(app: &TestApp) -> Vec<(OpportunityStatus, String)> {
+    let mut out = Vec::new();
+    for (i, status) in OpportunityStatus::ALL.into_iter().enumerate() {
+        let payload = submit_lead(
+            app,
+            json!({ "email": format!("s{i}@example.com") }),
+            Role::Partner,
+        )
+        .await;
+        let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
+        app.data(
+            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
+            json!({ "id": id, "s": status.as_str() }),
+            Role::Agent,
+        )
+        .await;
+        out.push((status, id));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_sweep_sql_and_the_domain_rule_agree_at_the_boundary_for_every_status() {
+    let app = spawn_app().await;
+    let opportunities = one_of_each_status(&app).await;
+    let policy = ExpiryPolicy::default();
+    for at in [
+        t0() + Duration::days(56) - Duration::seconds(1),
+        t0() + Duration::days(56),
+    ] {
+        let (_, due) = store::expiry::dry_run(&app.db, &policy, at, 100)
+            .await
+            .unwrap();
+        for (status, id) in &opportunities {
+            let sql_says = due.iter().any(|d| d.to_string() == *id);
+            let rule_says = policy.is_due(t0(), *status, at);
+            assert_eq!(sql_says, rule_says, "{status} at {at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
+    let app = spawn_app().await;
+    let opportunities = one_of_each_status(&app).await;
+    let policy = ExpiryPolicy::default();
+    let early = crm::jobs::expiry_sweep::sweep_once(
+        &app.db,
+        &policy,
+        t0() + Duration::days(56) - Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(early.expired, 0);
+    let report = crm::jobs::expiry_sweep::sweep_once(&app.db, &policy, t0() + Duration::days(56))
+        .await
+        .unwrap();
+    assert_eq!(report.expired, 3);
+    assert_eq!(app.count("opportunity_expiry_event").await, 3);
+    for (status, id) in &opportunities {
+        let data = app
+            .data(
+                r#"query($id: ID!) { opportunity(id: $id) { expiree } }"#,
+                json!({ "id": id }),
+                Role::Admin,
+            )
+            .await;
+        assert_eq!(
+            data["opportunity"]["expiree"],
+            !policy.is_protected(*status),
+            "{status}"
+        );
+    }
+    // A second sweep finds nothing more: expired rows are never re-flagged.
+    let again = crm::jobs::expiry_sweep::sweep_once(&app.db, &policy, t0() + Duration::days(99))
+        .await
+        .unwrap();
+    assert_eq!(again.expired, 0);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("crm_opportunities_expired_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_clear_expiree() {
+    let app = spawn_app().await;
+    let payload = submit_lead(
+        &app,
+        json!({ "email": "sticky@example.com" }),
+        Role::Partner,
+    )
+    .await;
+    let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
+    let policy = ExpiryPolicy::default();
+    crm::jobs::expiry_sweep::sweep_once(&app.db, &policy, t0() + Duration::days(60))
+        .await
+        .unwrap();
+    let backend = app.db.get_database_backend();
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    for sql in [
+        "UPDATE opportunity SET expiree = false, expired_at = NULL WHERE id = $1",
+        "UPDATE opportunity SET expiree = false WHERE id = $1",
+        "UPDATE opportunity SET expired_at = NULL WHERE id = $1",
+        "UPDATE opportunity SET expired_at = created_at WHERE id = $1",
+    ] {
+        let result = app
+            .db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [uuid.into()]))
+            .await;
+        assert!(result.is_err(), "{sql} was accepted");
+    }
+    // Other columns can still change.
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            "UPDATE opportunity SET status = 'PERDU' WHERE id = $1",
+            [uuid.into()],
+        ))
+        .await
+        .unwrap();
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { expiree status } }"#,
+            json!({ "id": id }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(
+        data["opportunity"],
+        json!({ "expiree": true, "status": "PERDU" })
+    );
+}
+
+#[tokio::test]
+async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
+    let app = spawn_app().await;
+    let payload = submit_lead(&app, json!({ "email": "cli@example.com" }), Role::Partner).await;
+    let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
+    let at = (t0() + Duration::days(56)).to_rfc3339();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args(args)
+            .env("DATABASE_URL", app.database.url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("crm runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dry = run(&["expire", "--dry-run", "--now", &at]);
+    assert!(dry.starts_with("would expire 1 opportunities"), "{dry}");
+    assert!(dry.contains(&id), "{dry}");
+    assert_eq!(app.count("opportunity_expiry_event").await, 0);
+    let early = run(&[
+        "expire",
+        "--dry-run",
+        "--now",
+        &(t0() + Duration::days(55)).to_rfc3339(),
+    ]);
+    assert!(early.starts_with("would expire 0 opportunities"), "{early}");
+    let done = run(&["expire", "--now", &at]);
+    assert!(done.starts_with("expired 1 opportunities"), "{done}");
+    assert_eq!(app.count("opportunity_expiry_event").await, 1);
+}

@@ -1,0 +1,248 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crm::auth::{JwtKeys, Role};
+use crm::clock::ManualClock;
+use crm::config::Settings;
+use crm::startup::{Application, RunOptions};
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "integration-test-secret";
+pub const ISSUER: &str = "crm";
+pub const AUDIENCE: &str = "crm-api";
+
+/// Where every test's clock starts.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+/// A database made for one test and dropped after it.
+pub enum TestDatabase {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        match std::env::var("DATABASE_URL") {
+            Ok(admin_url) if admin_url.starts_with("postgres") => {
+                let name = format!("crm_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("PostgreSQL from DATABASE_URL must be reachable");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
+                let url = format!("{base}/{name}");
+                Self::Postgres {
+                    admin_url,
+                    name,
+                    url,
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("crm.sqlite").display()
+                );
+                Self::Sqlite { _dir: dir, url }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Async drop: a runtime of its own on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(admin) = Database::connect(&admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub db: DatabaseConnection,
+    pub keys: JwtKeys,
+    pub database: Arc<TestDatabase>,
+}
+
+pub fn settings_for(url: &str) -> Settings {
+    let mut settings = Settings::with_database(url);
+    settings.jwt_secret = Some(SECRET.into());
+    settings
+}
+
+/// The server on port 0 against a fresh database, clock at [`t0`].
+pub async fn spawn_app() -> TestApp {
+    let database = Arc::new(TestDatabase::create().await);
+    spawn_app_on(database, ManualClock::new(t0())).await
+}
+
+/// Another server instance on the same database (and clock).
+pub async fn spawn_app_on(database: Arc<TestDatabase>, clock: ManualClock) -> TestApp {
+    let settings = settings_for(database.url());
+    let app = Application::build(
+        settings,
+        Arc::new(clock.clone()),
+        RunOptions {
+            sweep: false,
+            handle_signals: false,
+        },
+    )
+    .await
+    .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        clock,
+        db,
+        keys: JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
+        database,
+    }
+}
+
+impl TestApp {
+    pub fn token_for(&self, role: Role, sub: &str) -> String {
+        self.keys
+            .issue(role, sub, Duration::hours(1), Utc::now())
+            .expect("token")
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        let sub = match role {
+            Role::Admin => "admin-1",
+            Role::Agent => "agent-1",
+            Role::Partner => "partner-1",
+        };
+        self.token_for(role, sub)
+    }
+
+    /// POST a GraphQL request with a raw Authorization header (or none).
+    pub async fn post_raw(&self, body: Value, authorization: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&body);
+        if let Some(auth) = authorization {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// POST a GraphQL request as `role`; returns the whole JSON response.
+    pub async fn post_graphql(&self, query: &str, variables: Value, role: Role) -> Value {
+        self.post_as(query, variables, &self.token(role)).await
+    }
+
+    pub async fn post_as(&self, query: &str, variables: Value, token: &str) -> Value {
+        let (status, body) = self
+            .post_raw(
+                json!({ "query": query, "variables": variables }),
+                Some(&format!("Bearer {token}")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Like [`post_graphql`], asserting there is no error; returns `data`.
+    pub async fn data(&self, query: &str, variables: Value, role: Role) -> Value {
+        let body = self.post_graphql(query, variables, role).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+}
+
+/// The first error's `extensions.code`.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
+pub const SUBMIT_LEAD: &str = r#"
+mutation Submit($input: SubmitLeadInput!) {
+  submitLead(input: $input) {
+    outcome
+    warnings { field message }
+    lead { id email phone submittedPhone }
+    opportunity { id status }
+  }
+}"#;
+
+/// Submit a lead as `role` and return `data.submitLead`, asserting success.
+pub async fn submit_lead(app: &TestApp, input: Value, role: Role) -> Value {
+    app.data(SUBMIT_LEAD, json!({ "input": input }), role).await["submitLead"].clone()
+}

@@ -1,0 +1,396 @@
+//! SPEC section 3, `submitLead`: every row of the decision table over HTTP.
+use chrono::Duration;
+use crm::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{SUBMIT_LEAD, error_code, spawn_app, spawn_app_on, submit_lead};
+
+fn id(v: &Value) -> String {
+    v["opportunity"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_first_lead_creates_the_client_and_a_new_opportunity() {
+    let app = spawn_app().await;
+    let payload = submit_lead(
+        &app,
+        json!({ "firstName": "Marie", "email": "Marie@Example.com", "phone": "514 555-0199", "source": "site-web" }),
+        Role::Partner,
+    )
+    .await;
+    assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
+    assert_eq!(payload["opportunity"]["status"], "NOUVEAU");
+    assert_eq!(payload["lead"]["email"], "marie@example.com");
+    assert_eq!(payload["lead"]["phone"], "+15145550199");
+    assert_eq!(app.count("client").await, 1);
+    assert_eq!(app.count("client_contact").await, 2);
+}
+
+#[tokio::test]
+async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "marie@example.com" }), Role::Partner).await;
+    app.clock.advance(Duration::days(3));
+    // Same person, found by a phone spelt another way after the first lead added it.
+    submit_lead(
+        &app,
+        json!({ "email": "MARIE@example.com", "phone": "(514) 555 0199" }),
+        Role::Partner,
+    )
+    .await;
+    let third = submit_lead(&app, json!({ "phone": "+1 514-555-0199" }), Role::Partner).await;
+    assert_eq!(third["outcome"], "MERGED");
+    assert_eq!(id(&third), id(&first));
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { updatedAt createdAt leads { outcome receivedAt } } }"#,
+            json!({ "id": id(&first) }),
+            Role::Agent,
+        )
+        .await;
+    let leads = data["opportunity"]["leads"].as_array().unwrap();
+    assert_eq!(leads.len(), 3);
+    assert_eq!(leads[0]["outcome"], "NEW_OPPORTUNITY");
+    assert_ne!(
+        data["opportunity"]["updatedAt"],
+        data["opportunity"]["createdAt"]
+    );
+}
+
+#[tokio::test]
+async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_new_one() {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    app.clock.advance(Duration::days(56) - Duration::seconds(1));
+    let merged = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    assert_eq!(merged["outcome"], "MERGED");
+    app.clock.advance(Duration::seconds(1));
+    let fresh = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    assert_eq!(fresh["outcome"], "NEW_OPPORTUNITY");
+    assert_ne!(id(&fresh), id(&first));
+    // The old one was flagged by the intake itself, at the lead's time.
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
+            json!({ "id": id(&first) }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(data["opportunity"]["expiree"], true);
+    let expired_at: chrono::DateTime<chrono::Utc> = data["opportunity"]["expiredAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(expired_at, crate::helpers::t0() + Duration::days(56));
+}
+
+#[tokio::test]
+async fn a_protected_opportunity_keeps_taking_leads_after_eight_weeks() {
+    for status in ["PRIS_EN_CHARGE", "VENDU_NON_LIVRE", "SUIVI_LONG_TERME"] {
+        let app = spawn_app().await;
+        let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
+        app.data(
+            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
+            json!({ "id": id(&first), "s": status }),
+            Role::Agent,
+        )
+        .await;
+        app.clock.advance(Duration::days(200));
+        let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
+        assert_eq!(next["outcome"], "MERGED", "{status}");
+        assert_eq!(id(&next), id(&first));
+    }
+}
+
+#[tokio::test]
+async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_status() {
+    for status in ["NOUVEAU", "VENDU_LIVRE", "PERDU"] {
+        let app = spawn_app().await;
+        let first = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
+        app.data(
+            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
+            json!({ "id": id(&first), "s": status }),
+            Role::Agent,
+        )
+        .await;
+        app.clock.advance(Duration::days(56));
+        let next = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
+        assert_eq!(next["outcome"], "NEW_OPPORTUNITY", "{status}");
+    }
+}
+
+#[tokio::test]
+async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
+    let set = r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#;
+    app.data(
+        set,
+        json!({ "id": id(&first), "s": "SUIVI_LONG_TERME" }),
+        Role::Agent,
+    )
+    .await;
+    app.clock.advance(Duration::days(90));
+    app.data(set, json!({ "id": id(&first), "s": "PERDU" }), Role::Agent)
+        .await;
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
+            json!({ "id": id(&first) }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(data["opportunity"]["expiree"], true);
+    // Sticky: back to a protected status does not un-expire it.
+    app.data(
+        set,
+        json!({ "id": id(&first), "s": "PRIS_EN_CHARGE" }),
+        Role::Admin,
+    )
+    .await;
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { expiree } }"#,
+            json!({ "id": id(&first) }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(data["opportunity"]["expiree"], true);
+    let next = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
+    assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
+}
+
+#[tokio::test]
+async fn the_email_wins_when_email_and_phone_point_to_two_clients_and_the_conflict_is_recorded() {
+    let app = spawn_app().await;
+    let a = submit_lead(&app, json!({ "email": "a@example.com" }), Role::Partner).await;
+    let b = submit_lead(&app, json!({ "phone": "418 555-0100" }), Role::Partner).await;
+    assert_ne!(id(&a), id(&b));
+    let both = app
+        .data(
+            r#"mutation($i: SubmitLeadInput!) { submitLead(input: $i) { outcome opportunity { id }
+                 lead { contactConflict { kind value otherClientId } client { id phones } } } }"#,
+            json!({ "i": { "email": "a@example.com", "phone": "4185550100" } }),
+            Role::Agent,
+        )
+        .await["submitLead"]
+        .clone();
+    assert_eq!(both["outcome"], "MERGED");
+    assert_eq!(both["opportunity"]["id"], a["opportunity"]["id"]);
+    let conflict = &both["lead"]["contactConflict"];
+    assert_eq!(conflict["kind"], "PHONE");
+    assert_eq!(conflict["value"], "+14185550100");
+    // The phone stays with its owner; clients are never merged silently.
+    assert_eq!(both["lead"]["client"]["phones"], json!([]));
+    assert_eq!(app.count("client").await, 2);
+}
+
+#[tokio::test]
+async fn a_lead_without_a_valid_contact_is_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    for (input, field) in [
+        (json!({ "firstName": "Nobody" }), "email"),
+        (json!({ "email": "not-an-email" }), "email"),
+        (json!({ "phone": "12" }), "phone"),
+        (
+            json!({ "email": "x@example.com", "message": "m".repeat(5001) }),
+            "message",
+        ),
+        (
+            json!({ "email": "x@example.com", "vehicle": { "year": 1800 } }),
+            "vehicle.year",
+        ),
+    ] {
+        let body = app
+            .post_graphql(SUBMIT_LEAD, json!({ "input": input }), Role::Partner)
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field)
+        );
+    }
+    for table in ["client", "client_contact", "opportunity", "lead"] {
+        assert_eq!(app.count(table).await, 0, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
+    let app = spawn_app().await;
+    let payload = submit_lead(
+        &app,
+        json!({ "email": "f@example.com", "phone": "555-01" }),
+        Role::Partner,
+    )
+    .await;
+    assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
+    assert_eq!(payload["warnings"][0]["field"], "phone");
+    assert_eq!(payload["lead"]["phone"], Value::Null);
+    assert_eq!(payload["lead"]["submittedPhone"], "555-01");
+    assert_eq!(app.count("client_contact").await, 1);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothing() {
+    let app = spawn_app().await;
+    let input = json!({ "email": "g@example.com", "idempotencyKey": "order-42" });
+    let first = submit_lead(&app, input.clone(), Role::Partner).await;
+    app.clock.advance(Duration::days(60));
+    let again = submit_lead(&app, input.clone(), Role::Partner).await;
+    assert_eq!(again, first);
+    assert_eq!(app.count("lead").await, 1);
+    // Another principal may use the same key for its own lead.
+    let token = app.token_for(Role::Partner, "partner-2");
+    let other = app
+        .post_as(SUBMIT_LEAD, json!({ "input": input }), &token)
+        .await;
+    assert_ne!(
+        other["data"]["submitLead"]["lead"]["id"],
+        first["lead"]["id"]
+    );
+    // The same key with another body is a conflict.
+    let body = app
+        .post_graphql(
+            SUBMIT_LEAD,
+            json!({ "input": { "email": "other@example.com", "idempotencyKey": "order-42" } }),
+            Role::Partner,
+        )
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    assert_eq!(app.count("lead").await, 2);
+}
+
+#[tokio::test]
+async fn a_partner_reads_back_its_lead_and_the_opportunity_status_only() {
+    let app = spawn_app().await;
+    let payload = submit_lead(&app, json!({ "email": "h@example.com" }), Role::Partner).await;
+    let lead_id = payload["lead"]["id"].as_str().unwrap();
+    let query = r#"query($id: ID!) { lead(id: $id) { id opportunity { id status } } }"#;
+    let data = app
+        .data(query, json!({ "id": lead_id }), Role::Partner)
+        .await;
+    assert_eq!(data["lead"]["opportunity"]["status"], "NOUVEAU");
+    for field in [
+        "client { id }",
+        "opportunity { createdAt }",
+        "opportunity { leads { id } }",
+    ] {
+        let body = app
+            .post_graphql(
+                &format!(r#"query($id: ID!) {{ lead(id: $id) {{ {field} }} }}"#),
+                json!({ "id": lead_id }),
+                Role::Partner,
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{field}: {body}");
+    }
+    let stranger = app.token_for(Role::Partner, "partner-2");
+    let body = app
+        .post_as(query, json!({ "id": lead_id }), &stranger)
+        .await;
+    assert_eq!(body["data"]["lead"], Value::Null);
+    let leads = app
+        .post_as("{ leads { totalCount } }", json!({}), &stranger)
+        .await;
+    assert_eq!(leads["data"]["leads"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Partner).await;
+    app.clock.advance(Duration::days(56));
+    let preview = app
+        .data(
+            r#"{ previewLead(input: { email: "I@example.com" }) { outcome candidateState candidateOpportunityId matchedBy windowDays } }"#,
+            json!({}),
+            Role::Admin,
+        )
+        .await["previewLead"]
+        .clone();
+    assert_eq!(preview["outcome"], "NEW_OPPORTUNITY");
+    assert_eq!(preview["candidateState"], "EXPIRED_NOW");
+    assert_eq!(
+        preview["candidateOpportunityId"],
+        first["opportunity"]["id"]
+    );
+    assert_eq!(preview["matchedBy"], "EMAIL");
+    assert_eq!(app.count("lead").await, 1);
+    assert_eq!(app.count("opportunity_expiry_event").await, 0);
+    let second = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Partner).await;
+    let decision = app
+        .data(
+            r#"query($id: ID!) { lead(id: $id) { decision { outcome candidateState expiredOpportunityIds } } }"#,
+            json!({ "id": second["lead"]["id"] }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(
+        decision["lead"]["decision"]["candidateState"],
+        "EXPIRED_NOW"
+    );
+    assert_eq!(
+        decision["lead"]["decision"]["expiredOpportunityIds"],
+        json!([first["opportunity"]["id"]])
+    );
+}
+
+/// 50 simultaneous leads for one new client: one client, one opportunity,
+/// every lead attached. All carry the email (in various spellings), some
+/// the phone too: a lead with only a phone for a client nobody knows yet
+/// has nothing that links it to an email-only lead.
+async fn fifty_concurrent_leads(apps: &[&crate::helpers::TestApp]) {
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let app = apps[i % apps.len()];
+        let input = match i % 3 {
+            0 => json!({ "email": "rush@example.com" }),
+            1 => json!({ "email": " RUSH@example.com", "phone": "514 555 0142" }),
+            _ => json!({ "email": "Rush@Example.com", "phone": "+1 (514) 555-0142" }),
+        };
+        let (url, token) = (format!("{}/graphql", app.address), app.token(Role::Partner));
+        let client = app.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut new_opportunities = 0;
+    for task in tasks {
+        let body = task.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        if body["data"]["submitLead"]["outcome"] == "NEW_OPPORTUNITY" {
+            new_opportunities += 1;
+        }
+    }
+    let app = apps[0];
+    assert_eq!(new_opportunities, 1);
+    assert_eq!(app.count("client").await, 1);
+    assert_eq!(app.count("opportunity").await, 1);
+    assert_eq!(app.count("lead").await, 50);
+    assert_eq!(app.count("client_contact").await, 2);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_leads_for_a_new_client_give_one_client_one_opportunity_fifty_leads() {
+    let app = spawn_app().await;
+    fifty_concurrent_leads(&[&app]).await;
+}
+
+#[tokio::test]
+async fn two_server_instances_sharing_one_database_still_open_one_opportunity() {
+    let app = spawn_app().await;
+    let other = spawn_app_on(app.database.clone(), app.clock.clone()).await;
+    fifty_concurrent_leads(&[&app, &other]).await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server on a random port, a fresh database per
+//! test (SQLite file, or a PostgreSQL database when DATABASE_URL is
+//! `postgres://...`), real HTTP.
+
+mod auth;
+mod expiry;
+mod helpers;
+mod lead_intake;
+mod opportunities;
+mod schema;
+mod secrecy;

@@ -1,0 +1,135 @@
+//! `expiree`, `expiredAt`, `Lead.decision` and `previewLead` do not exist for
+//! anyone but ADMIN: not in introspection, not in validation, not in hints.
+use crm::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, submit_lead};
+
+async fn an_opportunity(app: &TestApp) -> String {
+    let payload = submit_lead(app, json!({ "email": "secret@example.com" }), Role::Agent).await;
+    payload["opportunity"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The response to a query naming a field that does not exist at all.
+async fn unknown_field_response(app: &TestApp, role: Role, id: &str, field: &str) -> Value {
+    let query = format!(r#"{{ opportunity(id: "{id}") {{ id {field} }} }}"#);
+    app.post_graphql(&query, json!({}), role).await
+}
+
+#[tokio::test]
+async fn an_admin_sees_expiree_and_expired_at() {
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
+            json!({ "id": id }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(
+        data["opportunity"],
+        json!({ "expiree": false, "expiredAt": null })
+    );
+}
+
+#[tokio::test]
+async fn naming_expiree_is_rejected_exactly_like_an_unknown_field() {
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    for role in [Role::Agent, Role::Partner] {
+        for field in ["expiree", "expiredAt"] {
+            let hidden = unknown_field_response(&app, role, &id, field).await;
+            let unknown = unknown_field_response(&app, role, &id, "nosuchfield").await;
+            let normalise = |v: &Value| {
+                v.to_string()
+                    .replace(field, "X")
+                    .replace("nosuchfield", "X")
+            };
+            assert_eq!(normalise(&hidden), normalise(&unknown), "{role:?} {field}");
+            assert_eq!(
+                hidden["errors"][0]["message"],
+                format!("Unknown field \"{field}\" on type \"Opportunity\".")
+            );
+            assert!(hidden.get("data").is_none_or(Value::is_null), "{hidden}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn aliases_and_fragments_do_not_reach_expiree() {
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    let queries = [
+        r#"query($id: ID!) { opportunity(id: $id) { id flag: expiree } }"#,
+        r#"query($id: ID!) { opportunity(id: $id) { ...F } } fragment F on Opportunity { expiredAt }"#,
+        r#"query($id: ID!) { opportunity(id: $id) { ... on Opportunity { expiree } } }"#,
+        r#"query { opportunities { edges { node { ... { expiree } } } } }"#,
+        r#"query($id: ID!) { opportunity(id: $id) { leads { decision { outcome } } } }"#,
+        r#"query { previewLead(input: { email: "a@b.ca" }) { outcome } }"#,
+    ];
+    for role in [Role::Agent, Role::Partner] {
+        for query in queries {
+            let body = app.post_graphql(query, json!({ "id": id }), role).await;
+            let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("Unknown field"),
+                "{role:?} {query}: {body}"
+            );
+            assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_suggestion_ever_names_a_hidden_field() {
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    for role in [Role::Agent, Role::Partner, Role::Admin] {
+        let body = unknown_field_response(&app, role, &id, "expire").await;
+        let text = body.to_string();
+        assert!(!text.contains("Did you mean"), "{text}");
+        assert!(!text.contains("expiree"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn introspection_shows_the_hidden_fields_to_admins_only() {
+    let app = spawn_app().await;
+    let query = r#"{ __type(name: "Opportunity") { fields { name } } }"#;
+    let names = |data: Value| -> Vec<String> {
+        data["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let admin = names(app.data(query, json!({}), Role::Admin).await);
+    assert!(admin.contains(&"expiree".to_owned()) && admin.contains(&"expiredAt".to_owned()));
+    for role in [Role::Agent, Role::Partner] {
+        let fields = names(app.data(query, json!({}), role).await);
+        assert!(fields.contains(&"status".to_owned()));
+        assert!(
+            !fields.iter().any(|f| f.starts_with("expire")),
+            "{fields:?}"
+        );
+        let schema = app
+            .data(
+                "{ __schema { types { name fields { name } } } }",
+                json!({}),
+                role,
+            )
+            .await
+            .to_string();
+        for hidden in [
+            "expiree",
+            "expiredAt",
+            "decision",
+            "previewLead",
+            "LeadDecision",
+        ] {
+            assert!(!schema.contains(hidden), "{role:?} sees {hidden}");
+        }
+    }
+}
