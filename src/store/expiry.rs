@@ -50,6 +50,9 @@ pub async fn sweep_once(
 ) -> Result<SweepReport, AppError> {
     let postgres = is_postgres(db.get_database_backend());
     let mut report = SweepReport::default();
+    // Keyset over created_at: each batch starts where the last one ended, so
+    // it never rescans the index entries of rows it has just flagged.
+    let mut resume_from = None;
     loop {
         let txn = db.begin().await?;
         // Transaction-scoped, so it can never leak on a pooled connection.
@@ -62,6 +65,7 @@ pub async fn sweep_once(
             .column(opportunity::Column::Id)
             .from(opportunity::Entity)
             .cond_where(due_condition(policy, now))
+            .and_where_option(resume_from.map(|at| opportunity::Column::CreatedAt.gte(at)))
             .order_by(opportunity::Column::CreatedAt, sea_orm::Order::Asc)
             .limit(SWEEP_BATCH_SIZE);
         if postgres {
@@ -78,6 +82,7 @@ pub async fn sweep_once(
         txn.commit().await?;
         report.batches += 1;
         report.expired += flagged.len() as u64;
+        resume_from = flagged.iter().map(|o| o.created_at).max().or(resume_from);
         if (flagged.len() as u64) < SWEEP_BATCH_SIZE {
             break;
         }

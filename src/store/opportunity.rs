@@ -194,24 +194,26 @@ pub async fn expire(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    expire_where(
+    let flagged = expire_where(
         db,
         Condition::all().add(opportunity::Column::Id.is_in(ids.iter().copied())),
         now,
         policy,
         applied_by,
     )
-    .await
+    .await?;
+    Ok(flagged.into_iter().map(|o| o.id).collect())
 }
 
-/// Flag every due opportunity matching `scope`; see [`expire`].
+/// Flag every due opportunity matching `scope`; see [`expire`]. Returns the
+/// rows flagged.
 pub async fn expire_where(
     db: &impl ConnectionTrait,
     scope: Condition,
     now: DateTime<Utc>,
     policy: &ExpiryPolicy,
     applied_by: ExpiryApplier,
-) -> Result<Vec<Uuid>, AppError> {
+) -> Result<Vec<opportunity::Model>, AppError> {
     let flagged = opportunity::Entity::update_many()
         .col_expr(opportunity::Column::Expiree, Expr::value(true))
         .col_expr(opportunity::Column::ExpiredAt, Expr::value(now))
@@ -219,22 +221,23 @@ pub async fn expire_where(
         .filter(scope)
         .exec_with_returning(db)
         .await?;
-    let ids: Vec<Uuid> = flagged.iter().map(|o| o.id).collect();
-    if ids.is_empty() {
-        return Ok(ids);
+    if flagged.is_empty() {
+        return Ok(flagged);
     }
-    let events = ids.iter().map(|id| opportunity_expiry_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        opportunity_id: Set(*id),
-        expired_at: Set(now),
-        window_days: Set(policy.window.num_days()),
-        protected_statuses: Set(policy.protected_names()),
-        applied_by: Set(applied_by.as_str().to_owned()),
-    });
+    let events = flagged
+        .iter()
+        .map(|o| opportunity_expiry_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            opportunity_id: Set(o.id),
+            expired_at: Set(now),
+            window_days: Set(policy.window.num_days()),
+            protected_statuses: Set(policy.protected_names()),
+            applied_by: Set(applied_by.as_str().to_owned()),
+        });
     opportunity_expiry_event::Entity::insert_many(events)
         .exec_without_returning(db)
         .await?;
-    Ok(ids)
+    Ok(flagged)
 }
 
 /// Status history of several opportunities, oldest first.
