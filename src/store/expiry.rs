@@ -48,6 +48,16 @@ pub async fn sweep_once(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
 ) -> Result<SweepReport, AppError> {
+    sweep_in_batches(db, policy, now, SWEEP_BATCH_SIZE).await
+}
+
+/// [`sweep_once`] with another batch size (benchmarks).
+pub async fn sweep_in_batches(
+    db: &DatabaseConnection,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+    batch_size: u64,
+) -> Result<SweepReport, AppError> {
     let postgres = is_postgres(db.get_database_backend());
     let mut report = SweepReport::default();
     // Keyset over created_at: each batch starts where the last one ended, so
@@ -67,7 +77,7 @@ pub async fn sweep_once(
             .cond_where(due_condition(policy, now))
             .and_where_option(resume_from.map(|at| opportunity::Column::CreatedAt.gte(at)))
             .order_by(opportunity::Column::CreatedAt, sea_orm::Order::Asc)
-            .limit(SWEEP_BATCH_SIZE);
+            .limit(batch_size.max(1));
         if postgres {
             batch.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
@@ -80,12 +90,14 @@ pub async fn sweep_once(
         )
         .await?;
         txn.commit().await?;
+        // Not `< batch_size`: the UPDATE re-checks the rule, so a batch can
+        // flag fewer rows than it selected while more remain due.
+        if flagged.is_empty() {
+            break;
+        }
         report.batches += 1;
         report.expired += flagged.len() as u64;
         resume_from = flagged.iter().map(|o| o.created_at).max().or(resume_from);
-        if (flagged.len() as u64) < SWEEP_BATCH_SIZE {
-            break;
-        }
     }
     Ok(report)
 }
