@@ -39,7 +39,10 @@ const LEAD_LOAD_LIMIT: Duration = Duration::from_secs(120);
 async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    anyhow::ensure!(admin_url.starts_with("postgres"), "the benchmark needs PostgreSQL");
+    anyhow::ensure!(
+        admin_url.starts_with("postgres"),
+        "the benchmark needs PostgreSQL"
+    );
     let rows: i64 = std::env::args()
         .nth(1)
         .map(|a| a.parse())
@@ -126,8 +129,14 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
 
     let raw = time_rolled_back(&db, &raw_update, now, cutoff).await?;
     let raw_audit = time_rolled_back(&db, &raw_audited, now, cutoff).await?;
-    println!("raw UPDATE ... WHERE <rule>:             {:>8.1?} ({} rows)", raw.0, raw.1);
-    println!("raw UPDATE + audit rows (one CTE):       {:>8.1?} ({} rows)", raw_audit.0, raw_audit.1);
+    println!(
+        "raw UPDATE ... WHERE <rule>:             {:>8.1?} ({} rows)",
+        raw.0, raw.1
+    );
+    println!(
+        "raw UPDATE + audit rows (one CTE):       {:>8.1?} ({} rows)",
+        raw_audit.0, raw_audit.1
+    );
 
     let batch = std::env::var("SWEEP_BENCH_BATCH")
         .ok()
@@ -155,7 +164,8 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
     if latencies.is_empty() {
         println!("no submitLead completed during the sweep");
     } else {
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
             "submitLead during the sweep: {} requests, p50 {:.1?}, p99 {:.1?}, max {:.1?}",
             latencies.len(),
@@ -167,7 +177,11 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_plan(db: &DatabaseConnection, rule: &str, cutoff: DateTime<Utc>) -> anyhow::Result<()> {
+async fn print_plan(
+    db: &DatabaseConnection,
+    rule: &str,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let plan = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -231,7 +245,12 @@ async fn sweep_under_lead_load(
 ) -> anyhow::Result<(Duration, Vec<Duration>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
-    let token = keys.issue(Role::Partner, "bench-partner", chrono::Duration::hours(1), Utc::now())?;
+    let token = keys.issue(
+        Role::Partner,
+        "bench-partner",
+        chrono::Duration::hours(1),
+        Utc::now(),
+    )?;
     let mut senders = Vec::new();
     for worker in 0..LEAD_CLIENTS {
         let (stop, token) = (stop.clone(), token.clone());

@@ -13,7 +13,7 @@ pub mod viewer;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Role;
@@ -58,6 +58,17 @@ pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Build the schema with its limits and extensions.
 pub fn build_schema(api: ApiContext) -> CrmSchema {
+    builder(api).extension(admin_only::AdminOnlyWall).finish()
+}
+
+/// The schema without the admin-only validation wall. Never served: it lets
+/// a test prove that the resolvers' role guards still refuse on their own.
+#[doc(hidden)]
+pub fn build_schema_without_admin_wall(api: ApiContext) -> CrmSchema {
+    builder(api).finish()
+}
+
+fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn);
     Schema::build(
         QueryRoot::default(),
@@ -71,9 +82,7 @@ pub fn build_schema(api: ApiContext) -> CrmSchema {
     .limit_directives(MAX_DIRECTIVES)
     // Suggestions would name admin-only fields to anybody who mistypes.
     .disable_suggestions()
-    .extension(admin_only::AdminOnlyWall)
     .extension(error_codes::ErrorCodes)
-    .finish()
 }
 
 /// A schema that only serves SDL export (no database behind it).

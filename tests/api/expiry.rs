@@ -180,3 +180,104 @@ async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
     assert!(done.starts_with("expired 1 opportunities"), "{done}");
     assert_eq!(app.count("opportunity_expiry_event").await, 1);
 }
+
+#[tokio::test]
+async fn crm_serve_sweeps_at_start() {
+    let app = spawn_app().await;
+    submit_lead(&app, json!({ "email": "start@example.com" }), Role::Partner).await;
+    app.clock.set(t0() + Duration::days(57));
+    let _sweeping =
+        crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), true).await;
+    // The start-up sweep runs in the background: wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.count("opportunity_expiry_event").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no sweep at start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count("opportunity_expiry_event").await, 1);
+}
+
+/// PostgreSQL only: instances share the database, so a second sweeper must
+/// skip while one holds the sweep lock. (SQLite is one process.)
+#[tokio::test]
+async fn a_sweeper_skips_while_another_instance_holds_the_sweep_lock() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app().await;
+    if !app.database.is_postgres() {
+        return;
+    }
+    submit_lead(&app, json!({ "email": "lock@example.com" }), Role::Partner).await;
+    let policy = ExpiryPolicy::default();
+    let holder = app.db.begin().await.unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "SELECT pg_advisory_xact_lock($1)",
+            [store::expiry::SWEEP_LOCK_KEY.into()],
+        ))
+        .await
+        .unwrap();
+    let skipped = store::expiry::sweep_once(&app.db, &policy, t0() + Duration::days(60))
+        .await
+        .unwrap();
+    assert!(!skipped.ran);
+    assert_eq!(skipped.expired, 0);
+    holder.rollback().await.unwrap();
+    let swept = store::expiry::sweep_once(&app.db, &policy, t0() + Duration::days(60))
+        .await
+        .unwrap();
+    assert!(swept.ran);
+    assert_eq!(swept.expired, 1);
+}
+
+/// PostgreSQL only: the database goes away and comes back.
+#[tokio::test]
+async fn a_database_outage_fails_fast_and_the_server_recovers() {
+    let app = spawn_app().await;
+    let Some((admin_url, name)) = app.database.postgres_admin() else {
+        return;
+    };
+    let admin = sea_orm::Database::connect(admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        app.get("/health/ready").await.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE
+    );
+    let body = app
+        .post_graphql("{ opportunities { totalCount } }", json!({}), Role::Agent)
+        .await;
+    assert_eq!(crate::helpers::error_code(&body), "INTERNAL", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("does not exist"),
+        "driver text leaked: {body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let fresh = crm::store::connect(app.database.url()).await.unwrap();
+    crm::store::migrate(&fresh).await.unwrap();
+    fresh.close().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.get("/health/ready").await.status() != reqwest::StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let data = app
+        .data("{ opportunities { totalCount } }", json!({}), Role::Agent)
+        .await;
+    assert_eq!(data["opportunities"]["totalCount"], 0);
+}

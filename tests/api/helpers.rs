@@ -66,6 +66,20 @@ impl TestDatabase {
         }
     }
 
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
+    /// The PostgreSQL server's maintenance URL and this database's name.
+    pub fn postgres_admin(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Postgres {
+                admin_url, name, ..
+            } => Some((admin_url, name)),
+            Self::Sqlite { .. } => None,
+        }
+    }
+
     pub fn url(&self) -> &str {
         match self {
             Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
@@ -126,12 +140,21 @@ pub async fn spawn_app() -> TestApp {
 
 /// Another server instance on the same database (and clock).
 pub async fn spawn_app_on(database: Arc<TestDatabase>, clock: ManualClock) -> TestApp {
+    spawn_app_with(database, clock, false).await
+}
+
+/// An instance on `database`, with or without its background sweep.
+pub async fn spawn_app_with(
+    database: Arc<TestDatabase>,
+    clock: ManualClock,
+    sweep: bool,
+) -> TestApp {
     let settings = settings_for(database.url());
     let app = Application::build(
         settings,
         Arc::new(clock.clone()),
         RunOptions {
-            sweep: false,
+            sweep,
             handle_signals: false,
         },
     )

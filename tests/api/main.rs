@@ -6,6 +6,7 @@ mod auth;
 mod expiry;
 mod helpers;
 mod lead_intake;
+mod limits;
 mod opportunities;
 mod schema;
 mod secrecy;

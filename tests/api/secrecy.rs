@@ -133,3 +133,40 @@ async fn introspection_shows_the_hidden_fields_to_admins_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn without_the_validation_wall_the_resolver_guard_still_refuses() {
+    use std::sync::Arc;
+
+    use crm::auth::Principal;
+    use crm::domain::expiry::ExpiryPolicy;
+    use crm::graphql::{ApiContext, build_schema_without_admin_wall};
+
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    let schema = build_schema_without_admin_wall(ApiContext {
+        db: app.db.clone(),
+        policy: Arc::new(ExpiryPolicy::default()),
+        clock: Arc::new(app.clock.clone()),
+    });
+    let query = format!(r#"{{ opportunity(id: "{id}") {{ expiree }} }}"#);
+    for role in [Role::Agent, Role::Partner] {
+        let request = async_graphql::Request::new(query.clone()).data(Principal {
+            sub: "x".into(),
+            role,
+        });
+        let response = serde_json::to_value(schema.execute(request).await).unwrap();
+        let code = &response["errors"][0]["extensions"]["code"];
+        assert!(code == "FORBIDDEN", "{role:?}: {response}");
+        assert!(!response.to_string().contains("false"), "{response}");
+    }
+    let admin = async_graphql::Request::new(query).data(Principal {
+        sub: "a".into(),
+        role: Role::Admin,
+    });
+    let response = serde_json::to_value(schema.execute(admin).await).unwrap();
+    assert_eq!(
+        response["data"]["opportunity"]["expiree"], false,
+        "{response}"
+    );
+}
