@@ -186,3 +186,59 @@ fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+#[tokio::test]
+async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let mut server = crate::helpers::ServerProcess::start(database).await;
+    let app = &server.app;
+    let mut requests = Vec::new();
+    for i in 0..30 {
+        let request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(app.token(Role::Partner))
+            .json(&json!({
+                "query": crate::helpers::SUBMIT_LEAD,
+                "variables": { "input": { "email": format!("bye{i}@example.com") } }
+            }));
+        requests.push(tokio::spawn(async move {
+            let response = request.send().await.ok()?;
+            let body: Value = response.json().await.ok()?;
+            body["data"]["submitLead"]["lead"]["id"]
+                .as_str()
+                .map(str::to_owned)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let pid = server.child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut acknowledged = Vec::new();
+    for request in requests {
+        acknowledged.extend(request.await.unwrap());
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(40), server.child.wait())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let stored = server.app.count("lead").await;
+    assert!(
+        stored >= acknowledged.len() as i64,
+        "{} acknowledged, {stored} stored",
+        acknowledged.len()
+    );
+    for id in acknowledged {
+        let id: uuid::Uuid = id.parse().unwrap();
+        assert!(
+            crm::store::lead::find(&server.app.db, id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}

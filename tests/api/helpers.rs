@@ -269,3 +269,50 @@ mutation Submit($input: SubmitLeadInput!) {
 pub async fn submit_lead(app: &TestApp, input: Value, role: Role) -> Value {
     app.data(SUBMIT_LEAD, json!({ "input": input }), role).await["submitLead"].clone()
 }
+
+/// A real `crm serve` process on `database`, killed when dropped.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub app: TestApp,
+}
+
+impl ServerProcess {
+    pub async fn start(database: Arc<TestDatabase>) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+            .arg("serve")
+            .env("DATABASE_URL", database.url())
+            .env("CRM_BIND", "127.0.0.1:0")
+            .env("CRM_JWT_SECRET", SECRET)
+            .env("CRM_SWEEP_INTERVAL_SECS", "3600")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("crm serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("stdout line") {
+                if let Some(url) = line.strip_prefix("GraphQL:") {
+                    return url.trim().trim_end_matches("/graphql").to_owned();
+                }
+            }
+            panic!("crm serve exited before printing its address");
+        })
+        .await
+        .expect("crm serve printed its address in time");
+        let db = crm::store::connect(database.url())
+            .await
+            .expect("test connection");
+        let app = TestApp {
+            address,
+            client: reqwest::Client::new(),
+            clock: ManualClock::new(Utc::now()),
+            db,
+            keys: JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
+            database,
+        };
+        Self { child, app }
+    }
+}

@@ -3,7 +3,9 @@ use chrono::Duration;
 use crm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{SUBMIT_LEAD, error_code, spawn_app, spawn_app_on, submit_lead};
+use crate::helpers::{
+    SUBMIT_LEAD, ServerProcess, TestDatabase, error_code, spawn_app, spawn_app_on, submit_lead,
+};
 
 fn id(v: &Value) -> String {
     v["opportunity"]["id"].as_str().unwrap().to_owned()
@@ -393,4 +395,45 @@ async fn two_server_instances_sharing_one_database_still_open_one_opportunity() 
     let app = spawn_app().await;
     let other = spawn_app_on(app.database.clone(), app.clock.clone()).await;
     fifty_concurrent_leads(&[&app, &other]).await;
+}
+
+#[tokio::test]
+async fn two_crm_serve_processes_sharing_one_database_still_open_one_opportunity() {
+    let database = std::sync::Arc::new(TestDatabase::create().await);
+    let first = ServerProcess::start(database.clone()).await;
+    let second = ServerProcess::start(database).await;
+    fifty_concurrent_leads(&[&first.app, &second.app]).await;
+}
+
+#[tokio::test]
+async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
+    let app = spawn_app().await;
+    let input = json!({
+        "firstName": "Marie", "lastName": "Roy", "email": "roy@example.com", "phone": "514-555-0177",
+        "message": "Essai routier samedi?", "source": "portail-auto", "type": "REN",
+        "vehicle": { "year": 2024, "make": "Toyota", "model": "RAV4", "trim": "XLE",
+                     "vin": "2t3p1rfv8rc123456", "stockNumber": "A1234", "condition": "NEW" }
+    });
+    let payload = submit_lead(&app, input, Role::Partner).await;
+    let data = app
+        .data(
+            r#"query($id: ID!) { lead(id: $id) { type source message firstName lastName submittedEmail
+                 submittedBy receivedAt vehicle { year make model trim vin stockNumber condition } } }"#,
+            json!({ "id": payload["lead"]["id"] }),
+            Role::Agent,
+        )
+        .await;
+    let lead = &data["lead"];
+    assert_eq!(lead["type"], "REN");
+    assert_eq!(lead["source"], "portail-auto");
+    assert_eq!(lead["message"], "Essai routier samedi?");
+    assert_eq!(lead["submittedBy"], "partner-1");
+    assert_eq!(
+        lead["vehicle"],
+        json!({ "year": 2024, "make": "Toyota", "model": "RAV4", "trim": "XLE",
+                "vin": "2T3P1RFV8RC123456", "stockNumber": "A1234", "condition": "NEW" })
+    );
+    let received: chrono::DateTime<chrono::Utc> =
+        lead["receivedAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(received, crate::helpers::t0());
 }

@@ -228,3 +228,43 @@ async fn a_page_larger_than_the_limit_is_refused() {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
+
+#[tokio::test]
+async fn clients_are_found_by_name_email_or_any_spelling_of_their_phone() {
+    let app = spawn_app().await;
+    app.data(
+        CREATE_CLIENT,
+        json!({ "input": { "firstName": "Éloïse", "lastName": "Tremblay", "email": "eloise@example.com", "phone": "514 555-0111" } }),
+        Role::Agent,
+    )
+    .await;
+    app.data(
+        CREATE_CLIENT,
+        json!({ "input": { "firstName": "Jean", "email": "jean@example.com" } }),
+        Role::Agent,
+    )
+    .await;
+    let search = |text: &'static str| {
+        let app = &app;
+        async move {
+            let data = app
+                .data(
+                    r#"query($s: String) { clients(search: $s) { totalCount edges { node { firstName } } } }"#,
+                    json!({ "s": text }),
+                    Role::Agent,
+                )
+                .await;
+            data["clients"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["firstName"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("trembl").await, ["Éloïse"]);
+    assert_eq!(search("ELOISE@example.com").await, ["Éloïse"]);
+    assert_eq!(search("+1 (514) 555-0111").await, ["Éloïse"]);
+    assert_eq!(search("100%_").await, Vec::<String>::new());
+    assert_eq!(search("").await.len(), 2);
+}
