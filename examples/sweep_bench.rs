@@ -122,8 +122,8 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
     let raw_update = format!("UPDATE opportunity SET expiree = true, expired_at = $1 WHERE {rule}");
     let raw_audited = format!(
         "WITH flagged AS ({raw_update} RETURNING id)
-         INSERT INTO opportunity_expiry_event (id, opportunity_id, expired_at, window_days, protected_statuses, applied_by)
-         SELECT gen_random_uuid(), id, $1, 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'SWEEP' FROM flagged"
+         INSERT INTO opportunity_expiry_event (opportunity_id, expired_at, window_days, protected_statuses, applied_by)
+         SELECT id, $1, 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'SWEEP' FROM flagged"
     );
     print_plan(&db, rule, cutoff).await?;
 

@@ -33,7 +33,6 @@ enum OpportunityStatusChange {
 #[derive(DeriveIden)]
 enum OpportunityExpiryEvent {
     Table,
-    Id,
     OpportunityId,
     ExpiredAt,
     WindowDays,
@@ -198,16 +197,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(OpportunityExpiryEvent::Table)
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
+                    // Expiry is sticky, so it happens once: the opportunity is the key.
                     .col(
                         ColumnDef::new(OpportunityExpiryEvent::OpportunityId)
                             .uuid()
-                            .not_null(),
+                            .not_null()
+                            .primary_key(),
                     )
                     .col(
                         ColumnDef::new(OpportunityExpiryEvent::ExpiredAt)
@@ -241,15 +236,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_expiry_event_opportunity")
-                    .table(OpportunityExpiryEvent::Table)
-                    .col(OpportunityExpiryEvent::OpportunityId)
-                    .to_owned(),
-            )
-            .await
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

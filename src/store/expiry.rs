@@ -2,10 +2,10 @@
 //! domain predicate uses, and the set-based sweep.
 use chrono::{DateTime, Utc};
 use entity::opportunity;
-use sea_orm::sea_query::{LockBehavior, LockType, Query};
+use sea_orm::sea_query::{LockBehavior, LockType, PostgresQueryBuilder, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -78,28 +78,79 @@ pub async fn sweep_in_batches(
             .and_where_option(resume_from.map(|at| opportunity::Column::CreatedAt.gte(at)))
             .order_by(opportunity::Column::CreatedAt, sea_orm::Order::Asc)
             .limit(batch_size.max(1));
-        if postgres {
+        let scope = Condition::all().add(opportunity::Column::Id.in_subquery(batch.clone()));
+        let (flagged, last) = if postgres {
             batch.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let flagged = expire_where(
-            &txn,
-            Condition::all().add(opportunity::Column::Id.in_subquery(batch)),
-            now,
-            policy,
-            ExpiryApplier::Sweep,
-        )
-        .await?;
+            let scope = Condition::all().add(opportunity::Column::Id.in_subquery(batch));
+            flag_batch_postgres(&txn, scope, policy, now).await?
+        } else {
+            let rows = expire_where(&txn, scope, now, policy, ExpiryApplier::Sweep).await?;
+            let last = rows.iter().map(|o| o.created_at).max();
+            (rows.len() as u64, last)
+        };
         txn.commit().await?;
         // Not `< batch_size`: the UPDATE re-checks the rule, so a batch can
         // flag fewer rows than it selected while more remain due.
-        if flagged.is_empty() {
+        if flagged == 0 {
             break;
         }
         report.batches += 1;
-        report.expired += flagged.len() as u64;
-        resume_from = flagged.iter().map(|o| o.created_at).max().or(resume_from);
+        report.expired += flagged;
+        resume_from = last.or(resume_from);
     }
     Ok(report)
+}
+
+/// One sweep batch on PostgreSQL in a single round trip: the UPDATE (built
+/// from [`due_condition`]) and the audit rows as one statement with
+/// data-modifying CTEs. Returns how many were flagged and the newest
+/// `created_at` among them.
+async fn flag_batch_postgres(
+    txn: &impl ConnectionTrait,
+    scope: Condition,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+) -> Result<(u64, Option<DateTime<Utc>>), AppError> {
+    let (update, values) = Query::update()
+        .table(opportunity::Entity)
+        .value(opportunity::Column::Expiree, true)
+        .value(opportunity::Column::ExpiredAt, now)
+        .cond_where(due_condition(policy, now))
+        .cond_where(scope)
+        .returning(
+            Query::returning().columns([opportunity::Column::Id, opportunity::Column::CreatedAt]),
+        )
+        .build(PostgresQueryBuilder);
+    let mut values = values.0;
+    let first = values.len() + 1;
+    values.extend([
+        now.into(),
+        policy.window.num_days().into(),
+        policy.protected_names().into(),
+        ExpiryApplier::Sweep.as_str().into(),
+    ]);
+    let sql = format!(
+        "WITH flagged AS ({update}), \
+         audit AS (INSERT INTO opportunity_expiry_event \
+             (opportunity_id, expired_at, window_days, protected_statuses, applied_by) \
+             SELECT id, ${}, ${}, ${}, ${} FROM flagged) \
+         SELECT COUNT(*) AS flagged, MAX(created_at) AS last FROM flagged",
+        first,
+        first + 1,
+        first + 2,
+        first + 3
+    );
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| AppError::Internal("sweep batch returned no row".into()))?;
+    let flagged: i64 = row.try_get("", "flagged")?;
+    let last: Option<DateTime<Utc>> = row.try_get("", "last")?;
+    Ok((u64::try_from(flagged).unwrap_or_default(), last))
 }
 
 async fn try_sweep_lock(txn: &impl ConnectionTrait) -> Result<bool, AppError> {

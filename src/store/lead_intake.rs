@@ -84,26 +84,23 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<Intake, AppError> {
     let hash = request_hash(valid);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let txn = begin_write(db).await?;
-        match submit_in(&txn, principal, valid, &hash, policy, now).await {
-            Ok(intake) => match txn.commit().await {
-                Ok(()) => return Ok(intake),
-                Err(e) => match AppError::from(e) {
-                    AppError::Contention if attempt < MAX_ATTEMPTS => {}
-                    other => return Err(other),
-                },
-            },
-            Err(AppError::Contention) if attempt < MAX_ATTEMPTS => {
-                // Dropping `txn` rolls it back.
-                drop(txn);
-            }
-            Err(e) => return Err(e),
+    for attempt in 1..=MAX_ATTEMPTS {
+        // Dropping the transaction on any error rolls it back.
+        let result = async {
+            let txn = begin_write(db).await?;
+            let intake = submit_in(&txn, principal, valid, &hash, policy, now).await?;
+            txn.commit().await?;
+            Ok(intake)
         }
-        tokio::time::sleep(backoff(attempt)).await;
+        .await;
+        match result {
+            Err(AppError::Contention) if attempt < MAX_ATTEMPTS => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            other => return other,
+        }
     }
+    Err(AppError::Contention)
 }
 
 /// Small, growing, jittered pause between attempts.

@@ -227,7 +227,6 @@ pub async fn expire_where(
     let events = flagged
         .iter()
         .map(|o| opportunity_expiry_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
             opportunity_id: Set(o.id),
             expired_at: Set(now),
             window_days: Set(policy.window.num_days()),

@@ -69,6 +69,22 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
         .unwrap();
     assert_eq!(report.expired, 3);
     assert_eq!(app.count("opportunity_expiry_event").await, 3);
+    let events = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT window_days, protected_statuses, applied_by FROM opportunity_expiry_event",
+        ))
+        .await
+        .unwrap();
+    for event in events {
+        assert_eq!(event.try_get::<i64>("", "window_days").unwrap(), 56);
+        assert_eq!(
+            event.try_get::<String>("", "protected_statuses").unwrap(),
+            "PRIS_EN_CHARGE,VENDU_NON_LIVRE,SUIVI_LONG_TERME"
+        );
+        assert_eq!(event.try_get::<String>("", "applied_by").unwrap(), "SWEEP");
+    }
     for (status, id) in &opportunities {
         let data = app
             .data(
