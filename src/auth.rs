@@ -15,7 +15,7 @@ use crate::error::AppError;
 #[serde(rename_all = "UPPERCASE")]
 #[graphql(name = "Role")]
 pub enum Role {
-    /// Everything, including the admin-only fields.
+    /// Everything.
     Admin,
     /// Sales and BDC agents: the CRM's daily work.
     Agent,
@@ -76,6 +76,21 @@ pub struct Claims {
 pub enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+/// Shortest HS256 secret accepted: shorter ones can be brute-forced.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuse a secret too short to sign tokens safely.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        Err(format!(
+            "CRM_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it has {})",
+            secret.len()
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Longest token lifetime `crm token` will issue.

@@ -87,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .jwt_secret
                 .as_deref()
                 .context("CRM_JWT_SECRET (or --jwt-secret) is required to sign a token")?;
+            crate::auth::check_secret(secret).map_err(anyhow::Error::msg)?;
             let ttl = chrono::Duration::from_std(ttl).context("--ttl is too long")?;
             anyhow::ensure!(ttl <= MAX_TOKEN_TTL, "--ttl may not exceed 366 days");
             anyhow::ensure!(!sub.trim().is_empty(), "--sub may not be empty");

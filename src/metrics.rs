@@ -18,7 +18,7 @@ static LEADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
 static EXPIRED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     let counter = IntCounter::new(
         "crm_opportunities_expired_total",
-        "Opportunities flagged `expiree` by the background or on-demand sweep.",
+        "Opportunities the expiry sweep (background or `crm expire`) flagged as expired.",
     )
     .ok()?;
     REGISTRY.register(Box::new(counter.clone())).ok()?;

@@ -84,6 +84,8 @@ pub enum StartupError {
     },
     #[error("cannot issue development tokens: {0}")]
     Tokens(AppError),
+    #[error("{0}")]
+    WeakSecret(String),
 }
 
 impl Application {
@@ -93,6 +95,9 @@ impl Application {
         clock: SharedClock,
         options: RunOptions,
     ) -> Result<Self, StartupError> {
+        if let Some(secret) = &settings.jwt_secret {
+            crate::auth::check_secret(secret).map_err(StartupError::WeakSecret)?;
+        }
         let db = store::connect(&settings.database_url)
             .await
             .map_err(|source| StartupError::Database {
@@ -327,8 +332,17 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(crate::metrics::render())
+/// Prometheus scrape, ADMIN token required (the figures are the admins').
+async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let refusal = match authenticate(&state, &req) {
+        Ok(principal) if principal.is_admin() => None,
+        Ok(_) => Some((StatusCode::FORBIDDEN, AppError::Forbidden)),
+        Err(refusal) => Some(refusal),
+    };
+    match refusal {
+        Some((status, error)) => HttpResponse::build(status).json(error_body(&error)),
+        None => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(crate::metrics::render()),
+    }
 }

@@ -12,7 +12,12 @@ pub mod page;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::error::AppError;
 
 /// How long a request waits for a pooled connection before failing fast.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -41,6 +46,22 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     use migration::MigratorTrait;
     migration::Migrator::up(db, None).await
+}
+
+/// A write transaction: IMMEDIATE on SQLite, so two writers never both read
+/// and then race to upgrade their lock (which SQLite answers with BUSY
+/// instead of waiting); a plain READ COMMITTED transaction on PostgreSQL,
+/// where callers lock rows explicitly.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, AppError> {
+    let options = if is_postgres(db.get_database_backend()) {
+        TransactionOptions::default()
+    } else {
+        TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        }
+    };
+    Ok(db.begin_with_options(options).await?)
 }
 
 /// True on PostgreSQL (advisory locks, `FOR UPDATE`), false on SQLite.

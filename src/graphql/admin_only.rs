@@ -4,18 +4,22 @@
 //!
 //! `#[graphql(visible = ...)]` only hides them from introspection: async-graphql
 //! still validates a query that names them. For a non-admin this extension
-//! rejects such a query during validation with exactly the error an unknown
-//! field gets (`Unknown field "x" on type "T".`, no suggestion), so nothing
-//! tells the field exists. Resolvers keep their `RoleGuard::admin()` as a
+//! renames every such reference in the parsed document to a name no schema
+//! can hold (it ends in `#`, which GraphQL syntax forbids), so async-graphql's
+//! own validator rejects it exactly as it rejects any unknown field, with all
+//! its follow-on errors; the marker is then taken out of the messages.
+//! Suggestions are off schema-wide. Resolvers keep `RoleGuard::admin()` as a
 //! second wall.
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
 use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{Positioned, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Name, Positioned, ServerError, ServerResult, ValidationResult, Variables};
 
 use crate::auth::Principal;
 
@@ -29,6 +33,10 @@ pub const ADMIN_ONLY_FIELDS: &[(&str, &str)] = &[
 
 /// Types reachable only through admin-only fields.
 pub const ADMIN_ONLY_TYPES: &[&str] = &["LeadDecision"];
+
+/// Appended to hidden names: `#` cannot appear in a GraphQL name, so the
+/// renamed reference matches nothing and no client can write it.
+const UNKNOWN_MARK: &str = "#";
 
 fn is_admin_only_field(type_name: &str, field: &str) -> bool {
     ADMIN_ONLY_FIELDS
@@ -44,10 +52,16 @@ impl ExtensionFactory for AdminOnlyWall {
     }
 }
 
-/// Per request: errors found at parse time, merged into validation's.
+/// Per request: whether a hidden name was renamed, and the alias-limit error.
 #[derive(Default)]
 struct AdminOnlyWallExtension {
-    found: Mutex<Vec<ServerError>>,
+    state: Mutex<WallState>,
+}
+
+#[derive(Default)]
+struct WallState {
+    renamed: bool,
+    too_many_aliases: Option<ServerError>,
 }
 
 #[async_trait::async_trait]
@@ -59,15 +73,14 @@ impl Extension for AdminOnlyWallExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+        let mut document = next.run(ctx, query, variables).await?;
         let admin = ctx.data_opt::<Principal>().is_some_and(Principal::is_admin);
-        let mut found = if admin {
-            Vec::new()
-        } else {
-            hidden_references(&ctx.schema_env.registry, &document)
+        let renamed = !admin && hide_admin_only(&ctx.schema_env.registry, &mut document);
+        let too_many_aliases = too_many_aliases(&document);
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = WallState {
+            renamed,
+            too_many_aliases,
         };
-        found.extend(too_many_aliases(&document));
-        *self.found.lock().unwrap_or_else(|e| e.into_inner()) = found;
         Ok(document)
     }
 
@@ -76,82 +89,97 @@ impl Extension for AdminOnlyWallExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let found = std::mem::take(&mut *self.found.lock().unwrap_or_else(|e| e.into_inner()));
+        let state = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
         let result = next.run(ctx).await;
-        if found.is_empty() {
-            return result;
+        let mut errors = match (result, state.too_many_aliases) {
+            (Ok(ok), None) => return Ok(ok),
+            (Ok(_), Some(error)) => vec![error],
+            (Err(errors), extra) => errors.into_iter().chain(extra).collect(),
+        };
+        if state.renamed {
+            let names = ADMIN_ONLY_FIELDS
+                .iter()
+                .map(|(_, f)| *f)
+                .chain(ADMIN_ONLY_TYPES.iter().copied());
+            for name in names {
+                let marked = format!("{name}{UNKNOWN_MARK}");
+                for error in &mut errors {
+                    error.message = error.message.replace(&marked, name);
+                }
+            }
         }
-        let mut errors = result.err().unwrap_or_default();
-        errors.extend(found);
-        errors.sort_by_key(|e| e.locations.first().map(|p| (p.line, p.column)));
         Err(errors)
     }
 }
 
-/// Every place the document names an admin-only field or type.
-fn hidden_references(registry: &Registry, document: &ExecutableDocument) -> Vec<ServerError> {
-    let mut errors = Vec::new();
-    for (_, operation) in document.operations.iter() {
+/// Rename every reference to an admin-only field or type; true if any.
+fn hide_admin_only(registry: &Registry, document: &mut ExecutableDocument) -> bool {
+    let mut renamed = false;
+    let operations: Vec<&mut Positioned<_>> = match &mut document.operations {
+        DocumentOperations::Single(operation) => vec![operation],
+        DocumentOperations::Multiple(operations) => operations.values_mut().collect(),
+    };
+    for operation in operations {
         let root = match operation.node.ty {
-            OperationType::Query => Some(registry.query_type.as_str()),
-            OperationType::Mutation => registry.mutation_type.as_deref(),
-            OperationType::Subscription => registry.subscription_type.as_deref(),
+            OperationType::Query => Some(registry.query_type.clone()),
+            OperationType::Mutation => registry.mutation_type.clone(),
+            OperationType::Subscription => registry.subscription_type.clone(),
         };
         if let Some(root) = root {
-            walk(registry, root, &operation.node.selection_set, &mut errors);
+            renamed |= walk(registry, &root, &mut operation.node.selection_set.node);
         }
     }
-    for (_, fragment) in document.fragments.iter() {
-        let on = &fragment.node.type_condition.node.on;
+    for fragment in document.fragments.values_mut() {
+        let on = &mut fragment.node.type_condition.node.on;
         if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
-            errors.push(unknown_type(on.node.as_str(), on.pos));
+            on.node = hidden(on.node.as_str());
+            renamed = true;
         } else {
-            walk(
-                registry,
-                on.node.as_str(),
-                &fragment.node.selection_set,
-                &mut errors,
-            );
+            let type_name = on.node.to_string();
+            renamed |= walk(registry, &type_name, &mut fragment.node.selection_set.node);
         }
     }
-    errors
+    renamed
 }
 
-fn walk(
-    registry: &Registry,
-    type_name: &str,
-    selection_set: &Positioned<SelectionSet>,
-    errors: &mut Vec<ServerError>,
-) {
-    for selection in &selection_set.node.items {
-        match &selection.node {
+fn hidden(name: &str) -> Name {
+    Name::new(format!("{name}{UNKNOWN_MARK}"))
+}
+
+fn walk(registry: &Registry, type_name: &str, selection_set: &mut SelectionSet) -> bool {
+    let mut renamed = false;
+    for selection in &mut selection_set.items {
+        match &mut selection.node {
             Selection::Field(field) => {
-                let name = field.node.name.node.as_str();
-                if is_admin_only_field(type_name, name) {
-                    errors.push(ServerError::new(
-                        format!("Unknown field \"{name}\" on type \"{type_name}\"."),
-                        Some(field.pos),
-                    ));
+                let name = field.node.name.node.to_string();
+                if is_admin_only_field(type_name, &name) {
+                    field.node.name.node = hidden(&name);
+                    renamed = true;
                     continue;
                 }
                 if let Some(meta) = registry
                     .types
                     .get(type_name)
-                    .and_then(|t| t.field_by_name(name))
+                    .and_then(|t| t.field_by_name(&name))
                 {
-                    let inner = MetaTypeName::concrete_typename(&meta.ty);
-                    walk(registry, inner, &field.node.selection_set, errors);
+                    let inner = MetaTypeName::concrete_typename(&meta.ty).to_owned();
+                    renamed |= walk(registry, &inner, &mut field.node.selection_set.node);
                 }
             }
             Selection::InlineFragment(fragment) => {
-                let on = fragment.node.type_condition.as_ref().map(|c| &c.node.on);
-                match on {
+                let condition = fragment
+                    .node
+                    .type_condition
+                    .as_mut()
+                    .map(|c| &mut c.node.on);
+                match condition {
                     Some(on) if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) => {
-                        errors.push(unknown_type(on.node.as_str(), on.pos));
+                        on.node = hidden(on.node.as_str());
+                        renamed = true;
                     }
-                    _ => {
-                        let inner = on.map_or(type_name, |on| on.node.as_str());
-                        walk(registry, inner, &fragment.node.selection_set, errors);
+                    other => {
+                        let inner = other.map_or(type_name.to_owned(), |on| on.node.to_string());
+                        renamed |= walk(registry, &inner, &mut fragment.node.selection_set.node);
                     }
                 }
             }
@@ -159,10 +187,7 @@ fn walk(
             Selection::FragmentSpread(_) => {}
         }
     }
-}
-
-fn unknown_type(name: &str, pos: async_graphql::Pos) -> ServerError {
-    ServerError::new(format!("Unknown type \"{name}\""), Some(pos))
+    renamed
 }
 
 /// Aliases multiply the work of one query; more than [`super::MAX_ALIASES`]

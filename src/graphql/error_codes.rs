@@ -26,7 +26,11 @@ impl Extension for ErrorCodesExtension {
         let mut response = next.run(ctx).await;
         for error in &mut response.errors {
             let mut extensions = error.extensions.take().unwrap_or_default();
-            match error.source::<AppError>() {
+            // DataLoader errors arrive wrapped in an Arc.
+            let app = error
+                .source::<AppError>()
+                .or_else(|| error.source::<Arc<AppError>>().map(Arc::as_ref));
+            match app {
                 Some(app) => {
                     extensions.set("code", app.code());
                     if let Some(field) = app.field() {

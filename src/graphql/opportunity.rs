@@ -256,11 +256,9 @@ impl OpportunityMutation {
         let api = api(ctx)?;
         let who = principal(ctx)?;
         let client_id = parse_id("clientId", &input.client_id)?;
-        store::client::find(&api.db, client_id)
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
         let created =
-            store::opportunity::create(&api.db, client_id, &who.sub, api.clock.now()).await?;
+            store::opportunity::open_for_client(&api.db, client_id, &who.sub, api.clock.now())
+                .await?;
         Ok(Opportunity(created))
     }
 

@@ -16,14 +16,13 @@ use entity::{lead, opportunity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, Statement,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{client, is_postgres, lead as lead_store, opportunity as opp_store};
+use super::{begin_write, client, is_postgres, lead as lead_store, opportunity as opp_store};
 use crate::auth::Principal;
 use crate::domain::contact::{ContactKind, ContactPoint};
 use crate::domain::expiry::{ExpiryPolicy, ExpiryVerdict};
@@ -107,20 +106,6 @@ pub async fn submit(
 fn backoff(attempt: u32) -> Duration {
     let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
     Duration::from_millis(u64::from(attempt) * 5 + jitter)
-}
-
-/// A write transaction: IMMEDIATE on SQLite so two intakes never both read
-/// and then race to write.
-async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, AppError> {
-    let options = if is_postgres(db.get_database_backend()) {
-        TransactionOptions::default()
-    } else {
-        TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        }
-    };
-    Ok(db.begin_with_options(options).await?)
 }
 
 /// Serialize intakes that share a contact point or idempotency key
@@ -207,11 +192,16 @@ async fn submit_in(
     // 4. Merge or open.
     let (opportunity_id, outcome) = match plan.route {
         Route::Merge { opportunity_id } => {
-            opportunity::Entity::update_many()
+            let touched = opportunity::Entity::update_many()
                 .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
                 .filter(opportunity::Column::Id.eq(opportunity_id))
+                .filter(opportunity::Column::Expiree.eq(false))
                 .exec(txn)
                 .await?;
+            // Flagged since we read it: decide again from the start.
+            if touched.rows_affected == 0 {
+                return Err(AppError::Contention);
+            }
             (opportunity_id, LeadOutcome::Merged)
         }
         Route::Open => {
@@ -420,9 +410,12 @@ async fn plan_for(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
 ) -> Result<IntakePlan, AppError> {
+    // FOR UPDATE (PostgreSQL): a concurrent status change or sweep batch on
+    // these rows finishes first, and we read what it committed.
     let live = opportunity::Entity::find()
         .filter(opportunity::Column::ClientId.eq(client_id))
         .filter(opportunity::Column::Expiree.eq(false))
+        .lock_exclusive()
         .all(db)
         .await?;
     let snapshots = live

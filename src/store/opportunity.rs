@@ -3,8 +3,8 @@ use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionSession, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -99,7 +99,25 @@ pub async fn count(db: &impl ConnectionTrait, filter: &OpportunityFilter) -> Res
     Ok(filter.apply(opportunity::Entity::find()).count(db).await?)
 }
 
-/// Open a new `NOUVEAU` opportunity and record its initial status.
+/// Open a new `NOUVEAU` opportunity for an existing client, with its
+/// initial status, in one transaction.
+pub async fn open_for_client(
+    db: &DatabaseConnection,
+    client_id: Uuid,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> Result<opportunity::Model, AppError> {
+    let txn = super::begin_write(db).await?;
+    super::client::find(&txn, client_id)
+        .await?
+        .ok_or(AppError::NotFound("client"))?;
+    let created = create(&txn, client_id, created_by, now).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Open a new `NOUVEAU` opportunity and record its initial status (inside
+/// the caller's transaction).
 pub async fn create(
     db: &impl ConnectionTrait,
     client_id: Uuid,
@@ -149,20 +167,25 @@ async fn record_status_change(
 
 /// Change the status, record it in the history, and apply the expiry rule
 /// right away (an old opportunity leaving the protected set expires now).
-pub async fn update_status<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+pub async fn update_status(
+    db: &DatabaseConnection,
     id: Uuid,
     to: OpportunityStatus,
     by: &str,
     now: DateTime<Utc>,
     policy: &ExpiryPolicy,
 ) -> Result<opportunity::Model, AppError> {
-    let txn = db.begin().await?;
-    let current = find(&txn, id)
+    let txn = super::begin_write(db).await?;
+    let current = opportunity::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
     let from = status_of(&current)?;
     if from != to {
+        // Judge the status it had until now first: an opportunity already
+        // due cannot escape by moving into a protected status.
+        let already_due = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         opportunity::Entity::update_many()
             .col_expr(opportunity::Column::Status, Expr::value(to.as_str()))
             .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
@@ -170,7 +193,8 @@ pub async fn update_status<C: ConnectionTrait + TransactionTrait>(
             .exec(&txn)
             .await?;
         record_status_change(&txn, id, Some(from), to, by, now).await?;
-        if !current.expiree && policy.is_due(current.created_at, to, now) {
+        if already_due.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now)
+        {
             expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
     }

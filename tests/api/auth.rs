@@ -210,7 +210,12 @@ async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead
                 .map(str::to_owned)
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Stop once the server is mid-burst: at least one lead acknowledged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.app.count("lead").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no lead stored");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     let pid = server.child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -226,6 +231,7 @@ async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead
         .expect("stops within the grace period")
         .unwrap();
     assert!(status.success(), "{status:?}");
+    assert!(!acknowledged.is_empty());
     let stored = server.app.count("lead").await;
     assert!(
         stored >= acknowledged.len() as i64,

@@ -104,9 +104,22 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
         .await
         .unwrap();
     assert_eq!(again.expired, 0);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("crm_opportunities_expired_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crm_expiry_sweep_duration_seconds"),
         "{metrics}"
     );
 }
@@ -296,4 +309,21 @@ async fn a_database_outage_fails_fast_and_the_server_recovers() {
         .data("{ opportunities { totalCount } }", json!({}), Role::Agent)
         .await;
     assert_eq!(data["opportunities"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn metrics_need_an_admin_token() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    let agent = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(app.token(Role::Agent))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agent.status(), reqwest::StatusCode::FORBIDDEN);
 }

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
-pub const SECRET: &str = "integration-test-secret";
+pub const SECRET: &str = "integration-test-secret-at-least-32-bytes";
 pub const ISSUER: &str = "crm";
 pub const AUDIENCE: &str = "crm-api";
 

@@ -437,3 +437,83 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
         lead["receivedAt"].as_str().unwrap().parse().unwrap();
     assert_eq!(received, crate::helpers::t0());
 }
+
+#[tokio::test]
+async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_status() {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Partner).await;
+    // Past eight weeks, before any sweep: an agent takes it in charge.
+    app.clock.advance(Duration::days(56) + Duration::minutes(2));
+    app.data(
+        r#"mutation($id: ID!) { updateOpportunityStatus(id: $id, status: PRIS_EN_CHARGE) { id } }"#,
+        json!({ "id": id(&first) }),
+        Role::Agent,
+    )
+    .await;
+    let data = app
+        .data(
+            r#"query($id: ID!) { opportunity(id: $id) { status expiree expiredAt } }"#,
+            json!({ "id": id(&first) }),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(data["opportunity"]["status"], "PRIS_EN_CHARGE");
+    assert_eq!(data["opportunity"]["expiree"], true);
+    let next = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Partner).await;
+    assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
+}
+
+/// A known client: simultaneous leads that share no contact key (email only,
+/// phone only) still serialize on the client and merge into one opportunity.
+#[tokio::test]
+async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one_opportunity() {
+    let app = spawn_app().await;
+    let first = submit_lead(
+        &app,
+        json!({ "email": "known@example.com", "phone": "514 555 0150" }),
+        Role::Partner,
+    )
+    .await;
+    app.clock.advance(Duration::days(57));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let input = if i % 2 == 0 {
+            json!({ "email": "known@example.com" })
+        } else {
+            json!({ "phone": "5145550150" })
+        };
+        let (url, token, client) = (
+            format!("{}/graphql", app.address),
+            app.token(Role::Partner),
+            app.client.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    let mut opportunities = std::collections::HashSet::new();
+    for task in tasks {
+        let body = task.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        opportunities.insert(
+            body["data"]["submitLead"]["opportunity"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // The first opportunity expired at the first of these leads; exactly one new one took them all.
+    assert_eq!(opportunities.len(), 1);
+    assert!(!opportunities.contains(&id(&first)));
+    assert_eq!(app.count("opportunity").await, 2);
+    assert_eq!(app.count("lead").await, 31);
+}

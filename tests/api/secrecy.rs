@@ -57,6 +57,61 @@ async fn naming_expiree_is_rejected_exactly_like_an_unknown_field() {
 }
 
 #[tokio::test]
+async fn a_misused_hidden_field_answers_exactly_like_a_misused_unknown_field() {
+    let app = spawn_app().await;
+    let id = an_opportunity(&app).await;
+    // (query naming a hidden field, the hidden name); its twin names a field
+    // that does not exist at all, in the same place and the same way.
+    let cases = [
+        (
+            r#"query($id: ID!) { opportunity(id: $id) { id expiree { x } } }"#,
+            "expiree",
+        ),
+        (
+            r#"query($id: ID!) { opportunity(id: $id) { expiredAt(tz: 1) } }"#,
+            "expiredAt",
+        ),
+        (
+            r#"{ leads { edges { node { id decision } } } }"#,
+            "decision",
+        ),
+        (
+            r#"{ leads { edges { node { decision { nosuch } } } } }"#,
+            "decision",
+        ),
+        (r#"{ previewLead }"#, "previewLead"),
+        (
+            r#"{ previewLead(input: { email: 5 }) { outcome } }"#,
+            "previewLead",
+        ),
+        (
+            r#"query($i: SubmitLeadInput!) { previewLead(input: $i) { outcome } }"#,
+            "previewLead",
+        ),
+    ];
+    for role in [Role::Agent, Role::Partner] {
+        for (query, hidden) in cases {
+            // Same length, so every error position is the same too.
+            let unknown = "z".repeat(hidden.len());
+            let twin = query.replace(hidden, &unknown);
+            let vars = json!({ "id": id, "i": { "email": "a@b.ca" } });
+            let hidden_body = app.post_graphql(query, vars.clone(), role).await;
+            let twin_body = app.post_graphql(&twin, vars, role).await;
+            assert!(
+                hidden_body["errors"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty())
+            );
+            assert_eq!(
+                hidden_body.to_string().replace(hidden, &unknown),
+                twin_body.to_string(),
+                "{role:?}: {query}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn aliases_and_fragments_do_not_reach_expiree() {
     let app = spawn_app().await;
     let id = an_opportunity(&app).await;
