@@ -517,3 +517,38 @@ async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one
     assert_eq!(app.count("opportunity").await, 2);
     assert_eq!(app.count("lead").await, 31);
 }
+
+#[tokio::test]
+async fn simultaneous_retries_with_one_idempotency_key_store_one_lead() {
+    let app = spawn_app().await;
+    let input = json!({ "email": "retry@example.com", "idempotencyKey": "k-1" });
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (url, token, client) = (
+            format!("{}/graphql", app.address),
+            app.token(Role::Partner),
+            app.client.clone(),
+        );
+        let input = input.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    let mut leads = std::collections::HashSet::new();
+    for task in tasks {
+        let body = task.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        leads.insert(body["data"]["submitLead"]["lead"]["id"].to_string());
+    }
+    assert_eq!(leads.len(), 1);
+    assert_eq!(app.count("lead").await, 1);
+}
