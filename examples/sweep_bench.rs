@@ -30,7 +30,7 @@ use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
 };
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 const LEAD_CLIENTS: usize = 4;
 /// Upper bound of the lead load, whatever happens to the sweep.
 const LEAD_LOAD_LIMIT: Duration = Duration::from_secs(120);
