@@ -20,12 +20,7 @@ async fn one_of_each_status(app: &TestApp) -> Vec<(OpportunityStatus, String)> {
         )
         .await;
         let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
-        app.data(
-            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
-            json!({ "id": id, "s": status.as_str() }),
-            Role::Agent,
-        )
-        .await;
+        crate::helpers::set_status(app, &id, status.as_str(), Role::Agent).await;
         out.push((status, id));
     }
     out

@@ -316,3 +316,37 @@ impl ServerProcess {
         Self { child, app }
     }
 }
+
+/// Send every input to `submitLead` at once, as a partner, spread over
+/// `apps` in turn; returns the `submitLead` payloads, asserting no errors.
+pub async fn submit_concurrently(apps: &[&TestApp], inputs: Vec<Value>) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let app = apps[i % apps.len()];
+        let request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(app.token(Role::Partner))
+            .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }));
+        tasks.push(tokio::spawn(async move {
+            request.send().await.unwrap().json::<Value>().await.unwrap()
+        }));
+    }
+    let mut payloads = Vec::new();
+    for task in tasks {
+        let body = task.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        payloads.push(body["data"]["submitLead"].clone());
+    }
+    payloads
+}
+
+/// Set an opportunity's status through the API.
+pub async fn set_status(app: &TestApp, id: &str, status: &str, role: Role) {
+    app.data(
+        r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
+        json!({ "id": id, "s": status }),
+        role,
+    )
+    .await;
+}

@@ -4,7 +4,8 @@ use crm::auth::Role;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    SUBMIT_LEAD, ServerProcess, TestDatabase, error_code, spawn_app, spawn_app_on, submit_lead,
+    SUBMIT_LEAD, ServerProcess, TestDatabase, error_code, set_status, spawn_app, spawn_app_on,
+    submit_concurrently, submit_lead,
 };
 
 fn id(v: &Value) -> String {
@@ -92,12 +93,7 @@ async fn a_protected_opportunity_keeps_taking_leads_after_eight_weeks() {
     for status in ["PRIS_EN_CHARGE", "VENDU_NON_LIVRE", "SUIVI_LONG_TERME"] {
         let app = spawn_app().await;
         let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
-        app.data(
-            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
-            json!({ "id": id(&first), "s": status }),
-            Role::Agent,
-        )
-        .await;
+        set_status(&app, &id(&first), status, Role::Agent).await;
         app.clock.advance(Duration::days(200));
         let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
         assert_eq!(next["outcome"], "MERGED", "{status}");
@@ -110,12 +106,7 @@ async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_
     for status in ["NOUVEAU", "VENDU_LIVRE", "PERDU"] {
         let app = spawn_app().await;
         let first = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
-        app.data(
-            r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#,
-            json!({ "id": id(&first), "s": status }),
-            Role::Agent,
-        )
-        .await;
+        set_status(&app, &id(&first), status, Role::Agent).await;
         app.clock.advance(Duration::days(56));
         let next = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
         assert_eq!(next["outcome"], "NEW_OPPORTUNITY", "{status}");
@@ -126,16 +117,9 @@ async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_
 async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
     let app = spawn_app().await;
     let first = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
-    let set = r#"mutation($id: ID!, $s: OpportunityStatus!) { updateOpportunityStatus(id: $id, status: $s) { id } }"#;
-    app.data(
-        set,
-        json!({ "id": id(&first), "s": "SUIVI_LONG_TERME" }),
-        Role::Agent,
-    )
-    .await;
+    set_status(&app, &id(&first), "SUIVI_LONG_TERME", Role::Agent).await;
     app.clock.advance(Duration::days(90));
-    app.data(set, json!({ "id": id(&first), "s": "PERDU" }), Role::Agent)
-        .await;
+    set_status(&app, &id(&first), "PERDU", Role::Agent).await;
     let data = app
         .data(
             r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
@@ -145,12 +129,7 @@ async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
     // Sticky: back to a protected status does not un-expire it.
-    app.data(
-        set,
-        json!({ "id": id(&first), "s": "PRIS_EN_CHARGE" }),
-        Role::Admin,
-    )
-    .await;
+    set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Admin).await;
     let data = app
         .data(
             r#"query($id: ID!) { opportunity(id: $id) { expiree } }"#,
@@ -347,35 +326,18 @@ async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
 /// the phone too: a lead with only a phone for a client nobody knows yet
 /// has nothing that links it to an email-only lead.
 async fn fifty_concurrent_leads(apps: &[&crate::helpers::TestApp]) {
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let app = apps[i % apps.len()];
-        let input = match i % 3 {
+    let inputs = (0..50)
+        .map(|i| match i % 3 {
             0 => json!({ "email": "rush@example.com" }),
             1 => json!({ "email": " RUSH@example.com", "phone": "514 555 0142" }),
             _ => json!({ "email": "Rush@Example.com", "phone": "+1 (514) 555-0142" }),
-        };
-        let (url, token) = (format!("{}/graphql", app.address), app.token(Role::Partner));
-        let client = app.client.clone();
-        tasks.push(tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
-                .send()
-                .await
-                .unwrap();
-            response.json::<Value>().await.unwrap()
-        }));
-    }
-    let mut new_opportunities = 0;
-    for task in tasks {
-        let body = task.await.unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        if body["data"]["submitLead"]["outcome"] == "NEW_OPPORTUNITY" {
-            new_opportunities += 1;
-        }
-    }
+        })
+        .collect();
+    let payloads = submit_concurrently(apps, inputs).await;
+    let new_opportunities = payloads
+        .iter()
+        .filter(|p| p["outcome"] == "NEW_OPPORTUNITY")
+        .count();
     let app = apps[0];
     assert_eq!(new_opportunities, 1);
     assert_eq!(app.count("client").await, 1);
@@ -444,12 +406,7 @@ async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_statu
     let first = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Partner).await;
     // Past eight weeks, before any sweep: an agent takes it in charge.
     app.clock.advance(Duration::days(56) + Duration::minutes(2));
-    app.data(
-        r#"mutation($id: ID!) { updateOpportunityStatus(id: $id, status: PRIS_EN_CHARGE) { id } }"#,
-        json!({ "id": id(&first) }),
-        Role::Agent,
-    )
-    .await;
+    set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Agent).await;
     let data = app
         .data(
             r#"query($id: ID!) { opportunity(id: $id) { status expiree expiredAt } }"#,
@@ -475,42 +432,20 @@ async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one
     )
     .await;
     app.clock.advance(Duration::days(57));
-    let mut tasks = Vec::new();
-    for i in 0..30 {
-        let input = if i % 2 == 0 {
-            json!({ "email": "known@example.com" })
-        } else {
-            json!({ "phone": "5145550150" })
-        };
-        let (url, token, client) = (
-            format!("{}/graphql", app.address),
-            app.token(Role::Partner),
-            app.client.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }));
-    }
-    let mut opportunities = std::collections::HashSet::new();
-    for task in tasks {
-        let body = task.await.unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        opportunities.insert(
-            body["data"]["submitLead"]["opportunity"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let inputs = (0..30)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!({ "email": "known@example.com" })
+            } else {
+                json!({ "phone": "5145550150" })
+            }
+        })
+        .collect();
+    let opportunities: std::collections::HashSet<String> = submit_concurrently(&[&app], inputs)
+        .await
+        .iter()
+        .map(|p| p["opportunity"]["id"].as_str().unwrap().to_owned())
+        .collect();
     // The first opportunity expired at the first of these leads; exactly one new one took them all.
     assert_eq!(opportunities.len(), 1);
     assert!(!opportunities.contains(&id(&first)));
@@ -522,33 +457,11 @@ async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one
 async fn simultaneous_retries_with_one_idempotency_key_store_one_lead() {
     let app = spawn_app().await;
     let input = json!({ "email": "retry@example.com", "idempotencyKey": "k-1" });
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let (url, token, client) = (
-            format!("{}/graphql", app.address),
-            app.token(Role::Partner),
-            app.client.clone(),
-        );
-        let input = input.clone();
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }));
-    }
-    let mut leads = std::collections::HashSet::new();
-    for task in tasks {
-        let body = task.await.unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        leads.insert(body["data"]["submitLead"]["lead"]["id"].to_string());
-    }
+    let leads: std::collections::HashSet<String> = submit_concurrently(&[&app], vec![input; 10])
+        .await
+        .iter()
+        .map(|p| p["lead"]["id"].to_string())
+        .collect();
     assert_eq!(leads.len(), 1);
     assert_eq!(app.count("lead").await, 1);
 }
