@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, ContentType};
+use actix_web::http::header::{AUTHORIZATION, ContentType, WWW_AUTHENTICATE};
 use actix_web::{App, Either, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
@@ -251,8 +251,16 @@ type Answer = Either<GraphQLResponse, HttpResponse>;
 fn answer(result: Result<GraphQLResponse, Refusal>) -> Answer {
     match result {
         Ok(response) => Either::Left(response),
-        Err((status, error)) => Either::Right(HttpResponse::build(status).json(error_body(&error))),
+        Err(refusal) => Either::Right(refuse(refusal)),
     }
+}
+
+fn refuse((status, error): Refusal) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+    }
+    response.json(error_body(&error))
 }
 
 async fn graphql_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Answer {
@@ -340,7 +348,7 @@ async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Err(refusal) => Some(refusal),
     };
     match refusal {
-        Some((status, error)) => HttpResponse::build(status).json(error_body(&error)),
+        Some(refusal) => refuse(refusal),
         None => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(crate::metrics::render()),

@@ -10,16 +10,19 @@
 //! its follow-on errors; the marker is then taken out of the messages.
 //! Suggestions are off schema-wide. Resolvers keep `RoleGuard::admin()` as a
 //! second wall.
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
 };
 use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{Name, Positioned, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{
+    Name, Pos, Positioned, ServerError, ServerResult, ValidationResult, Variables,
+};
 
 use crate::auth::Principal;
 
@@ -52,7 +55,7 @@ impl ExtensionFactory for AdminOnlyWall {
     }
 }
 
-/// Per request: whether a hidden name was renamed, and the alias-limit error.
+/// Per request: where hidden names were renamed, and the alias-limit error.
 #[derive(Default)]
 struct AdminOnlyWallExtension {
     state: Mutex<WallState>,
@@ -60,7 +63,7 @@ struct AdminOnlyWallExtension {
 
 #[derive(Default)]
 struct WallState {
-    renamed: bool,
+    renamed_at: HashSet<Pos>,
     too_many_aliases: Option<ServerError>,
 }
 
@@ -75,10 +78,13 @@ impl Extension for AdminOnlyWallExtension {
     ) -> ServerResult<ExecutableDocument> {
         let mut document = next.run(ctx, query, variables).await?;
         let admin = ctx.data_opt::<Principal>().is_some_and(Principal::is_admin);
-        let renamed = !admin && hide_admin_only(&ctx.schema_env.registry, &mut document);
+        let mut renamed_at = HashSet::new();
+        if !admin {
+            hide_admin_only(&ctx.schema_env.registry, &mut document, &mut renamed_at);
+        }
         let too_many_aliases = too_many_aliases(&document);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = WallState {
-            renamed,
+            renamed_at,
             too_many_aliases,
         };
         Ok(document)
@@ -96,25 +102,39 @@ impl Extension for AdminOnlyWallExtension {
             (Ok(_), Some(error)) => vec![error],
             (Err(errors), extra) => errors.into_iter().chain(extra).collect(),
         };
-        if state.renamed {
-            let names = ADMIN_ONLY_FIELDS
-                .iter()
-                .map(|(_, f)| *f)
-                .chain(ADMIN_ONLY_TYPES.iter().copied());
-            for name in names {
-                let marked = format!("{name}{UNKNOWN_MARK}");
-                for error in &mut errors {
-                    error.message = error.message.replace(&marked, name);
-                }
+        // Only errors about a renamed reference name it; text the caller
+        // typed elsewhere (a string that happens to end in `#`) stays as is.
+        for error in &mut errors {
+            if error.locations.iter().any(|p| state.renamed_at.contains(p)) {
+                error.message = unmark(&error.message);
             }
         }
         Err(errors)
     }
 }
 
-/// Rename every reference to an admin-only field or type; true if any.
-fn hide_admin_only(registry: &Registry, document: &mut ExecutableDocument) -> bool {
-    let mut renamed = false;
+fn unmark(message: &str) -> String {
+    let names = ADMIN_ONLY_FIELDS
+        .iter()
+        .map(|(_, f)| *f)
+        .chain(ADMIN_ONLY_TYPES.iter().copied());
+    let mut message = message.to_owned();
+    for name in names {
+        message = message.replace(&format!("\"{name}{UNKNOWN_MARK}\""), &format!("\"{name}\""));
+    }
+    message
+}
+
+/// Rename every reference to an admin-only field or type, recording where.
+///
+/// Types are tracked as the validator tracks them: below a field it does not
+/// know (or a renamed one) the type is unknown, and an inline fragment's
+/// condition makes it known again.
+fn hide_admin_only(
+    registry: &Registry,
+    document: &mut ExecutableDocument,
+    renamed_at: &mut HashSet<Pos>,
+) {
     let operations: Vec<&mut Positioned<_>> = match &mut document.operations {
         DocumentOperations::Single(operation) => vec![operation],
         DocumentOperations::Multiple(operations) => operations.values_mut().collect(),
@@ -125,69 +145,102 @@ fn hide_admin_only(registry: &Registry, document: &mut ExecutableDocument) -> bo
             OperationType::Mutation => registry.mutation_type.clone(),
             OperationType::Subscription => registry.subscription_type.clone(),
         };
-        if let Some(root) = root {
-            renamed |= walk(registry, &root, &mut operation.node.selection_set.node);
+        for variable in &mut operation.node.variable_definitions {
+            let var_type = &mut variable.node.var_type;
+            if hide_in_type(&mut var_type.node) {
+                renamed_at.extend([variable.pos, var_type.pos]);
+            }
         }
+        let mut walker = Walker {
+            registry,
+            renamed_at,
+        };
+        walker.selections(root.as_deref(), &mut operation.node.selection_set.node);
     }
     for fragment in document.fragments.values_mut() {
         let on = &mut fragment.node.type_condition.node.on;
-        if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
+        let type_name = if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
             on.node = hidden(on.node.as_str());
-            renamed = true;
+            renamed_at.insert(on.pos);
+            renamed_at.insert(fragment.pos);
+            None
         } else {
-            let type_name = on.node.to_string();
-            renamed |= walk(registry, &type_name, &mut fragment.node.selection_set.node);
-        }
+            Some(on.node.to_string())
+        };
+        let mut walker = Walker {
+            registry,
+            renamed_at,
+        };
+        walker.selections(type_name.as_deref(), &mut fragment.node.selection_set.node);
     }
-    renamed
+}
+
+/// Rename an admin-only type inside a variable's type (`[LeadDecision!]`).
+fn hide_in_type(ty: &mut Type) -> bool {
+    match &mut ty.base {
+        BaseType::Named(name) if ADMIN_ONLY_TYPES.contains(&name.as_str()) => {
+            *name = hidden(name.as_str());
+            true
+        }
+        BaseType::Named(_) => false,
+        BaseType::List(inner) => hide_in_type(inner),
+    }
 }
 
 fn hidden(name: &str) -> Name {
     Name::new(format!("{name}{UNKNOWN_MARK}"))
 }
 
-fn walk(registry: &Registry, type_name: &str, selection_set: &mut SelectionSet) -> bool {
-    let mut renamed = false;
-    for selection in &mut selection_set.items {
-        match &mut selection.node {
-            Selection::Field(field) => {
-                let name = field.node.name.node.to_string();
-                if is_admin_only_field(type_name, &name) {
-                    field.node.name.node = hidden(&name);
-                    renamed = true;
-                    continue;
+struct Walker<'a> {
+    registry: &'a Registry,
+    renamed_at: &'a mut HashSet<Pos>,
+}
+
+impl Walker<'_> {
+    /// `type_name` is None where the validator does not know the type.
+    fn selections(&mut self, type_name: Option<&str>, set: &mut SelectionSet) {
+        for selection in &mut set.items {
+            match &mut selection.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.to_string();
+                    let inner = match type_name {
+                        Some(t) if is_admin_only_field(t, &name) => {
+                            field.node.name.node = hidden(&name);
+                            self.renamed_at.extend([field.pos, field.node.name.pos]);
+                            None
+                        }
+                        Some(t) => self
+                            .registry
+                            .types
+                            .get(t)
+                            .and_then(|meta| meta.field_by_name(&name))
+                            .map(|f| MetaTypeName::concrete_typename(&f.ty).to_owned()),
+                        None => None,
+                    };
+                    self.selections(inner.as_deref(), &mut field.node.selection_set.node);
                 }
-                if let Some(meta) = registry
-                    .types
-                    .get(type_name)
-                    .and_then(|t| t.field_by_name(&name))
-                {
-                    let inner = MetaTypeName::concrete_typename(&meta.ty).to_owned();
-                    renamed |= walk(registry, &inner, &mut field.node.selection_set.node);
+                Selection::InlineFragment(fragment) => {
+                    let inner = match fragment.node.type_condition.as_mut() {
+                        Some(condition) => {
+                            let on = &mut condition.node.on;
+                            if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
+                                on.node = hidden(on.node.as_str());
+                                self.renamed_at
+                                    .extend([on.pos, condition.pos, selection.pos]);
+                                None
+                            } else {
+                                Some(on.node.to_string())
+                            }
+                        }
+                        None => type_name.map(str::to_owned),
+                    };
+                    self.selections(inner.as_deref(), &mut fragment.node.selection_set.node);
                 }
+                // Named fragments are walked once, from their own type condition.
+                Selection::FragmentSpread(_) => {}
             }
-            Selection::InlineFragment(fragment) => {
-                let condition = fragment
-                    .node
-                    .type_condition
-                    .as_mut()
-                    .map(|c| &mut c.node.on);
-                match condition {
-                    Some(on) if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) => {
-                        on.node = hidden(on.node.as_str());
-                        renamed = true;
-                    }
-                    other => {
-                        let inner = other.map_or(type_name.to_owned(), |on| on.node.to_string());
-                        renamed |= walk(registry, &inner, &mut fragment.node.selection_set.node);
-                    }
-                }
-            }
-            // Named fragments are walked once, from their own type condition.
-            Selection::FragmentSpread(_) => {}
         }
     }
-    renamed
 }
 
 /// Aliases multiply the work of one query; more than [`super::MAX_ALIASES`]

@@ -179,7 +179,7 @@ async fn submit_in(
     client::add_contacts(txn, client_id, &unowned, now).await?;
 
     // 3. The rule, at the lead's time, on the client's opportunities not yet expired.
-    let plan = plan_for(txn, client_id, policy, now).await?;
+    let plan = plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?;
     opp_store::expire(
         txn,
         &plan.to_expire,
@@ -198,7 +198,9 @@ async fn submit_in(
                 .filter(opportunity::Column::Expiree.eq(false))
                 .exec(txn)
                 .await?;
-            // Flagged since we read it: decide again from the start.
+            // Cannot happen while the candidate is locked (PostgreSQL) or the
+            // transaction is the only writer (SQLite); kept as a last wall so
+            // a lead never lands in an expired opportunity.
             if touched.rows_affected == 0 {
                 return Err(AppError::Contention);
             }
@@ -375,7 +377,7 @@ pub async fn preview(
     let (resolution, _) = resolve(db, &points).await?;
     let plan = match &resolution {
         ClientResolution::Existing { client_id, .. } => {
-            plan_for(db, *client_id, policy, now).await?
+            plan_for(db, *client_id, policy, now, Lock::None).await?
         }
         ClientResolution::New => lead_intake::plan(&[], policy, now),
     };
@@ -403,21 +405,31 @@ async fn resolve(
     Ok((resolution, owners))
 }
 
+/// Whether reading the candidates locks them.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Lock {
+    /// `previewLead`: read only.
+    None,
+    /// `submitLead` (PostgreSQL): a concurrent status change or sweep batch
+    /// on these rows finishes first, and we read what it committed.
+    ForUpdate,
+}
+
 /// The rule applied at `now` to the client's opportunities not yet expired.
 async fn plan_for(
     db: &impl ConnectionTrait,
     client_id: Uuid,
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
+    lock: Lock,
 ) -> Result<IntakePlan, AppError> {
-    // FOR UPDATE (PostgreSQL): a concurrent status change or sweep batch on
-    // these rows finishes first, and we read what it committed.
-    let live = opportunity::Entity::find()
+    let mut select = opportunity::Entity::find()
         .filter(opportunity::Column::ClientId.eq(client_id))
-        .filter(opportunity::Column::Expiree.eq(false))
-        .lock_exclusive()
-        .all(db)
-        .await?;
+        .filter(opportunity::Column::Expiree.eq(false));
+    if lock == Lock::ForUpdate {
+        select = select.lock_exclusive();
+    }
+    let live = select.all(db).await?;
     let snapshots = live
         .iter()
         .map(|o| {

@@ -35,6 +35,15 @@ fn claims(role: &str, iss: &str, aud: &str, exp_in: Duration) -> Value {
 #[tokio::test]
 async fn a_request_without_a_token_is_unauthenticated() {
     refused_with(None).await;
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]

@@ -62,38 +62,87 @@ async fn a_misused_hidden_field_answers_exactly_like_a_misused_unknown_field() {
     let id = an_opportunity(&app).await;
     // (query naming a hidden field, the hidden name); its twin names a field
     // that does not exist at all, in the same place and the same way.
-    let cases = [
+    let cases: &[(&str, &[&str])] = &[
         (
             r#"query($id: ID!) { opportunity(id: $id) { id expiree { x } } }"#,
-            "expiree",
+            &["expiree"],
         ),
         (
             r#"query($id: ID!) { opportunity(id: $id) { expiredAt(tz: 1) } }"#,
-            "expiredAt",
+            &["expiredAt"],
         ),
         (
             r#"{ leads { edges { node { id decision } } } }"#,
-            "decision",
+            &["decision"],
         ),
         (
             r#"{ leads { edges { node { decision { nosuch } } } } }"#,
-            "decision",
+            &["decision"],
         ),
-        (r#"{ previewLead }"#, "previewLead"),
+        (r#"{ previewLead }"#, &["previewLead"]),
         (
             r#"{ previewLead(input: { email: 5 }) { outcome } }"#,
-            "previewLead",
+            &["previewLead"],
         ),
         (
             r#"query($i: SubmitLeadInput!) { previewLead(input: $i) { outcome } }"#,
-            "previewLead",
+            &["previewLead"],
+        ),
+        // Inline fragments re-establish a type below an unknown field.
+        (
+            r#"{ nope { ... on Opportunity { expiree } } }"#,
+            &["expiree"],
+        ),
+        (
+            r#"{ nope { ... on Opportunity { expiree { a } } } }"#,
+            &["expiree"],
+        ),
+        (
+            r#"{ nope { ... on LeadDecision { outcome } } }"#,
+            &["LeadDecision"],
+        ),
+        (
+            r#"{ nope { ... on Query { previewLead } } }"#,
+            &["previewLead"],
+        ),
+        (
+            r#"{ leads { edges { node { decision { ... on LeadDecision { outcome } } } } } }"#,
+            &["decision", "LeadDecision"],
+        ),
+        (
+            r#"fragment F on LeadDecision { outcome } { __typename }"#,
+            &["LeadDecision"],
+        ),
+        (
+            r#"query($v: LeadDecision) { __typename }"#,
+            &["LeadDecision"],
+        ),
+        (
+            r#"query($v: [LeadDecision!]) { __typename }"#,
+            &["LeadDecision"],
+        ),
+        (
+            r#"{ a: opportunities { totalCount } a: opportunities { edges { node { a: expiree } } } }"#,
+            &["expiree"],
+        ),
+        // Text the caller typed is quoted back as typed.
+        (
+            r#"{ opportunities(filter: { status: ["expiree#"] }) { edges { node { expiree } } } }"#,
+            &["expiree"],
         ),
     ];
     for role in [Role::Agent, Role::Partner] {
         for (query, hidden) in cases {
-            // Same length, so every error position is the same too.
-            let unknown = "z".repeat(hidden.len());
-            let twin = query.replace(hidden, &unknown);
+            // Same lengths, so every error position is the same too.
+            let unknown: Vec<String> = hidden
+                .iter()
+                .enumerate()
+                .map(|(i, h)| ["z", "y"][i].repeat(h.len()))
+                .collect();
+            let mut twin = query.to_string();
+            for (h, u) in hidden.iter().zip(&unknown) {
+                twin = twin.replace(h, u);
+            }
             let vars = json!({ "id": id, "i": { "email": "a@b.ca" } });
             let hidden_body = app.post_graphql(query, vars.clone(), role).await;
             let twin_body = app.post_graphql(&twin, vars, role).await;
@@ -102,11 +151,11 @@ async fn a_misused_hidden_field_answers_exactly_like_a_misused_unknown_field() {
                     .as_array()
                     .is_some_and(|e| !e.is_empty())
             );
-            assert_eq!(
-                hidden_body.to_string().replace(hidden, &unknown),
-                twin_body.to_string(),
-                "{role:?}: {query}"
-            );
+            let mut hidden_text = hidden_body.to_string();
+            for (h, u) in hidden.iter().zip(&unknown) {
+                hidden_text = hidden_text.replace(h, u);
+            }
+            assert_eq!(hidden_text, twin_body.to_string(), "{role:?}: {query}");
         }
     }
 }
