@@ -3,6 +3,7 @@
 //! `postgres://...`), real HTTP.
 
 mod auth;
+mod cli;
 mod expiry;
 mod helpers;
 mod lead_intake;

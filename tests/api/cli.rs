@@ -1,0 +1,128 @@
+//! The `crm` binary itself: development mode, default database, tokens.
+use crm::auth::{JwtKeys, Role};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::{AUDIENCE, ISSUER, SECRET};
+
+fn crm() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"));
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("CRM_JWT_SECRET")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn crm_serve_without_a_secret_creates_crm_sqlite_and_prints_working_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = crm()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut admin, mut agent, mut base) = (None, None, None);
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(t) = line.strip_prefix("ADMIN token: ") {
+                admin = Some(t.to_owned());
+            } else if let Some(t) = line.strip_prefix("AGENT token: ") {
+                agent = Some(t.to_owned());
+            } else if let Some(url) = line.strip_prefix("GraphiQL: ") {
+                base = Some(url.trim_end_matches("/graphiql").to_owned());
+                break;
+            }
+        }
+    })
+    .await
+    .expect("crm serve started in time");
+    let base = base.expect("address printed");
+    assert!(dir.path().join("crm.sqlite").exists());
+    let http = reqwest::Client::new();
+    for (token, role) in [(admin, "ADMIN"), (agent, "AGENT")] {
+        let body: Value = http
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token.expect("token printed"))
+            .json(&json!({ "query": "{ me { role } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["me"]["role"], role, "{body}");
+    }
+    let graphiql = http.get(format!("{base}/graphiql")).send().await.unwrap();
+    assert!(graphiql.status().is_success());
+}
+
+#[tokio::test]
+async fn crm_token_prints_the_token_alone_and_it_verifies() {
+    let out = crm()
+        .args([
+            "token",
+            "--role",
+            "partner",
+            "--sub",
+            "portail-auto",
+            "--ttl",
+            "30m",
+        ])
+        .env("CRM_JWT_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let keys = JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE);
+    let principal = keys.verify(stdout.trim()).unwrap();
+    assert_eq!(
+        (principal.sub.as_str(), principal.role),
+        ("portail-auto", Role::Partner)
+    );
+}
+
+#[tokio::test]
+async fn crm_token_refuses_a_missing_or_short_secret() {
+    for secret in [None, Some("short")] {
+        let mut command = crm();
+        command.args(["token", "--role", "ADMIN", "--sub", "x"]);
+        if let Some(secret) = secret {
+            command.env("CRM_JWT_SECRET", secret);
+        }
+        let out = command.output().await.unwrap();
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("CRM_JWT_SECRET"));
+    }
+}
+
+#[tokio::test]
+async fn crm_migrate_prepares_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crm()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("crm.sqlite").exists());
+    // Idempotent.
+    let again = crm()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(again.status.success());
+}
