@@ -81,13 +81,7 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
         assert_eq!(event.try_get::<String>("", "applied_by").unwrap(), "SWEEP");
     }
     for (status, id) in &opportunities {
-        let data = app
-            .data(
-                r#"query($id: ID!) { opportunity(id: $id) { expiree } }"#,
-                json!({ "id": id }),
-                Role::Admin,
-            )
-            .await;
+        let data = app.query_opportunity(id, "expiree", Role::Admin).await;
         assert_eq!(
             data["opportunity"]["expiree"],
             !policy.is_protected(*status),
@@ -157,11 +151,7 @@ async fn the_database_refuses_to_clear_expiree() {
         .await
         .unwrap();
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { expiree status } }"#,
-            json!({ "id": id }),
-            Role::Admin,
-        )
+        .query_opportunity(&id, "expiree status", Role::Admin)
         .await;
     assert_eq!(
         data["opportunity"],

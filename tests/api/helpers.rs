@@ -226,6 +226,12 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// `data` of `{ opportunity(id) { <fields> } }` as `role`.
+    pub async fn query_opportunity(&self, id: &str, fields: &str, role: Role) -> Value {
+        let query = format!(r#"query($id: ID!) {{ opportunity(id: $id) {{ {fields} }} }}"#);
+        self.data(&query, json!({ "id": id }), role).await
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))

@@ -45,9 +45,9 @@ async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
     assert_eq!(third["outcome"], "MERGED");
     assert_eq!(id(&third), id(&first));
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { updatedAt createdAt leads { outcome receivedAt } } }"#,
-            json!({ "id": id(&first) }),
+        .query_opportunity(
+            &id(&first),
+            "updatedAt createdAt leads { outcome receivedAt }",
             Role::Agent,
         )
         .await;
@@ -73,11 +73,7 @@ async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_
     assert_ne!(id(&fresh), id(&first));
     // The old one was flagged by the intake itself, at the lead's time.
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
-            json!({ "id": id(&first) }),
-            Role::Admin,
-        )
+        .query_opportunity(&id(&first), "expiree expiredAt", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
     let expired_at: chrono::DateTime<chrono::Utc> = data["opportunity"]["expiredAt"]
@@ -121,21 +117,13 @@ async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
     app.clock.advance(Duration::days(90));
     set_status(&app, &id(&first), "PERDU", Role::Agent).await;
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
-            json!({ "id": id(&first) }),
-            Role::Admin,
-        )
+        .query_opportunity(&id(&first), "expiree expiredAt", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
     // Sticky: back to a protected status does not un-expire it.
     set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Admin).await;
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { expiree } }"#,
-            json!({ "id": id(&first) }),
-            Role::Admin,
-        )
+        .query_opportunity(&id(&first), "expiree", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
     let next = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
@@ -408,11 +396,7 @@ async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_statu
     app.clock.advance(Duration::days(56) + Duration::minutes(2));
     set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Agent).await;
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { status expiree expiredAt } }"#,
-            json!({ "id": id(&first) }),
-            Role::Admin,
-        )
+        .query_opportunity(&id(&first), "status expiree expiredAt", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["status"], "PRIS_EN_CHARGE");
     assert_eq!(data["opportunity"]["expiree"], true);

@@ -82,9 +82,9 @@ async fn every_status_change_is_recorded_with_who_and_when() {
     )
     .await;
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { status statusHistory { from to changedBy changedAt } } }"#,
-            json!({ "id": id }),
+        .query_opportunity(
+            &id,
+            "status statusHistory { from to changedBy changedAt }",
             Role::Agent,
         )
         .await;

@@ -21,11 +21,7 @@ async fn an_admin_sees_expiree_and_expired_at() {
     let app = spawn_app().await;
     let id = an_opportunity(&app).await;
     let data = app
-        .data(
-            r#"query($id: ID!) { opportunity(id: $id) { expiree expiredAt } }"#,
-            json!({ "id": id }),
-            Role::Admin,
-        )
+        .query_opportunity(&id, "expiree expiredAt", Role::Admin)
         .await;
     assert_eq!(
         data["opportunity"],
