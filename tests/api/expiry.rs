@@ -201,13 +201,9 @@ async fn crm_serve_sweeps_at_start() {
     submit_lead(&app, json!({ "email": "start@example.com" }), Role::Partner).await;
     app.clock.set(t0() + Duration::days(57));
     let _sweeping =
-        crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), true).await;
+        crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), Some(300)).await;
     // The start-up sweep runs in the background: wait for it, bounded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while app.count("opportunity_expiry_event").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "no sweep at start");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_for_expiry_events(&app, 1).await;
     assert_eq!(app.count("opportunity_expiry_event").await, 1);
 }
 
@@ -311,4 +307,37 @@ async fn metrics_need_an_admin_token() {
         .await
         .unwrap();
     assert_eq!(agent.status(), reqwest::StatusCode::FORBIDDEN);
+}
+
+/// Waits, bounded, until `n` expiry events exist.
+async fn wait_for_expiry_events(app: &TestApp, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.count("opportunity_expiry_event").await < n {
+        assert!(std::time::Instant::now() < deadline, "sweep did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_background_sweep_runs_again_every_interval() {
+    let app = spawn_app().await;
+    let sweeping =
+        crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), Some(1)).await;
+    submit_lead(
+        &sweeping,
+        json!({ "email": "tick1@example.com" }),
+        Role::Partner,
+    )
+    .await;
+    app.clock.set(t0() + Duration::days(57));
+    wait_for_expiry_events(&app, 1).await;
+    // Later leads become due later: a later tick flags them too.
+    submit_lead(
+        &sweeping,
+        json!({ "email": "tick2@example.com" }),
+        Role::Partner,
+    )
+    .await;
+    app.clock.set(t0() + Duration::days(57 + 57));
+    wait_for_expiry_events(&app, 2).await;
 }

@@ -140,21 +140,25 @@ pub async fn spawn_app() -> TestApp {
 
 /// Another server instance on the same database (and clock).
 pub async fn spawn_app_on(database: Arc<TestDatabase>, clock: ManualClock) -> TestApp {
-    spawn_app_with(database, clock, false).await
+    spawn_app_with(database, clock, None).await
 }
 
-/// An instance on `database`, with or without its background sweep.
+/// An instance on `database`; with `sweep_every` (seconds), it runs its
+/// background sweep at start and at that interval.
 pub async fn spawn_app_with(
     database: Arc<TestDatabase>,
     clock: ManualClock,
-    sweep: bool,
+    sweep_every: Option<u64>,
 ) -> TestApp {
-    let settings = settings_for(database.url());
+    let mut settings = settings_for(database.url());
+    if let Some(seconds) = sweep_every {
+        settings.sweep_interval_secs = seconds;
+    }
     let app = Application::build(
         settings,
         Arc::new(clock.clone()),
         RunOptions {
-            sweep,
+            sweep: sweep_every.is_some(),
             handle_signals: false,
         },
     )
