@@ -14,7 +14,7 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub expiree: bool,
     pub expired_at: Option<DateTimeUtc>,
-    /// Principal (`sub`) that opened it, or `lead-intake` for an Internet lead.
+    /// Principal (`sub`) that opened it: the agent, or the lead's submitter.
     pub created_by: String,
 }
 

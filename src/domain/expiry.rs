@@ -99,13 +99,6 @@ pub enum ExpiryVerdict {
     AlreadyExpired,
 }
 
-impl ExpiryVerdict {
-    /// Expired after the rule is applied (now or before).
-    pub fn is_expired(self) -> bool {
-        !matches!(self, Self::Live)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::OpportunityStatus::*;

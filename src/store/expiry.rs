@@ -78,10 +78,11 @@ pub async fn sweep_in_batches(
             .and_where_option(resume_from.map(|at| opportunity::Column::CreatedAt.gte(at)))
             .order_by(opportunity::Column::CreatedAt, sea_orm::Order::Asc)
             .limit(batch_size.max(1));
-        let scope = Condition::all().add(opportunity::Column::Id.in_subquery(batch.clone()));
-        let (flagged, last) = if postgres {
+        if postgres {
             batch.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-            let scope = Condition::all().add(opportunity::Column::Id.in_subquery(batch));
+        }
+        let scope = Condition::all().add(opportunity::Column::Id.in_subquery(batch));
+        let (flagged, last) = if postgres {
             flag_batch_postgres(&txn, scope, policy, now).await?
         } else {
             let rows = expire_where(&txn, scope, now, policy, ExpiryApplier::Sweep).await?;

@@ -13,9 +13,6 @@ use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
 use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
 
-/// Who opened an opportunity for an Internet lead.
-pub const LEAD_INTAKE_ACTOR: &str = "lead-intake";
-
 /// Which part of the system applied the expiry rule (audit).
 #[derive(Copy, Clone, Debug)]
 pub enum ExpiryApplier {
