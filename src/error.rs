@@ -28,6 +28,12 @@ pub enum AppError {
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// A partner sent more leads than its rate limit allows.
+    #[error("too many leads: the partner rate limit is reached; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The request body is larger than the server accepts.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// A bug or an unexpected failure: details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -50,6 +56,8 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) | Self::Contention => "CONFLICT",
             Self::Unavailable | Self::Internal(_) => "INTERNAL",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
         }
     }
 

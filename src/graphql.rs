@@ -8,6 +8,7 @@ pub mod error_codes;
 pub mod lead;
 pub mod loaders;
 pub mod opportunity;
+pub mod revocation;
 pub mod viewer;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct ApiContext {
     pub db: DatabaseConnection,
     pub policy: Arc<ExpiryPolicy>,
     pub clock: SharedClock,
+    /// The partner rate limit and the revoked token subjects.
+    pub partners: Arc<crate::partners::PartnerControls>,
 }
 
 #[derive(MergedObject, Default)]
@@ -44,6 +47,7 @@ pub struct QueryRoot(
     opportunity::OpportunityQuery,
     client::ClientQuery,
     lead::LeadQuery,
+    revocation::RevocationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -52,6 +56,7 @@ pub struct MutationRoot(
     opportunity::OpportunityMutation,
     client::ClientMutation,
     lead::LeadMutation,
+    revocation::RevocationMutation,
 );
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

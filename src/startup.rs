@@ -58,6 +58,7 @@ struct AppState {
     schema: CrmSchema,
     jwt: JwtKeys,
     db: DatabaseConnection,
+    api: ApiContext,
 }
 
 pub struct Application {
@@ -86,6 +87,8 @@ pub enum StartupError {
     Tokens(AppError),
     #[error("{0}")]
     WeakSecret(String),
+    #[error("cannot load the revoked token subjects: {0}")]
+    Partners(AppError),
 }
 
 impl Application {
@@ -140,15 +143,21 @@ impl Application {
         };
 
         let policy = settings.expiry_policy();
-        let schema = graphql::build_schema(ApiContext {
+        let partners = crate::partners::PartnerControls::start(&db, settings.partner_rate())
+            .await
+            .map_err(StartupError::Partners)?;
+        let api = ApiContext {
             db: db.clone(),
             policy: Arc::new(policy.clone()),
             clock: clock.clone(),
-        });
+            partners,
+        };
+        let schema = graphql::build_schema(api.clone());
         let state = web::Data::new(AppState {
             schema,
             jwt,
             db: db.clone(),
+            api,
         });
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -169,6 +178,7 @@ impl Application {
                 .route("/graphql", web::post().to(graphql_post))
                 .route("/graphql", web::get().to(graphql_get))
                 .route("/graphiql", web::get().to(graphiql))
+                .route("/leads/adf", web::post().to(leads_adf))
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(metrics))
@@ -240,10 +250,28 @@ fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Prin
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state
+    let principal = state
         .jwt
         .authenticate(header)
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e))
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e))?;
+    state
+        .api
+        .partners
+        .refuse_revoked(&principal, header)
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e))?;
+    Ok(principal)
+}
+
+/// `POST /leads/adf` (see [`crate::http::adf`]).
+async fn leads_adf(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    match authenticate(&state, &req) {
+        Ok(principal) => crate::http::adf::receive(&state.api, &principal, &req, payload).await,
+        Err(refusal) => refuse(refusal),
+    }
 }
 
 type Answer = Either<GraphQLResponse, HttpResponse>;

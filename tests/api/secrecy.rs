@@ -248,6 +248,9 @@ async fn without_the_validation_wall_the_resolver_guard_still_refuses() {
         db: app.db.clone(),
         policy: Arc::new(ExpiryPolicy::default()),
         clock: Arc::new(app.clock.clone()),
+        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
+            .await
+            .unwrap(),
     });
     let query = format!(r#"{{ opportunity(id: "{id}") {{ expiree }} }}"#);
     for role in [Role::Agent, Role::Partner] {

@@ -1,0 +1,3 @@
+//! HTTP endpoints outside GraphQL.
+
+pub mod adf;
