@@ -2,6 +2,7 @@
 //! test (SQLite file, or a PostgreSQL database when DATABASE_URL is
 //! `postgres://...`), real HTTP.
 
+mod adf;
 mod auth;
 mod cli;
 mod expiry;
