@@ -10,5 +10,6 @@ mod helpers;
 mod lead_intake;
 mod limits;
 mod opportunities;
+mod partners;
 mod schema;
 mod secrecy;
