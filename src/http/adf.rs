@@ -32,7 +32,7 @@ pub async fn receive(
         Ok(intake) => answer(who, &intake),
         Err(Refused::UnsupportedType(message)) => {
             let error = AppError::bad_input("Content-Type", message);
-            HttpResponse::UnsupportedMediaType().json(error_body(&error))
+            HttpResponse::UnsupportedMediaType().json(body_of(&error))
         }
         Err(Refused::App(error)) => refuse(&error),
     }
@@ -148,12 +148,16 @@ pub fn refuse(error: &AppError) -> HttpResponse {
         }
         _ => {}
     }
+    response.json(body_of(error))
+}
+
+/// [`error_body`] with `extensions.field` for bad input, as GraphQL gives it.
+fn body_of(error: &AppError) -> Value {
     let mut body = error_body(error);
     if let Some(field) = error.field()
-        && let Some(extensions) = body.pointer_mut("/errors/0/extensions")
-        && let Value::Object(extensions) = extensions
+        && let Some(Value::Object(extensions)) = body.pointer_mut("/errors/0/extensions")
     {
         extensions.insert("field".into(), field.into());
     }
-    response.json(body)
+    body
 }
