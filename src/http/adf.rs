@@ -20,6 +20,9 @@ use crate::store::lead_intake::Intake;
 
 /// Largest ADF document accepted (the server's body cap).
 pub const MAX_ADF_BYTES: usize = crate::startup::MAX_BODY_BYTES;
+/// How long a client gets to send the whole document (a slow trickle would
+/// hold a worker and a connection).
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Take in one ADF document from an authenticated caller.
 pub async fn receive(
@@ -56,7 +59,17 @@ async fn take_in(
     payload: web::Payload,
 ) -> Result<Intake, Refused> {
     check_content_type(req)?;
-    let body = read_capped(req, payload).await?;
+    let body = tokio::time::timeout(BODY_DEADLINE, read_capped(req, payload))
+        .await
+        .map_err(|_| {
+            AppError::bad_input(
+                "body",
+                format!(
+                    "the body did not arrive within {} s",
+                    BODY_DEADLINE.as_secs()
+                ),
+            )
+        })??;
     let lead = adf::parse(&body).map_err(|e| AppError::bad_input("body", e.to_string()))?;
     Ok(crate::intake::submit_adf(api, who, lead).await?)
 }

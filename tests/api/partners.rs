@@ -12,6 +12,7 @@ use crate::helpers::{
 };
 use crm::auth::Role;
 use crm::clock::ManualClock;
+use sea_orm::ConnectionTrait;
 
 /// The PostgreSQL limiter counts per database minute: start a test that
 /// must not straddle two minutes early enough in one.
@@ -125,6 +126,30 @@ async fn the_rate_limit_holds_across_two_crm_serve_processes_on_postgresql() {
     }
     assert_eq!((created, limited), (5, 7));
     assert_eq!(first.app.count("lead").await, 5);
+}
+
+#[tokio::test]
+async fn on_postgresql_the_previous_minute_still_weighs_on_the_window() {
+    let app = limited_app(5).await;
+    if !app.database.is_postgres() {
+        return;
+    }
+    early_in_a_minute().await;
+    // 50 leads last minute: at least a quarter of them are still inside the
+    // last 60 s, more than the limit.
+    app.db
+        .execute_unprepared(
+            "INSERT INTO partner_rate (sub, window_start, hits)
+             VALUES ('acme', date_trunc('minute', now()) - interval '1 minute', 50)",
+        )
+        .await
+        .unwrap();
+    let acme = app.token_for(Role::Partner, "acme");
+    let body = submit_as(&app, &acme, "w@example.com").await;
+    assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
+    let other = app.token_for(Role::Partner, "other");
+    let body = submit_as(&app, &other, "w@example.com").await;
+    assert!(body.get("errors").is_none(), "{body}");
 }
 
 const ME: &str = "{ me { sub } }";
