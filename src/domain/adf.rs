@@ -173,24 +173,7 @@ fn read_tree(text: &str) -> Result<Node, AdfError> {
                 if root.is_some() {
                     return Err(malformed("content after the root element"));
                 }
-                let mut node = Node {
-                    name: local_name(start.name().as_ref()),
-                    ..Node::default()
-                };
-                for attribute in start.attributes() {
-                    let attribute = attribute.map_err(malformed)?;
-                    let value = attribute
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| match e {
-                            quick_xml::Error::Escape(
-                                quick_xml::escape::EscapeError::UnrecognizedEntity(_, name),
-                            ) => AdfError::Entity(name),
-                            other => malformed(other),
-                        })?;
-                    node.attributes
-                        .push((local_name(attribute.key.as_ref()), value.into_owned()));
-                }
-                stack.push(node);
+                stack.push(open_element(&start)?);
             }
             Event::End(_) => {
                 let node = stack.pop().ok_or_else(|| malformed("unexpected end tag"))?;
@@ -223,6 +206,29 @@ fn read_tree(text: &str) -> Result<Node, AdfError> {
         return Err(malformed(format!("<{}> is never closed", stack[0].name)));
     }
     root.ok_or_else(|| malformed("the document is empty"))
+}
+
+/// A new element with its attributes (entity references in values refused).
+fn open_element(start: &quick_xml::events::BytesStart<'_>) -> Result<Node, AdfError> {
+    let mut node = Node {
+        name: local_name(start.name().as_ref()),
+        ..Node::default()
+    };
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(malformed)?;
+        let value = attribute
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| match e {
+                quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
+                    _,
+                    name,
+                )) => AdfError::Entity(name),
+                other => malformed(other),
+            })?;
+        node.attributes
+            .push((local_name(attribute.key.as_ref()), value.into_owned()));
+    }
+    Ok(node)
 }
 
 fn predefined(name: &str) -> Option<&'static str> {
