@@ -5,6 +5,8 @@ use crate::domain::expiry::{DEFAULT_WINDOW_DAYS, ExpiryPolicy};
 
 /// Default database: an SQLite file in the working directory, created on start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://crm.sqlite?mode=rwc";
+/// Default partner rate limit (SPEC 5).
+pub const DEFAULT_PARTNER_RATE_PER_MIN: u32 = 600;
 
 /// Server and tooling settings (`crm serve`, `crm expire`, `crm token`, ...).
 #[derive(Clone, clap::Args)]
@@ -38,6 +40,12 @@ pub struct Settings {
     #[arg(long, env = "CRM_SWEEP_INTERVAL_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,
+
+    /// Lead intakes per minute allowed to each PARTNER token subject
+    /// (`submitLead` and `POST /leads/adf` together).
+    #[arg(long, env = "CRM_PARTNER_RATE_PER_MIN", default_value_t = DEFAULT_PARTNER_RATE_PER_MIN,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub partner_rate_per_min: u32,
 }
 
 impl Settings {
@@ -51,7 +59,13 @@ impl Settings {
             jwt_audience: "crm-api".into(),
             expiry_days: DEFAULT_WINDOW_DAYS,
             sweep_interval_secs: 300,
+            partner_rate_per_min: DEFAULT_PARTNER_RATE_PER_MIN,
         }
+    }
+
+    /// The partner rate limit (at least one per minute).
+    pub fn partner_rate(&self) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(self.partner_rate_per_min).unwrap_or(std::num::NonZeroU32::MIN)
     }
 
     pub fn expiry_policy(&self) -> ExpiryPolicy {
@@ -73,6 +87,7 @@ impl fmt::Debug for Settings {
             .field("jwt_audience", &self.jwt_audience)
             .field("expiry_days", &self.expiry_days)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
+            .field("partner_rate_per_min", &self.partner_rate_per_min)
             .finish()
     }
 }

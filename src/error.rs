@@ -31,12 +31,21 @@ pub enum AppError {
     /// The response would be over the size ceiling.
     #[error("the response would be larger than {0} bytes; ask for fewer items (`first`) or fields")]
     ResponseTooLarge(usize),
-    /// An HTTP method the endpoint does not serve.
-    #[error("method not allowed: use GET or POST")]
-    MethodNotAllowed,
+    /// The request body did not arrive within the deadline.
+    #[error("body: the request body did not arrive within {0} s")]
+    SlowBody(u64),
+    /// An HTTP method the endpoint does not serve for this request.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A body of a type the endpoint does not take.
+    #[error("Content-Type: {0}")]
+    UnsupportedMediaType(String),
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// A partner sent more leads than its rate limit allows.
+    #[error("too many leads: the partner rate limit is reached; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A bug or an unexpected failure: details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -59,9 +68,12 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) | Self::Contention => "CONFLICT",
             Self::PayloadTooLarge(_) | Self::ResponseTooLarge(_) => "PAYLOAD_TOO_LARGE",
-            Self::MethodNotAllowed => "BAD_USER_INPUT",
+            Self::MethodNotAllowed(_) | Self::UnsupportedMediaType(_) | Self::SlowBody(_) => {
+                "BAD_USER_INPUT"
+            }
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
@@ -69,6 +81,8 @@ impl AppError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::BadUserInput { field, .. } => Some(field),
+            Self::SlowBody(_) => Some("body"),
+            Self::UnsupportedMediaType(_) => Some("Content-Type"),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ pub mod lead;
 pub mod limits;
 pub mod loaders;
 pub mod opportunity;
+pub mod revocation;
 pub mod viewer;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct ApiContext {
     pub db: DatabaseConnection,
     pub policy: Arc<ExpiryPolicy>,
     pub clock: SharedClock,
+    /// The partner rate limit and the revoked token subjects.
+    pub partners: Arc<crate::partners::PartnerControls>,
 }
 
 #[derive(MergedObject, Default)]
@@ -41,6 +44,7 @@ pub struct QueryRoot(
     opportunity::OpportunityQuery,
     client::ClientQuery,
     lead::LeadQuery,
+    revocation::RevocationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +53,7 @@ pub struct MutationRoot(
     opportunity::OpportunityMutation,
     client::ClientMutation,
     lead::LeadMutation,
+    revocation::RevocationMutation,
 );
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, ContentType, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, ContentType};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
@@ -17,17 +17,12 @@ use crate::auth::{JwtKeys, Role};
 use crate::clock::SharedClock;
 use crate::config::{Settings, redact_url};
 use crate::error::AppError;
-use crate::graphql::{self, ApiContext, CrmSchema, error_codes::error_body};
+use crate::graphql::{self, ApiContext, CrmSchema};
+use crate::http::refuse;
 use crate::jobs::expiry_sweep;
 use crate::store;
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// A request body must arrive within this time (a client sending one byte a
-/// second is cut off).
-pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
-/// The request line and headers must arrive within this time.
-pub const HEADER_READ_DEADLINE: Duration = Duration::from_secs(5);
+pub use crate::http::{BODY_READ_DEADLINE, HEADER_READ_DEADLINE, MAX_BODY_BYTES};
 /// Largest GraphQL response sent; a larger one is replaced by an error.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// How long in-flight requests get to finish on shutdown.
@@ -64,6 +59,7 @@ struct AppState {
     schema: CrmSchema,
     jwt: JwtKeys,
     db: DatabaseConnection,
+    api: ApiContext,
 }
 
 pub struct Application {
@@ -92,6 +88,8 @@ pub enum StartupError {
     Tokens(AppError),
     #[error("{0}")]
     WeakSecret(String),
+    #[error("cannot load the revoked token subjects: {0}")]
+    Partners(AppError),
 }
 
 impl Application {
@@ -146,15 +144,21 @@ impl Application {
         };
 
         let policy = settings.expiry_policy();
-        let schema = graphql::build_schema(ApiContext {
+        let partners = crate::partners::PartnerControls::start(&db, settings.partner_rate())
+            .await
+            .map_err(StartupError::Partners)?;
+        let api = ApiContext {
             db: db.clone(),
             policy: Arc::new(policy.clone()),
             clock: clock.clone(),
-        });
+            partners,
+        };
+        let schema = graphql::build_schema(api.clone());
         let state = web::Data::new(AppState {
             schema,
             jwt,
             db: db.clone(),
+            api,
         });
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -178,6 +182,7 @@ impl Application {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .route("/graphiql", web::get().to(graphiql))
+                .route("/leads/adf", web::post().to(leads_adf))
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(metrics))
@@ -243,33 +248,37 @@ impl Application {
     }
 }
 
-/// A request refused before GraphQL runs: HTTP status and the error.
-type Refusal = (StatusCode, AppError);
+/// A request refused before GraphQL runs; its HTTP status comes from
+/// [`crate::http::status_of`].
+type Refusal = AppError;
 
 fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Principal, Refusal> {
     let header = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state
-        .jwt
-        .authenticate(header)
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e))
+    let principal = state.jwt.authenticate(header)?;
+    state.api.partners.refuse_revoked(&principal)?;
+    Ok(principal)
+}
+
+/// `POST /leads/adf` (see [`crate::http::adf`]).
+async fn leads_adf(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    match authenticate(&state, &req) {
+        Ok(principal) => crate::http::adf::receive(&state.api, &principal, &req, payload).await,
+        Err(refusal) => refuse(&refusal),
+    }
 }
 
 fn answer(result: Result<async_graphql::Response, Refusal>) -> HttpResponse {
     match result {
         Ok(response) => graphql_response(&response),
-        Err(refusal) => refuse(refusal),
+        Err(refusal) => refuse(&refusal),
     }
-}
-
-fn refuse((status, error): Refusal) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
-    if status == StatusCode::UNAUTHORIZED {
-        response.insert_header((WWW_AUTHENTICATE, "Bearer"));
-    }
-    response.json(error_body(&error))
 }
 
 /// Serialize a GraphQL response, within [`MAX_RESPONSE_BYTES`]. A database
@@ -279,16 +288,12 @@ fn graphql_response(response: &async_graphql::Response) -> HttpResponse {
         Ok(body) if body.len() <= MAX_RESPONSE_BYTES => body,
         Ok(body) => {
             tracing::warn!(bytes = body.len(), "response over the size ceiling refused");
-            return refuse((
-                StatusCode::OK,
-                AppError::ResponseTooLarge(MAX_RESPONSE_BYTES),
-            ));
+            return refuse(&AppError::ResponseTooLarge(MAX_RESPONSE_BYTES));
         }
         Err(error) => {
-            return refuse((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                AppError::Internal(format!("response serialization: {error}")),
-            ));
+            return refuse(&AppError::Internal(format!(
+                "response serialization: {error}"
+            )));
         }
     };
     let unavailable = response.errors.iter().any(|e| {
@@ -315,58 +320,6 @@ async fn graphql_post(
     answer(execute_post(&state, &req, payload).await)
 }
 
-/// Read the body within [`MAX_BODY_BYTES`] and [`BODY_READ_DEADLINE`].
-pub async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::Bytes, Refusal> {
-    use futures_util::StreamExt as _;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::PayloadTooLarge(MAX_BODY_BYTES),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let read = async {
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    AppError::bad_input("body", format!("cannot read the request body: {e}")),
-                )
-            })?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
-    tokio::time::timeout(BODY_READ_DEADLINE, read)
-        .await
-        .map_err(|_| {
-            (
-                StatusCode::REQUEST_TIMEOUT,
-                AppError::bad_input(
-                    "body",
-                    format!(
-                        "the request body did not arrive within {} s",
-                        BODY_READ_DEADLINE.as_secs()
-                    ),
-                ),
-            )
-        })?
-}
-
 async fn execute_post(
     state: &AppState,
     req: &HttpRequest,
@@ -375,17 +328,14 @@ async fn execute_post(
     // The token is checked before the body is read: an anonymous client
     // cannot hold a connection open by sending slowly.
     let principal = authenticate(state, req)?;
-    let body = read_body(req, payload).await?;
+    let body = crate::http::read_body(req, payload).await?;
     let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
         let message = if body.first() == Some(&b'[') {
             "batched requests are not supported; send one operation per request".to_owned()
         } else {
             format!("the body is not a GraphQL request: {e}")
         };
-        (
-            StatusCode::BAD_REQUEST,
-            AppError::bad_input("body", message),
-        )
+        AppError::bad_input("body", message)
     })?;
     Ok(state.schema.execute(request.data(principal)).await)
 }
@@ -400,34 +350,29 @@ async fn execute_get(
     req: &HttpRequest,
 ) -> Result<async_graphql::Response, Refusal> {
     let principal = authenticate(state, req)?;
-    let request = async_graphql::http::parse_query_string(req.query_string()).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            AppError::bad_input("query", format!("cannot read the query string: {e}")),
-        )
-    })?;
+    let request = async_graphql::http::parse_query_string(req.query_string())
+        .map_err(|e| AppError::bad_input("query", format!("cannot read the query string: {e}")))?;
     if let Ok(document) = async_graphql::parser::parse_query(&request.query)
         && document
             .operations
             .iter()
             .any(|(_, op)| op.node.ty != OperationType::Query)
     {
-        return Err((
-            StatusCode::METHOD_NOT_ALLOWED,
-            AppError::bad_input("query", "mutations must be sent with POST"),
+        return Err(AppError::MethodNotAllowed(
+            "query: mutations must be sent with POST".into(),
         ));
     }
     Ok(state.schema.execute(request.data(principal)).await)
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
-        .json(error_body(&AppError::MethodNotAllowed))
+    refuse(&AppError::MethodNotAllowed(
+        "method not allowed: use GET or POST".into(),
+    ))
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(error_body(&AppError::NotFound("page")))
+    refuse(&AppError::NotFound("page"))
 }
 
 async fn graphiql() -> HttpResponse {
@@ -460,11 +405,11 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let refusal = match authenticate(&state, &req) {
         Ok(principal) if principal.is_admin() => None,
-        Ok(_) => Some((StatusCode::FORBIDDEN, AppError::Forbidden)),
+        Ok(_) => Some(AppError::Forbidden),
         Err(refusal) => Some(refusal),
     };
     match refusal {
-        Some(refusal) => refuse(refusal),
+        Some(refusal) => refuse(&refusal),
         None => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(crate::metrics::render()),

@@ -8,6 +8,8 @@ pub mod lead;
 pub mod lead_intake;
 pub mod opportunity;
 pub mod page;
+pub mod partner_rate;
+pub mod revocation;
 
 use std::time::Duration;
 

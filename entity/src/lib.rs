@@ -7,3 +7,4 @@ pub mod lead;
 pub mod opportunity;
 pub mod opportunity_expiry_event;
 pub mod opportunity_status_change;
+pub mod revoked_subject;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_client_tables;
 mod m20261127_000002_create_opportunity_tables;
 mod m20261127_000003_create_lead_table;
+mod m20261128_000001_create_partner_tables;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_client_tables::Migration),
             Box::new(m20261127_000002_create_opportunity_tables::Migration),
             Box::new(m20261127_000003_create_lead_table::Migration),
+            Box::new(m20261128_000001_create_partner_tables::Migration),
         ]
     }
 }

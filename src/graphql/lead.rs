@@ -469,12 +469,7 @@ impl LeadMutation {
         ctx: &Context<'_>,
         input: SubmitLeadInput,
     ) -> Result<SubmitLeadPayload> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
-        let valid = domain::validate(input.into()).map_err(AppError::from)?;
-        let intake =
-            store::lead_intake::submit(&api.db, who, &valid, &api.policy, api.clock.now()).await?;
-        crate::metrics::lead_accepted(intake.outcome.as_str());
+        let intake = crate::intake::submit(api(ctx)?, principal(ctx)?, input.into()).await?;
         Ok(SubmitLeadPayload { intake })
     }
 }

@@ -66,6 +66,9 @@ pub struct Intake {
     pub opportunity: opportunity::Model,
     pub outcome: LeadOutcome,
     pub warnings: Vec<LeadWarning>,
+    /// True when an idempotency key returned an earlier lead: nothing new
+    /// was stored.
+    pub replayed: bool,
 }
 
 /// SHA-256 of the submission as sent, to tell a replay from a reused key.
@@ -273,6 +276,7 @@ async fn submit_in(
         opportunity,
         outcome,
         warnings: valid.warnings.clone(),
+        replayed: false,
     })
 }
 
@@ -287,7 +291,25 @@ async fn replay(
             "idempotencyKey was already used with a different lead".into(),
         ));
     }
-    let opportunity = opp_store::find(txn, existing.opportunity_id)
+    intake_of(txn, existing).await
+}
+
+/// The lead `principal` already sent with `key`, as its original result,
+/// whatever the new content: an ADF `status="resend"` repeats a lead it may
+/// have reworded.
+pub async fn earlier(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    key: &str,
+) -> Result<Option<Intake>, AppError> {
+    match lead_store::by_idempotency_key(db, &principal.sub, key).await? {
+        Some(existing) => Ok(Some(intake_of(db, existing).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<Intake, AppError> {
+    let opportunity = opp_store::find(db, existing.opportunity_id)
         .await?
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {
@@ -295,6 +317,7 @@ async fn replay(
         warnings: serde_json::from_value(existing.warnings.clone()).unwrap_or_default(),
         opportunity,
         lead: existing,
+        replayed: true,
     })
 }
 

@@ -154,11 +154,21 @@ pub async fn spawn_app_with(
     if let Some(seconds) = sweep_every {
         settings.sweep_interval_secs = seconds;
     }
+    spawn_app_with_settings(database, clock, settings, sweep_every.is_some()).await
+}
+
+/// An instance on `database` with these settings.
+pub async fn spawn_app_with_settings(
+    database: Arc<TestDatabase>,
+    clock: ManualClock,
+    settings: Settings,
+    sweep: bool,
+) -> TestApp {
     let app = Application::build(
         settings,
         Arc::new(clock.clone()),
         RunOptions {
-            sweep: sweep_every.is_some(),
+            sweep,
             handle_signals: false,
         },
     )
@@ -275,6 +285,13 @@ mutation Submit($input: SubmitLeadInput!) {
   }
 }"#;
 
+/// `submitLead` as a partner may ask it: what its lead became in the CRM is
+/// not the partner's to know (SPEC 3).
+pub const PARTNER_SUBMIT_LEAD: &str = r#"
+mutation Submit($input: SubmitLeadInput!) {
+  submitLead(input: $input) { lead { id receivedAt } warnings { field message } }
+}"#;
+
 /// Submit a lead as `role` and return `data.submitLead`, asserting success.
 pub async fn submit_lead(app: &TestApp, input: Value, role: Role) -> Value {
     app.data(SUBMIT_LEAD, json!({ "input": input }), role).await["submitLead"].clone()
@@ -288,9 +305,15 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(database: Arc<TestDatabase>) -> Self {
+        Self::start_with(database, &[]).await
+    }
+
+    /// Like [`start`](Self::start) with extra environment variables.
+    pub async fn start_with(database: Arc<TestDatabase>, env: &[(&str, &str)]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database.url())
             .env("CRM_BIND", "127.0.0.1:0")
             .env("CRM_JWT_SECRET", SECRET)
@@ -359,4 +382,57 @@ pub async fn set_status(app: &TestApp, id: &str, status: &str, role: Role) {
         role,
     )
     .await;
+}
+
+/// The answer of `POST /leads/adf`: status, `Retry-After`, JSON body.
+pub struct AdfAnswer {
+    pub status: StatusCode,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// POST an ADF document with this content type and token (or none).
+    pub async fn post_adf_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+        token: Option<&str>,
+    ) -> AdfAnswer {
+        let mut request = self
+            .client
+            .post(format!("{}/leads/adf", self.address))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.json().await.expect("JSON body");
+        AdfAnswer {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    /// POST an ADF document as `application/xml` with `role`'s token.
+    pub async fn post_adf(&self, xml: &str, role: Role) -> AdfAnswer {
+        self.post_adf_raw(xml.to_owned(), "application/xml", Some(&self.token(role)))
+            .await
+    }
+}
+
+/// A checked-in ADF fixture (`tests/fixtures/adf/<name>`).
+pub fn adf_fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/adf")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -234,20 +234,18 @@ async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothi
     assert_eq!(app.count("lead").await, 2);
 }
 
-/// What a partner's lead became is not the partner's to know (SPEC 3).
-const PARTNER_SUBMIT: &str = r#"
-mutation Submit($input: SubmitLeadInput!) {
-  submitLead(input: $input) { lead { id receivedAt } warnings { field message } }
-}"#;
-
 #[tokio::test]
 async fn a_partner_gets_the_same_answer_shape_whether_its_lead_merged_or_opened_an_opportunity() {
     let app = spawn_app().await;
     let partner = |input: Value| {
         let app = &app;
         async move {
-            app.data(PARTNER_SUBMIT, json!({ "input": input }), Role::Partner)
-                .await["submitLead"]
+            app.data(
+                crate::helpers::PARTNER_SUBMIT_LEAD,
+                json!({ "input": input }),
+                Role::Partner,
+            )
+            .await["submitLead"]
                 .clone()
         }
     };
@@ -305,7 +303,7 @@ async fn a_partner_reads_back_its_own_leads_and_nothing_of_the_crm() {
     let app = spawn_app().await;
     let payload = app
         .data(
-            PARTNER_SUBMIT,
+            crate::helpers::PARTNER_SUBMIT_LEAD,
             json!({ "input": { "email": "h@example.com", "source": "portail" } }),
             Role::Partner,
         )

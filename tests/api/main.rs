@@ -2,6 +2,7 @@
 //! test (SQLite file, or a PostgreSQL database when DATABASE_URL is
 //! `postgres://...`), real HTTP.
 
+mod adf;
 mod auth;
 mod cli;
 mod expiry;
@@ -12,5 +13,6 @@ mod introspection;
 mod lead_intake;
 mod limits;
 mod opportunities;
+mod partners;
 mod schema;
 mod secrecy;

@@ -248,12 +248,17 @@ async fn without_the_validation_wall_the_resolver_guard_still_refuses() {
         db: app.db.clone(),
         policy: Arc::new(ExpiryPolicy::default()),
         clock: Arc::new(app.clock.clone()),
+        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
+            .await
+            .unwrap(),
     });
     let query = format!(r#"{{ opportunity(id: "{id}") {{ expiree }} }}"#);
     for role in [Role::Agent, Role::Partner] {
         let request = async_graphql::Request::new(query.clone()).data(Principal {
             sub: "x".into(),
             role,
+            issued_at: 0,
+            expires_at: i64::MAX,
         });
         let response = serde_json::to_value(schema.execute(request).await).unwrap();
         let code = &response["errors"][0]["extensions"]["code"];
@@ -263,6 +268,8 @@ async fn without_the_validation_wall_the_resolver_guard_still_refuses() {
     let admin = async_graphql::Request::new(query).data(Principal {
         sub: "a".into(),
         role: Role::Admin,
+        issued_at: 0,
+        expires_at: i64::MAX,
     });
     let response = serde_json::to_value(schema.execute(admin).await).unwrap();
     assert_eq!(
