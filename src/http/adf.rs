@@ -37,7 +37,7 @@ async fn take_in(
     check_content_type(req)?;
     let body = super::read_body(req, payload).await?;
     let lead = adf::parse(&body).map_err(|e| AppError::bad_input("body", e.to_string()))?;
-    Ok(crate::intake::submit_adf(api, who, lead).await?)
+    crate::intake::submit_adf(api, who, lead).await
 }
 
 /// `application/xml` or `text/xml`, any parameters (charset).
