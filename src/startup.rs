@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, ContentType, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::{App, Either, HttpRequest, HttpResponse, HttpServer, web};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_actix_web::GraphQLResponse;
 use chrono::Duration as TokenTtl;
@@ -168,7 +167,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .route("/graphql", web::post().to(graphql_post))
                 .route("/graphql", web::get().to(graphql_get))
-                .route("/graphiql", web::get().to(graphiql))
+                .configure(crate::graphiql::configure)
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(metrics))
@@ -312,15 +311,6 @@ async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLRespo
         ));
     }
     Ok(state.schema.execute(request.data(principal)).await.into())
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::html()).body(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("CRM — GraphiQL")
-            .finish(),
-    )
 }
 
 async fn live() -> HttpResponse {

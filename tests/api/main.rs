@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod expiry;
+mod graphiql;
 mod helpers;
 mod lead_intake;
 mod limits;
