@@ -51,6 +51,7 @@ impl Default for RunOptions {
 pub struct DevTokens {
     pub admin: String,
     pub agent: String,
+    pub partner: String,
 }
 
 struct AppState {
@@ -133,6 +134,9 @@ impl Application {
                     agent: jwt
                         .issue(Role::Agent, "dev-agent", DEV_TOKEN_TTL, now)
                         .map_err(StartupError::Tokens)?,
+                    partner: jwt
+                        .issue(Role::Partner, "dev-partner", DEV_TOKEN_TTL, now)
+                        .map_err(StartupError::Tokens)?,
                 };
                 (jwt, Some(tokens))
             }
@@ -161,8 +165,11 @@ impl Application {
                 source,
             })?
             .port();
+        let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::cors::layer(&cors_origins))
+                .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .route("/graphql", web::post().to(graphql_post))
@@ -239,10 +246,12 @@ fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Prin
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state
+    let principal = state
         .jwt
         .authenticate(header)
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e))
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e))?;
+    crate::http_log::note_role(req, principal.role);
+    Ok(principal)
 }
 
 type Answer = Either<GraphQLResponse, HttpResponse>;
@@ -283,6 +292,7 @@ async fn execute_post(
             AppError::bad_input("body", message),
         )
     })?;
+    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
     Ok(state.schema.execute(request.data(principal)).await.into())
 }
 
@@ -299,6 +309,7 @@ async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLRespo
             AppError::bad_input("query", format!("cannot read the query string: {e}")),
         )
     })?;
+    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
     if let Ok(document) = async_graphql::parser::parse_query(&request.query)
         && document
             .operations
@@ -339,8 +350,11 @@ async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     };
     match refusal {
         Some(refusal) => refuse(refusal),
-        None => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4")
-            .body(crate::metrics::render()),
+        None => {
+            crate::metrics::observe_pool(&state.db);
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4")
+                .body(crate::metrics::render())
+        }
     }
 }

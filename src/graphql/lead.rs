@@ -467,7 +467,9 @@ impl LeadMutation {
         let valid = domain::validate(input.into()).map_err(AppError::from)?;
         let intake =
             store::lead_intake::submit(&api.db, who, &valid, &api.policy, api.clock.now()).await?;
-        crate::metrics::lead_accepted(intake.outcome.as_str());
+        if !intake.replayed {
+            crate::metrics::lead_accepted(intake.outcome.as_str());
+        }
         Ok(SubmitLeadPayload { intake })
     }
 }

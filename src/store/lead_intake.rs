@@ -66,6 +66,9 @@ pub struct Intake {
     pub opportunity: opportunity::Model,
     pub outcome: LeadOutcome,
     pub warnings: Vec<LeadWarning>,
+    /// The idempotency key was seen before: this is the stored result and
+    /// nothing was written.
+    pub replayed: bool,
 }
 
 /// SHA-256 of the submission as sent, to tell a replay from a reused key.
@@ -273,6 +276,7 @@ async fn submit_in(
         opportunity,
         outcome,
         warnings: valid.warnings.clone(),
+        replayed: false,
     })
 }
 
@@ -295,6 +299,7 @@ async fn replay(
         warnings: serde_json::from_value(existing.warnings.clone()).unwrap_or_default(),
         opportunity,
         lead: existing,
+        replayed: true,
     })
 }
 

@@ -154,11 +154,28 @@ pub async fn spawn_app_with(
     if let Some(seconds) = sweep_every {
         settings.sweep_interval_secs = seconds;
     }
+    spawn_app_from(database, clock, settings, sweep_every.is_some()).await
+}
+
+/// The server on a fresh database with `edit` applied to the test settings.
+pub async fn spawn_app_configured(edit: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = Arc::new(TestDatabase::create().await);
+    let mut settings = settings_for(database.url());
+    edit(&mut settings);
+    spawn_app_from(database, ManualClock::new(t0()), settings, false).await
+}
+
+async fn spawn_app_from(
+    database: Arc<TestDatabase>,
+    clock: ManualClock,
+    settings: Settings,
+    sweep: bool,
+) -> TestApp {
     let app = Application::build(
         settings,
         Arc::new(clock.clone()),
         RunOptions {
-            sweep: sweep_every.is_some(),
+            sweep,
             handle_signals: false,
         },
     )

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod cors;
 mod expiry;
 mod graphiql;
 mod helpers;
