@@ -129,8 +129,8 @@ pub async fn middleware(
         request_id = %id,
         method = %method,
         path = %path,
-        operation = noted.operation.as_deref().unwrap_or("-"),
-        role = noted.role.map_or("-", Role::as_str),
+        operation = %noted.operation.as_deref().unwrap_or("-"),
+        role = %noted.role.map_or("-", Role::as_str),
         status,
         duration_ms = (seconds * 1000.0 * 1000.0).round() / 1000.0,
         "request"

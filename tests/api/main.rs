@@ -10,6 +10,7 @@ mod graphiql;
 mod helpers;
 mod lead_intake;
 mod limits;
+mod observability;
 mod opportunities;
 mod schema;
 mod secrecy;
