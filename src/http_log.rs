@@ -34,9 +34,9 @@ struct Noted {
 
 /// Record the authenticated caller's role for the log line.
 pub fn note_role(req: &HttpRequest, role: Role) {
-    req.extensions_mut()
-        .get_mut::<Noted>()
-        .map(|noted| noted.role = Some(role));
+    if let Some(noted) = req.extensions_mut().get_mut::<Noted>() {
+        noted.role = Some(role);
+    }
 }
 
 /// Record the GraphQL operation's name (`None`: an anonymous operation).
@@ -45,9 +45,9 @@ pub fn note_operation(req: &HttpRequest, name: Option<&str>) {
         .filter(|n| is_graphql_name(n))
         .unwrap_or("anonymous")
         .to_owned();
-    req.extensions_mut()
-        .get_mut::<Noted>()
-        .map(|noted| noted.operation = Some(name));
+    if let Some(noted) = req.extensions_mut().get_mut::<Noted>() {
+        noted.operation = Some(name);
+    }
 }
 
 /// The GraphQL operation a request names (`operationName`, else the first
