@@ -121,7 +121,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("ADMIN token: {}", tokens.admin);
         println!("AGENT token: {}", tokens.agent);
         println!("PARTNER token: {}", tokens.partner);
-        println!("In GraphiQL, add the header {{\"Authorization\": \"Bearer <token>\"}}.");
+        println!(
+            "In GraphiQL, put {{\"Authorization\": \"Bearer <token>\"}} in the Headers pane, then press \"Re-fetch GraphQL schema\"."
+        );
     }
     println!("GraphiQL: {base}/graphiql");
     println!("GraphQL:  {base}/graphql");

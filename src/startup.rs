@@ -169,6 +169,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::cors::layer(&cors_origins))
+                .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
                 .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))

@@ -159,6 +159,17 @@ try {
   // ADMIN: a query that returns `expiree`, then the docs show it.
   {
     const { context, page } = await openGraphiql('admin', adminToken);
+    // Autocompletion from the introspected schema: typing offers the field.
+    await setQuery(page, '{\n  \n}\n');
+    await page
+      .locator('.graphiql-query-editor .CodeMirror')
+      .evaluate((el) => {
+        el.CodeMirror.focus();
+        el.CodeMirror.setCursor({ line: 1, ch: 2 });
+      });
+    await page.keyboard.type('opportun');
+    await page.locator('.CodeMirror-hints .CodeMirror-hint', { hasText: /^opportunities$/ }).waitFor();
+    await page.keyboard.press('Escape');
     await setQuery(
       page,
       '{\n  opportunities(first: 5) {\n    nodes {\n      id\n      status\n      expiree\n      expiredAt\n    }\n  }\n}\n',
