@@ -7,7 +7,7 @@
 //   CRM_TEST_ARTIFACTS    directory for screenshots
 //   CHROMIUM              browser binary (default /usr/bin/chromium)
 // Exits non-zero with a message on the first failed expectation.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -25,6 +25,8 @@ const TIMEOUT = 15_000;
 
 const baseHost = new URL(base).host;
 if (!/^127\.0\.0\.1:\d+$/.test(baseHost)) throw new Error(`not a loopback URL: ${base}`);
+// Screenshots of this run only.
+rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
 
 function check(condition, message) {
