@@ -87,6 +87,8 @@ async fn start_server(db_dir: &Path) -> (Child, String) {
     (child, url)
 }
 
+/// A GraphQL request; retried (as the error asks) while the server's
+/// start-up sweep holds SQLite's write lock.
 async fn graphql(
     client: &reqwest::Client,
     base: &str,
@@ -94,18 +96,29 @@ async fn graphql(
     query: &str,
     variables: Value,
 ) -> Value {
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("POST /graphql")
-        .json()
-        .await
-        .expect("JSON answer");
-    assert!(body.get("errors").is_none(), "GraphQL errors: {body}");
-    body["data"].clone()
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let body: Value = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("JSON answer");
+        let retry = body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("retry"));
+        if retry && attempt < 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert!(body.get("errors").is_none(), "GraphQL errors: {body}");
+        return body["data"].clone();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
