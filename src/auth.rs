@@ -68,6 +68,9 @@ pub struct Claims {
     pub iat: i64,
     pub iss: String,
     pub aud: Audience,
+    /// Not valid before this instant (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// `aud` may be one string or a list.
@@ -92,6 +95,11 @@ pub fn check_secret(secret: &str) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// How far in the future a token's `iat` may be (clock skew between hosts).
+pub const MAX_IAT_SKEW_SECS: i64 = 60;
+/// Longest token subject accepted.
+pub const MAX_SUB_CHARS: usize = 200;
 
 /// Longest token lifetime `crm token` will issue.
 pub const MAX_TOKEN_TTL: Duration = Duration::days(366);
@@ -138,6 +146,7 @@ impl JwtKeys {
             iat: now.timestamp(),
             iss: self.issuer.clone(),
             aud: Audience::One(self.audience.clone()),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(self.validation.algorithms[0]), &claims, key)
             .map_err(|e| AppError::Internal(format!("token encoding failed: {e}")))
@@ -150,6 +159,7 @@ impl JwtKeys {
                 use jsonwebtoken::errors::ErrorKind;
                 let reason = match e.kind() {
                     ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not valid yet (nbf)",
                     ErrorKind::InvalidIssuer => "wrong token issuer",
                     ErrorKind::InvalidAudience => "wrong token audience",
                     ErrorKind::InvalidSignature => "bad token signature",
@@ -159,9 +169,10 @@ impl JwtKeys {
                 };
                 AppError::Unauthenticated(reason.into())
             })?;
-        if data.claims.sub.trim().is_empty() {
+        check_subject(&data.claims.sub)?;
+        if data.claims.iat > Utc::now().timestamp() + MAX_IAT_SKEW_SECS {
             return Err(AppError::Unauthenticated(
-                "token has an empty subject".into(),
+                "token issued in the future (iat)".into(),
             ));
         }
         Ok(Principal {
@@ -174,10 +185,11 @@ impl JwtKeys {
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AppError> {
         let header = authorization
             .ok_or_else(|| AppError::Unauthenticated("missing bearer token".into()))?;
+        // The scheme word is case-insensitive (RFC 9110 §11.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 AppError::Unauthenticated("authorization header is not `Bearer <token>`".into())
@@ -186,11 +198,27 @@ impl JwtKeys {
     }
 }
 
+/// A subject must name someone: not empty, not over [`MAX_SUB_CHARS`], no
+/// control characters (it is stored with every lead and written to logs).
+pub fn check_subject(sub: &str) -> Result<(), AppError> {
+    let refuse = |why: &str| Err(AppError::Unauthenticated(format!("token subject {why}")));
+    if sub.trim().is_empty() {
+        refuse("is empty")
+    } else if sub.chars().count() > MAX_SUB_CHARS {
+        refuse(&format!("is longer than {MAX_SUB_CHARS} characters"))
+    } else if sub.chars().any(char::is_control) {
+        refuse("holds control characters")
+    } else {
+        Ok(())
+    }
+}
+
 fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
     let mut v = Validation::new(alg);
     v.algorithms = vec![alg];
     v.leeway = 0;
     v.validate_exp = true;
+    v.validate_nbf = true;
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.required_spec_claims = HashSet::from(["exp", "iat", "iss", "aud", "sub"].map(String::from));
@@ -236,6 +264,13 @@ impl Guard for RoleGuard {
 /// [`crate::graphql::admin_only`].)
 pub fn is_admin(ctx: &Context<'_>) -> bool {
     ctx.data_opt::<Principal>().is_some_and(Principal::is_admin)
+}
+
+/// `visible` predicate of fields partners must not see (what became of a
+/// lead in the CRM).
+pub fn is_staff(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<Principal>()
+        .is_some_and(|p| matches!(p.role, Role::Admin | Role::Agent))
 }
 
 #[cfg(test)]

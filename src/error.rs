@@ -25,6 +25,15 @@ pub enum AppError {
     /// A concurrent request touched the same rows; retrying may succeed.
     #[error("the request conflicted with a concurrent one; retry it")]
     Contention,
+    /// The request body is over the cap.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The response would be over the size ceiling.
+    #[error("the response would be larger than {0} bytes; ask for fewer items (`first`) or fields")]
+    ResponseTooLarge(usize),
+    /// An HTTP method the endpoint does not serve.
+    #[error("method not allowed: use GET or POST")]
+    MethodNotAllowed,
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -49,7 +58,10 @@ impl AppError {
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) | Self::Contention => "CONFLICT",
-            Self::Unavailable | Self::Internal(_) => "INTERNAL",
+            Self::PayloadTooLarge(_) | Self::ResponseTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::MethodNotAllowed => "BAD_USER_INPUT",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
         }
     }
 

@@ -6,6 +6,7 @@ pub mod client;
 pub mod connection;
 pub mod error_codes;
 pub mod lead;
+pub mod limits;
 pub mod loaders;
 pub mod opportunity;
 pub mod viewer;
@@ -20,14 +21,10 @@ use crate::auth::Role;
 use crate::clock::SharedClock;
 use crate::domain::expiry::ExpiryPolicy;
 
-/// Maximum selection depth of a query.
-pub const MAX_DEPTH: usize = 12;
-/// Maximum complexity (fields weighted by list sizes) of a query.
-pub const MAX_COMPLEXITY: usize = 2_000;
-/// Maximum number of aliases in one document.
-pub const MAX_ALIASES: usize = 30;
 /// Maximum directives on one field.
 pub const MAX_DIRECTIVES: usize = 5;
+/// Deepest nesting the parser accepts (lists and objects in literals too).
+pub const MAX_RECURSION: usize = 32;
 
 /// What resolvers need: the database, the rule's policy, the clock.
 #[derive(Clone)]
@@ -77,12 +74,16 @@ fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubsc
     )
     .data(api)
     .data(loader)
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    // Depth, complexity and aliases are counted by `limits::QueryLimits`,
+    // fragments expanded, before async-graphql's validation runs.
     .limit_directives(MAX_DIRECTIVES)
+    .limit_recursive_depth(MAX_RECURSION)
     // Suggestions would name admin-only fields to anybody who mistypes.
     .disable_suggestions()
     .extension(error_codes::ErrorCodes)
+    // Registered before the wall, so it measures the document the wall
+    // returns: a hidden field costs exactly what an unknown one costs.
+    .extension(limits::QueryLimits::new())
 }
 
 /// A schema that only serves SDL export (no database behind it).
@@ -106,6 +107,6 @@ pub fn sdl_for(role: Role) -> String {
     );
     match role {
         Role::Admin => sdl,
-        Role::Agent | Role::Partner => admin_only::strip_from_sdl(&sdl),
+        Role::Agent | Role::Partner => admin_only::strip_from_sdl(&sdl, role),
     }
 }

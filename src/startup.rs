@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use actix_web::{App, Either, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::http::header::{AUTHORIZATION, ContentType, WWW_AUTHENTICATE};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::parser::types::OperationType;
-use async_graphql_actix_web::GraphQLResponse;
 use chrono::Duration as TokenTtl;
 use sea_orm::DatabaseConnection;
 
@@ -23,6 +22,13 @@ use crate::store;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// A request body must arrive within this time (a client sending one byte a
+/// second is cut off).
+pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
+/// The request line and headers must arrive within this time.
+pub const HEADER_READ_DEADLINE: Duration = Duration::from_secs(5);
+/// Largest GraphQL response sent; a larger one is replaced by an error.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// How long in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Lifetime of the tokens printed in development mode.
@@ -172,14 +178,19 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
                 .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
                 .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .route("/graphql", web::post().to(graphql_post))
-                .route("/graphql", web::get().to(graphql_get))
+                .service(
+                    web::resource("/graphql")
+                        .route(web::post().to(graphql_post))
+                        .route(web::get().to(graphql_get))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .configure(crate::graphiql::configure)
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(metrics))
+                .default_service(web::to(not_found))
         })
+        .client_request_timeout(HEADER_READ_DEADLINE)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
         if !options.handle_signals {
             server = server.disable_signals().workers(2);
@@ -255,12 +266,10 @@ fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Prin
     Ok(principal)
 }
 
-type Answer = Either<GraphQLResponse, HttpResponse>;
-
-fn answer(result: Result<GraphQLResponse, Refusal>) -> Answer {
+fn answer(result: Result<async_graphql::Response, Refusal>) -> HttpResponse {
     match result {
-        Ok(response) => Either::Left(response),
-        Err(refusal) => Either::Right(refuse(refusal)),
+        Ok(response) => graphql_response(&response),
+        Err(refusal) => refuse(refusal),
     }
 }
 
@@ -272,17 +281,111 @@ fn refuse((status, error): Refusal) -> HttpResponse {
     response.json(error_body(&error))
 }
 
-async fn graphql_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Answer {
-    answer(execute_post(&state, &req, &body).await)
+/// Serialize a GraphQL response, within [`MAX_RESPONSE_BYTES`]. A database
+/// outage is a 503 so that clients and proxies retry.
+fn graphql_response(response: &async_graphql::Response) -> HttpResponse {
+    let body = match serde_json::to_vec(response) {
+        Ok(body) if body.len() <= MAX_RESPONSE_BYTES => body,
+        Ok(body) => {
+            tracing::warn!(bytes = body.len(), "response over the size ceiling refused");
+            return refuse((
+                StatusCode::OK,
+                AppError::ResponseTooLarge(MAX_RESPONSE_BYTES),
+            ));
+        }
+        Err(error) => {
+            return refuse((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Internal(format!("response serialization: {error}")),
+            ));
+        }
+    };
+    let unavailable = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|code| *code == async_graphql::Value::from("UNAVAILABLE"))
+    });
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(body)
+}
+
+async fn graphql_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    answer(execute_post(&state, &req, payload).await)
+}
+
+/// Read the body within [`MAX_BODY_BYTES`] and [`BODY_READ_DEADLINE`].
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, Refusal> {
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge(MAX_BODY_BYTES),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    AppError::bad_input("body", format!("cannot read the request body: {e}")),
+                )
+            })?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(BODY_READ_DEADLINE, read)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                AppError::bad_input(
+                    "body",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        BODY_READ_DEADLINE.as_secs()
+                    ),
+                ),
+            )
+        })?
 }
 
 async fn execute_post(
     state: &AppState,
     req: &HttpRequest,
-    body: &[u8],
-) -> Result<GraphQLResponse, Refusal> {
+    payload: web::Payload,
+) -> Result<async_graphql::Response, Refusal> {
+    // The token is checked before the body is read: an anonymous client
+    // cannot hold a connection open by sending slowly.
     let principal = authenticate(state, req)?;
-    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+    let body = read_body(req, payload).await?;
+    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
         let message = if body.first() == Some(&b'[') {
             "batched requests are not supported; send one operation per request".to_owned()
         } else {
@@ -294,15 +397,18 @@ async fn execute_post(
         )
     })?;
     crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
-    Ok(state.schema.execute(request.data(principal)).await.into())
+    Ok(state.schema.execute(request.data(principal)).await)
 }
 
 /// GET runs queries only: a mutation over GET would be open to CSRF.
-async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> Answer {
+async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     answer(execute_get(&state, &req).await)
 }
 
-async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLResponse, Refusal> {
+async fn execute_get(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<async_graphql::Response, Refusal> {
     let principal = authenticate(state, req)?;
     let request = async_graphql::http::parse_query_string(req.query_string()).map_err(|e| {
         (
@@ -322,7 +428,17 @@ async fn execute_get(state: &AppState, req: &HttpRequest) -> Result<GraphQLRespo
             AppError::bad_input("query", "mutations must be sent with POST"),
         ));
     }
-    Ok(state.schema.execute(request.data(principal)).await.into())
+    Ok(state.schema.execute(request.data(principal)).await)
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, "GET, POST"))
+        .json(error_body(&AppError::MethodNotAllowed))
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(error_body(&AppError::NotFound("page")))
 }
 
 async fn live() -> HttpResponse {

@@ -1,8 +1,16 @@
 //! Contact points: how a client is recognised when a lead comes in.
 //!
-//! Emails are trimmed and lowercased; phones are E.164 with CA as the default
-//! region, parsed by the `phonenumber` crate (libphonenumber's metadata).
+//! Emails are trimmed, NFKC-normalized and lowercased, their domain mapped by
+//! IDNA (UTS 46); phones are E.164 with CA as the default region, parsed by
+//! the `phonenumber` crate (libphonenumber's metadata). A value holding a
+//! character that does not show (zero-width, soft hyphen, bidirectional
+//! control, any control or format character) is refused rather than cleaned:
+//! such a key is a way to dodge duplicate detection or spoof what agents see.
 use std::fmt;
+
+use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
+use unicode_normalization::UnicodeNormalization;
 
 /// The longest email address accepted (RFC 5321 path limit).
 pub const EMAIL_MAX_LEN: usize = 254;
@@ -37,6 +45,43 @@ pub enum ContactError {
     InvalidEmail,
     #[error("is not a valid phone number")]
     InvalidPhone,
+    #[error("holds an invisible, control or bidirectional-control character (U+{0:04X})")]
+    HiddenCharacter(u32),
+}
+
+/// The first character of `text` that does not show: controls, format
+/// characters (zero-width space, soft hyphen, bidi controls...) and every
+/// default-ignorable code point (Hangul fillers, variation selectors...).
+pub fn hidden_character(text: &str) -> Option<char> {
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let category = CodePointMapData::<GeneralCategory>::new();
+    text.chars().find(|&c| {
+        ignorable.contains(c)
+            || matches!(
+                category.get(c),
+                GeneralCategory::Control
+                    | GeneralCategory::Format
+                    | GeneralCategory::Unassigned
+                    | GeneralCategory::PrivateUse
+                    | GeneralCategory::Surrogate
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            )
+    })
+}
+
+/// The first bidirectional-control character of `text` (they can make a name
+/// display as something else).
+pub fn bidi_control(text: &str) -> Option<char> {
+    let bidi = CodePointSetData::new::<BidiControl>();
+    text.chars().find(|&c| bidi.contains(c))
+}
+
+fn refuse_hidden(text: &str) -> Result<(), ContactError> {
+    match hidden_character(text) {
+        Some(c) => Err(ContactError::HiddenCharacter(u32::from(c))),
+        None => Ok(()),
+    }
 }
 
 /// A syntactically valid email, trimmed and lowercased.
@@ -50,18 +95,24 @@ impl Email {
         if trimmed.is_empty() {
             return Err(ContactError::Empty);
         }
-        if trimmed.chars().count() > EMAIL_MAX_LEN {
+        refuse_hidden(trimmed)?;
+        let folded: String = trimmed.nfkc().collect::<String>().to_lowercase();
+        if folded.chars().count() > EMAIL_MAX_LEN {
             return Err(ContactError::TooLong(EMAIL_MAX_LEN));
         }
-        let lower = trimmed.to_lowercase();
-        let parsed: email_address::EmailAddress =
-            lower.parse().map_err(|_| ContactError::InvalidEmail)?;
+        let (local, domain) = folded.rsplit_once('@').ok_or(ContactError::InvalidEmail)?;
+        let ascii_domain = idna::domain_to_ascii(domain).map_err(|_| ContactError::InvalidEmail)?;
+        let parsed: email_address::EmailAddress = format!("{local}@{ascii_domain}")
+            .parse()
+            .map_err(|_| ContactError::InvalidEmail)?;
         // A bare local part ("user@localhost") is valid RFC syntax but never a
         // reachable client address.
-        if !parsed.domain().contains('.') || lower.contains(['<', '>', ' ']) {
+        if !parsed.domain().contains('.') || folded.contains(['<', '>', ' ']) {
             return Err(ContactError::InvalidEmail);
         }
-        Ok(Self(lower))
+        // One spelling per domain: the Unicode form of its IDNA ASCII form.
+        let (domain, _) = idna::domain_to_unicode(&ascii_domain);
+        Ok(Self(format!("{local}@{domain}")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -90,7 +141,9 @@ impl Phone {
         if trimmed.chars().count() > PHONE_MAX_LEN {
             return Err(ContactError::TooLong(PHONE_MAX_LEN));
         }
-        let number = phonenumber::parse(Some(phonenumber::country::Id::CA), trimmed)
+        refuse_hidden(trimmed)?;
+        let folded: String = trimmed.nfkc().collect();
+        let number = phonenumber::parse(Some(phonenumber::country::Id::CA), &folded)
             .map_err(|_| ContactError::InvalidPhone)?;
         if !phonenumber::is_valid(&number) {
             return Err(ContactError::InvalidPhone);
@@ -202,6 +255,68 @@ mod tests {
         for bad in ["123", "555-0199", "not a phone", "+1 000 000 0000"] {
             assert_eq!(Phone::parse(bad), Err(ContactError::InvalidPhone), "{bad}");
         }
+    }
+
+    #[test]
+    fn fullwidth_letters_and_digits_are_the_same_email() {
+        let plain = Email::parse("c4@example.com").unwrap();
+        assert_eq!(Email::parse("ｃ４@ｅｘａｍｐｌｅ.ｃｏｍ").unwrap(), plain);
+        assert_eq!(Email::parse("C4@EXAMPLE.COM").unwrap(), plain);
+    }
+
+    #[test]
+    fn an_international_domain_has_one_spelling() {
+        let unicode = Email::parse("marie@Québec.ca").unwrap();
+        assert_eq!(unicode.as_str(), "marie@québec.ca");
+        let ascii = idna::domain_to_ascii("québec.ca").unwrap();
+        assert!(ascii.starts_with("xn--"), "{ascii}");
+        assert_eq!(Email::parse(&format!("marie@{ascii}")).unwrap(), unicode);
+    }
+
+    #[test]
+    fn an_email_with_an_invisible_character_is_refused() {
+        for raw in [
+            "c4\u{200B}@example.com",
+            "c4@exam\u{AD}ple.com",
+            "c4@example.com\u{202E}",
+            "\u{2066}c4@example.com",
+            "c4\u{FEFF}@example.com",
+            "c4\u{0}@example.com",
+            "c4\u{3164}@example.com",
+        ] {
+            assert!(
+                matches!(Email::parse(raw), Err(ContactError::HiddenCharacter(_))),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phone_with_fullwidth_digits_is_the_same_phone() {
+        assert_eq!(
+            Phone::parse("５１４ ５５５-０１９９").unwrap().as_str(),
+            "+15145550199"
+        );
+    }
+
+    #[test]
+    fn a_phone_with_an_invisible_character_is_refused() {
+        for raw in [
+            "514\u{200B}555-0199",
+            "514 555-0199\u{202C}",
+            "514\u{0}5550199",
+        ] {
+            assert!(
+                matches!(Phone::parse(raw), Err(ContactError::HiddenCharacter(_))),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_with_a_right_to_left_override_is_spotted() {
+        assert_eq!(bidi_control("Marie\u{202E}eiraM"), Some('\u{202E}'));
+        assert_eq!(bidi_control("François Tremblay"), None);
     }
 
     #[test]

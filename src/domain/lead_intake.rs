@@ -239,6 +239,12 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
     let mut s = submission;
     let text = |field: &'static str, value: &mut Option<String>, max: usize| {
         let trimmed = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        if trimmed.is_some_and(|v| v.contains('\0')) {
+            return Err(InvalidLead {
+                field,
+                message: "NUL characters are not allowed".into(),
+            });
+        }
         match trimmed {
             Some(v) if v.chars().count() > max => Err(InvalidLead {
                 field,
@@ -252,6 +258,17 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
     };
     text("firstName", &mut s.first_name, limits::NAME)?;
     text("lastName", &mut s.last_name, limits::NAME)?;
+    for (field, name) in [("firstName", &s.first_name), ("lastName", &s.last_name)] {
+        if let Some(c) = name.as_deref().and_then(super::contact::bidi_control) {
+            return Err(InvalidLead {
+                field,
+                message: format!(
+                    "holds a bidirectional-control character (U+{:04X})",
+                    u32::from(c)
+                ),
+            });
+        }
+    }
     text("email", &mut s.email, limits::EMAIL_RAW)?;
     text("phone", &mut s.phone, limits::PHONE_RAW)?;
     text("message", &mut s.message, limits::MESSAGE)?;
@@ -297,6 +314,19 @@ pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
 
     let email = s.email.as_deref().map(Email::parse);
     let phone = s.phone.as_deref().map(Phone::parse);
+    // A hidden character is an attempt to dodge duplicate detection, not a
+    // typo: the whole lead is refused, whatever the other contact point.
+    for (field, parsed) in [
+        ("email", email.as_ref().and_then(|r| r.as_ref().err())),
+        ("phone", phone.as_ref().and_then(|r| r.as_ref().err())),
+    ] {
+        if let Some(e @ super::contact::ContactError::HiddenCharacter(_)) = parsed {
+            return Err(InvalidLead {
+                field,
+                message: e.to_string(),
+            });
+        }
+    }
     let (email, phone) = match (email, phone) {
         (None, None) => {
             return Err(InvalidLead {

@@ -10,6 +10,11 @@
 //! its follow-on errors; the marker is then taken out of the messages.
 //! Suggestions are off schema-wide. Resolvers keep `RoleGuard::admin()` as a
 //! second wall.
+//!
+//! The same wall hides from partners what a partner's answer to a lead must
+//! not tell ([`STAFF_ONLY_FIELDS`]: the outcome, the opportunity, the client),
+//! so that answer has one shape whether the lead merged or opened an
+//! opportunity.
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +29,7 @@ use async_graphql::{
     Name, Pos, Positioned, ServerError, ServerResult, ValidationResult, Variables,
 };
 
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 
 /// (type, field) pairs only ADMIN may name.
 pub const ADMIN_ONLY_FIELDS: &[(&str, &str)] = &[
@@ -37,14 +42,51 @@ pub const ADMIN_ONLY_FIELDS: &[(&str, &str)] = &[
 /// Types reachable only through admin-only fields.
 pub const ADMIN_ONLY_TYPES: &[&str] = &["LeadDecision"];
 
+/// (type, field) pairs hidden from PARTNER too: what became of a lead in the
+/// CRM is not the partner's to know.
+pub const STAFF_ONLY_FIELDS: &[(&str, &str)] = &[
+    ("SubmitLeadPayload", "outcome"),
+    ("SubmitLeadPayload", "opportunity"),
+    ("SubmitLeadPayload", "client"),
+    ("Lead", "outcome"),
+    ("Lead", "opportunity"),
+    ("Lead", "client"),
+    ("Lead", "contactConflict"),
+];
+
+/// Types reachable only through staff-only (or admin-only) fields.
+pub const STAFF_ONLY_TYPES: &[&str] = &["ContactConflict"];
+
 /// Appended to hidden names: `#` cannot appear in a GraphQL name, so the
 /// renamed reference matches nothing and no client can write it.
 const UNKNOWN_MARK: &str = "#";
 
-fn is_admin_only_field(type_name: &str, field: &str) -> bool {
-    ADMIN_ONLY_FIELDS
-        .iter()
-        .any(|(t, f)| *t == type_name && *f == field)
+/// The (type, field) pairs `role` may not name.
+fn hidden_fields(role: Role) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let (admin_only, staff_only): (&[_], &[_]) = match role {
+        Role::Admin => (&[], &[]),
+        Role::Agent => (ADMIN_ONLY_FIELDS, &[]),
+        Role::Partner => (ADMIN_ONLY_FIELDS, STAFF_ONLY_FIELDS),
+    };
+    admin_only.iter().chain(staff_only)
+}
+
+/// The types `role` may not name.
+fn hidden_types(role: Role) -> impl Iterator<Item = &'static str> {
+    let (admin_only, staff_only): (&[_], &[_]) = match role {
+        Role::Admin => (&[], &[]),
+        Role::Agent => (ADMIN_ONLY_TYPES, &[]),
+        Role::Partner => (ADMIN_ONLY_TYPES, STAFF_ONLY_TYPES),
+    };
+    admin_only.iter().chain(staff_only).copied()
+}
+
+fn is_hidden_field(role: Role, type_name: &str, field: &str) -> bool {
+    hidden_fields(role).any(|(t, f)| *t == type_name && *f == field)
+}
+
+fn is_hidden_type(role: Role, name: &str) -> bool {
+    hidden_types(role).any(|t| t == name)
 }
 
 pub struct AdminOnlyWall;
@@ -55,16 +97,10 @@ impl ExtensionFactory for AdminOnlyWall {
     }
 }
 
-/// Per request: where hidden names were renamed, and the alias-limit error.
+/// Per request: where hidden names were renamed.
 #[derive(Default)]
 struct AdminOnlyWallExtension {
-    state: Mutex<WallState>,
-}
-
-#[derive(Default)]
-struct WallState {
-    renamed_at: HashSet<Pos>,
-    too_many_aliases: Option<ServerError>,
+    renamed_at: Mutex<HashSet<Pos>>,
 }
 
 #[async_trait::async_trait]
@@ -77,16 +113,20 @@ impl Extension for AdminOnlyWallExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let mut document = next.run(ctx, query, variables).await?;
-        let admin = ctx.data_opt::<Principal>().is_some_and(Principal::is_admin);
+        // No principal: the narrowest view.
+        let role = ctx
+            .data_opt::<Principal>()
+            .map_or(Role::Partner, |p| p.role);
         let mut renamed_at = HashSet::new();
-        if !admin {
-            hide_admin_only(&ctx.schema_env.registry, &mut document, &mut renamed_at);
+        if role != Role::Admin {
+            hide(
+                role,
+                &ctx.schema_env.registry,
+                &mut document,
+                &mut renamed_at,
+            );
         }
-        let too_many_aliases = too_many_aliases(&document);
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = WallState {
-            renamed_at,
-            too_many_aliases,
-        };
+        *self.renamed_at.lock().unwrap_or_else(|e| e.into_inner()) = renamed_at;
         Ok(document)
     }
 
@@ -95,17 +135,16 @@ impl Extension for AdminOnlyWallExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let state = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
-        let result = next.run(ctx).await;
-        let mut errors = match (result, state.too_many_aliases) {
-            (Ok(ok), None) => return Ok(ok),
-            (Ok(_), Some(error)) => vec![error],
-            (Err(errors), extra) => errors.into_iter().chain(extra).collect(),
+        let renamed_at =
+            std::mem::take(&mut *self.renamed_at.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut errors = match next.run(ctx).await {
+            Ok(ok) => return Ok(ok),
+            Err(errors) => errors,
         };
         // Only errors about a renamed reference name it; text the caller
         // typed elsewhere (a string that happens to end in `#`) stays as is.
         for error in &mut errors {
-            if error.locations.iter().any(|p| state.renamed_at.contains(p)) {
+            if error.locations.iter().any(|p| renamed_at.contains(p)) {
                 error.message = unmark(&error.message);
             }
         }
@@ -114,10 +153,9 @@ impl Extension for AdminOnlyWallExtension {
 }
 
 fn unmark(message: &str) -> String {
-    let names = ADMIN_ONLY_FIELDS
-        .iter()
+    let names = hidden_fields(Role::Partner)
         .map(|(_, f)| *f)
-        .chain(ADMIN_ONLY_TYPES.iter().copied());
+        .chain(hidden_types(Role::Partner));
     let mut message = message.to_owned();
     for name in names {
         message = message.replace(&format!("\"{name}{UNKNOWN_MARK}\""), &format!("\"{name}\""));
@@ -125,12 +163,14 @@ fn unmark(message: &str) -> String {
     message
 }
 
-/// Rename every reference to an admin-only field or type, recording where.
+/// Rename every reference to a field or type hidden from `role`, recording
+/// where.
 ///
 /// Types are tracked as the validator tracks them: below a field it does not
 /// know (or a renamed one) the type is unknown, and an inline fragment's
 /// condition makes it known again.
-fn hide_admin_only(
+fn hide(
+    role: Role,
     registry: &Registry,
     document: &mut ExecutableDocument,
     renamed_at: &mut HashSet<Pos>,
@@ -147,11 +187,12 @@ fn hide_admin_only(
         };
         for variable in &mut operation.node.variable_definitions {
             let var_type = &mut variable.node.var_type;
-            if hide_in_type(&mut var_type.node) {
+            if hide_in_type(role, &mut var_type.node) {
                 renamed_at.extend([variable.pos, var_type.pos]);
             }
         }
         let mut walker = Walker {
+            role,
             registry,
             renamed_at,
         };
@@ -159,7 +200,7 @@ fn hide_admin_only(
     }
     for fragment in document.fragments.values_mut() {
         let on = &mut fragment.node.type_condition.node.on;
-        let type_name = if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
+        let type_name = if is_hidden_type(role, on.node.as_str()) {
             on.node = hidden(on.node.as_str());
             renamed_at.insert(on.pos);
             renamed_at.insert(fragment.pos);
@@ -168,6 +209,7 @@ fn hide_admin_only(
             Some(on.node.to_string())
         };
         let mut walker = Walker {
+            role,
             registry,
             renamed_at,
         };
@@ -175,15 +217,15 @@ fn hide_admin_only(
     }
 }
 
-/// Rename an admin-only type inside a variable's type (`[LeadDecision!]`).
-fn hide_in_type(ty: &mut Type) -> bool {
+/// Rename a hidden type inside a variable's type (`[LeadDecision!]`).
+fn hide_in_type(role: Role, ty: &mut Type) -> bool {
     match &mut ty.base {
-        BaseType::Named(name) if ADMIN_ONLY_TYPES.contains(&name.as_str()) => {
+        BaseType::Named(name) if is_hidden_type(role, name.as_str()) => {
             *name = hidden(name.as_str());
             true
         }
         BaseType::Named(_) => false,
-        BaseType::List(inner) => hide_in_type(inner),
+        BaseType::List(inner) => hide_in_type(role, inner),
     }
 }
 
@@ -192,6 +234,7 @@ fn hidden(name: &str) -> Name {
 }
 
 struct Walker<'a> {
+    role: Role,
     registry: &'a Registry,
     renamed_at: &'a mut HashSet<Pos>,
 }
@@ -204,7 +247,7 @@ impl Walker<'_> {
                 Selection::Field(field) => {
                     let name = field.node.name.node.to_string();
                     let inner = match type_name {
-                        Some(t) if is_admin_only_field(t, &name) => {
+                        Some(t) if is_hidden_field(self.role, t, &name) => {
                             field.node.name.node = hidden(&name);
                             self.renamed_at.extend([field.pos, field.node.name.pos]);
                             None
@@ -223,7 +266,7 @@ impl Walker<'_> {
                     let inner = match fragment.node.type_condition.as_mut() {
                         Some(condition) => {
                             let on = &mut condition.node.on;
-                            if ADMIN_ONLY_TYPES.contains(&on.node.as_str()) {
+                            if is_hidden_type(self.role, on.node.as_str()) {
                                 on.node = hidden(on.node.as_str());
                                 self.renamed_at
                                     .extend([on.pos, condition.pos, selection.pos]);
@@ -243,46 +286,9 @@ impl Walker<'_> {
     }
 }
 
-/// Aliases multiply the work of one query; more than [`super::MAX_ALIASES`]
-/// is refused.
-fn too_many_aliases(document: &ExecutableDocument) -> Option<ServerError> {
-    fn count(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|s| match &s.node {
-                Selection::Field(f) => {
-                    usize::from(f.node.alias.is_some()) + count(&f.node.selection_set.node)
-                }
-                Selection::InlineFragment(f) => count(&f.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let total: usize = document
-        .operations
-        .iter()
-        .map(|(_, op)| count(&op.node.selection_set.node))
-        .chain(
-            document
-                .fragments
-                .values()
-                .map(|f| count(&f.node.selection_set.node)),
-        )
-        .sum();
-    (total > super::MAX_ALIASES).then(|| {
-        ServerError::new(
-            format!(
-                "Query has too many aliases ({total}, at most {}).",
-                super::MAX_ALIASES
-            ),
-            None,
-        )
-    })
-}
-
-/// Remove admin-only fields and types from an SDL export (the non-admin view
-/// printed by `crm schema --role AGENT`).
-pub fn strip_from_sdl(sdl: &str) -> String {
+/// Remove the fields and types hidden from `role` from an SDL export (what
+/// `crm schema --role AGENT` prints).
+pub fn strip_from_sdl(sdl: &str, role: Role) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut current_type: Option<String> = None;
     let mut skipping_type = false;
@@ -325,7 +331,7 @@ pub fn strip_from_sdl(sdl: &str) -> String {
                 .unwrap_or_default()
                 .trim_end_matches('{')
                 .to_owned();
-            if ADMIN_ONLY_TYPES.contains(&name.as_str()) {
+            if is_hidden_type(role, &name) {
                 skipping_type = trimmed.ends_with('{');
                 pending_description.clear();
                 continue;
@@ -335,7 +341,7 @@ pub fn strip_from_sdl(sdl: &str) -> String {
             current_type = None;
         } else if let Some(type_name) = &current_type {
             let field = trimmed.split([':', '(']).next().unwrap_or_default();
-            if is_admin_only_field(type_name, field) {
+            if is_hidden_field(role, type_name, field) {
                 pending_description.clear();
                 continue;
             }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::client;
 
 use super::connection::{self, Page};
-use super::loaders::{ContactsOf, OpportunitiesOf, StoreLoader};
+use super::loaders::{ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader};
 use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id};
 use crate::auth::RoleGuard;
@@ -13,7 +13,7 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest};
+use crate::store::page::{Cursor, PageRequest, SortDirection};
 
 /// Une fiche client / A client.
 pub struct Client(pub client::Model);
@@ -64,13 +64,38 @@ impl Client {
     }
 
     /// The client's opportunities, newest first.
-    async fn opportunities(&self, ctx: &Context<'_>) -> Result<Vec<Opportunity>> {
+    async fn opportunities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Opportunity>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let rows = loader
-            .load_one(OpportunitiesOf(self.0.id))
+        let request = PageRequest::new(first, after, Some(SortDirection::Desc))?;
+        let (rows, has_next) = loader
+            .load_one(OpportunitiesPage {
+                client: self.0.id,
+                first: request.first,
+                after: request.after.clone(),
+            })
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Opportunity).collect())
+        let total = if connection::wants_total(ctx) {
+            loader
+                .load_one(OpportunityCount(self.0.id))
+                .await?
+                .unwrap_or_default()
+        } else {
+            0
+        };
+        Ok(connection::page(
+            rows,
+            has_next,
+            &request,
+            total,
+            super::opportunity::cursor_of,
+            Opportunity,
+        ))
     }
 }
 
@@ -155,6 +180,17 @@ impl ClientMutation {
         }
         let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let (first, last) = (clean(input.first_name), clean(input.last_name));
+        for (field, name) in [("firstName", &first), ("lastName", &last)] {
+            if name
+                .as_deref()
+                .and_then(crate::domain::contact::bidi_control)
+                .is_some()
+            {
+                return Err(
+                    AppError::bad_input(field, "holds a bidirectional-control character").into(),
+                );
+            }
+        }
         if first.is_none() && last.is_none() && points.is_empty() {
             return Err(
                 AppError::bad_input("input", "give at least a name, an email or a phone").into(),

@@ -10,7 +10,7 @@ use super::connection::{self, Page};
 use super::loaders::{ClientById, OpportunityById, StoreLoader};
 use super::opportunity::{Opportunity, OpportunityStatus};
 use super::viewer::{api, parse_id, principal};
-use crate::auth::{Role, RoleGuard, is_admin};
+use crate::auth::{Role, RoleGuard, is_admin, is_staff};
 use crate::domain::lead_intake as domain;
 use crate::error::AppError;
 use crate::store;
@@ -90,6 +90,7 @@ impl From<domain::LeadWarning> for LeadWarning {
 /// The lead's phone (or email) already belongs to another client than the
 /// one it was matched to. The clients were not merged.
 #[derive(SimpleObject)]
+#[graphql(visible = "is_staff")]
 pub struct ContactConflict {
     /// `PHONE` or `EMAIL`.
     pub kind: String,
@@ -176,6 +177,7 @@ impl Lead {
         self.0.received_at
     }
 
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn outcome(&self) -> Result<LeadOutcome> {
         Ok(StoreOutcome::parse(&self.0.outcome)?.into())
     }
@@ -254,7 +256,7 @@ impl Lead {
     }
 
     /// Set when the phone belongs to another client than the email's.
-    #[graphql(guard = "RoleGuard::staff()")]
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn contact_conflict(&self) -> Option<ContactConflict> {
         let c = self.0.contact_conflict.as_ref()?;
         Some(ContactConflict {
@@ -264,7 +266,7 @@ impl Lead {
         })
     }
 
-    #[graphql(guard = "RoleGuard::staff()")]
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let client = loader
@@ -275,6 +277,7 @@ impl Lead {
     }
 
     /// The opportunity the lead created or was merged into.
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let opportunity = loader
@@ -358,8 +361,8 @@ impl SubmitLeadPayload {
         Lead(self.intake.lead.clone())
     }
 
-    /// The client the lead was attached to.
-    #[graphql(guard = "RoleGuard::staff()")]
+    /// The client the lead was attached to. Not for partners.
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
         let client = store::client::find(&api(ctx)?.db, self.intake.lead.client_id)
             .await?
@@ -367,11 +370,15 @@ impl SubmitLeadPayload {
         Ok(Client(client))
     }
 
-    /// The opportunity the lead opened or was merged into.
+    /// The opportunity the lead opened or was merged into. Not for partners.
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn opportunity(&self) -> Opportunity {
         Opportunity(self.intake.opportunity.clone())
     }
 
+    /// Not for partners: the answer to a partner has one shape whatever
+    /// became of the lead.
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn outcome(&self) -> LeadOutcome {
         self.intake.outcome.into()
     }
@@ -387,7 +394,7 @@ impl SubmitLeadPayload {
     }
 }
 
-fn cursor_of(l: &lead::Model) -> Cursor {
+pub(super) fn cursor_of(l: &lead::Model) -> Cursor {
     Cursor {
         created_at: l.received_at,
         id: l.id,

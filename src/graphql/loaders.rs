@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::store;
+use crate::store::page::{Cursor, PageRequest, SortDirection};
 
 pub struct StoreLoader {
     db: DatabaseConnection,
@@ -30,12 +31,29 @@ pub struct OpportunityById(pub Uuid);
 /// The contact points of a client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContactsOf(pub Uuid);
-/// The opportunities of a client, newest first.
+/// One page of a client's opportunities, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OpportunitiesPage {
+    pub client: Uuid,
+    pub first: u64,
+    pub after: Option<Cursor>,
+}
+/// How many opportunities a client has.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OpportunitiesOf(pub Uuid);
-/// The leads of an opportunity, oldest first.
+pub struct OpportunityCount(pub Uuid);
+/// One page of an opportunity's leads, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeadsPage {
+    pub opportunity: Uuid,
+    pub first: u64,
+    pub after: Option<Cursor>,
+}
+/// How many leads an opportunity has.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeadsOf(pub Uuid);
+pub struct LeadCount(pub Uuid);
+
+/// A page of rows and whether more follow.
+pub type Rows<M> = (Vec<M>, bool);
 /// The status history of an opportunity, oldest first.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryOf(pub Uuid);
@@ -87,23 +105,86 @@ impl Loader<ContactsOf> for StoreLoader {
     }
 }
 
-impl Loader<OpportunitiesOf> for StoreLoader {
-    type Value = Vec<opportunity::Model>;
+/// Keys that ask for the same page (size and cursor) share one statement.
+fn by_page<K, P: std::hash::Hash + Eq>(keys: &[K], page: impl Fn(&K) -> P) -> HashMap<P, Vec<&K>> {
+    let mut groups: HashMap<P, Vec<&K>> = HashMap::new();
+    for key in keys {
+        groups.entry(page(key)).or_default().push(key);
+    }
+    groups
+}
+
+impl Loader<OpportunitiesPage> for StoreLoader {
+    type Value = Rows<opportunity::Model>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[OpportunitiesOf]) -> Loaded<OpportunitiesOf, Self::Value> {
-        let rows = store::opportunity::of_clients(&self.db, ids(keys, |k| k.0)).await?;
-        Ok(group(rows, |r| OpportunitiesOf(r.client_id)))
+    async fn load(&self, keys: &[OpportunitiesPage]) -> Loaded<OpportunitiesPage, Self::Value> {
+        let mut loaded = HashMap::new();
+        for ((first, after), group) in by_page(keys, |k| (k.first, k.after.clone())) {
+            let request = PageRequest {
+                first,
+                after: after.clone(),
+                direction: SortDirection::Desc,
+            };
+            let clients = group.iter().map(|k| k.client).collect();
+            let mut pages =
+                store::opportunity::pages_of_clients(&self.db, clients, &request).await?;
+            for key in group {
+                let page = pages.remove(&key.client).unwrap_or_default();
+                loaded.insert(key.clone(), page);
+            }
+        }
+        Ok(loaded)
     }
 }
 
-impl Loader<LeadsOf> for StoreLoader {
-    type Value = Vec<lead::Model>;
+impl Loader<OpportunityCount> for StoreLoader {
+    type Value = u64;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[LeadsOf]) -> Loaded<LeadsOf, Self::Value> {
-        let rows = store::lead::of_opportunities(&self.db, ids(keys, |k| k.0)).await?;
-        Ok(group(rows, |r| LeadsOf(r.opportunity_id)))
+    async fn load(&self, keys: &[OpportunityCount]) -> Loaded<OpportunityCount, u64> {
+        let counts = store::opportunity::count_of_clients(&self.db, ids(keys, |k| k.0)).await?;
+        Ok(keys
+            .iter()
+            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+impl Loader<LeadsPage> for StoreLoader {
+    type Value = Rows<lead::Model>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[LeadsPage]) -> Loaded<LeadsPage, Self::Value> {
+        let mut loaded = HashMap::new();
+        for ((first, after), group) in by_page(keys, |k| (k.first, k.after.clone())) {
+            let request = PageRequest {
+                first,
+                after: after.clone(),
+                direction: SortDirection::Asc,
+            };
+            let opportunities = group.iter().map(|k| k.opportunity).collect();
+            let mut pages =
+                store::lead::pages_of_opportunities(&self.db, opportunities, &request).await?;
+            for key in group {
+                let page = pages.remove(&key.opportunity).unwrap_or_default();
+                loaded.insert(key.clone(), page);
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+impl Loader<LeadCount> for StoreLoader {
+    type Value = u64;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[LeadCount]) -> Loaded<LeadCount, u64> {
+        let counts = store::lead::count_of_opportunities(&self.db, ids(keys, |k| k.0)).await?;
+        Ok(keys
+            .iter()
+            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
+            .collect())
     }
 }
 

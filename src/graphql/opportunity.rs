@@ -8,7 +8,7 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{ClientById, HistoryOf, LeadsOf, StoreLoader};
+use super::loaders::{ClientById, HistoryOf, LeadCount, LeadsPage, StoreLoader};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::domain::status;
@@ -73,13 +73,38 @@ impl Opportunity {
 
     /// Every lead that created this opportunity or was merged into it, oldest first.
     #[graphql(guard = "RoleGuard::staff()")]
-    async fn leads(&self, ctx: &Context<'_>) -> Result<Vec<Lead>> {
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Lead>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let leads = loader
-            .load_one(LeadsOf(self.0.id))
+        let request = PageRequest::new(first, after, Some(SortDirection::Asc))?;
+        let (rows, has_next) = loader
+            .load_one(LeadsPage {
+                opportunity: self.0.id,
+                first: request.first,
+                after: request.after.clone(),
+            })
             .await?
             .unwrap_or_default();
-        Ok(leads.into_iter().map(Lead).collect())
+        let total = if connection::wants_total(ctx) {
+            loader
+                .load_one(LeadCount(self.0.id))
+                .await?
+                .unwrap_or_default()
+        } else {
+            0
+        };
+        Ok(connection::page(
+            rows,
+            has_next,
+            &request,
+            total,
+            super::lead::cursor_of,
+            Lead,
+        ))
     }
 
     /// Every status change (from, to, who, when), oldest first.
@@ -170,7 +195,7 @@ pub struct OpportunityOrder {
     pub direction: SortDirection,
 }
 
-fn cursor_of(o: &opportunity::Model) -> Cursor {
+pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
     Cursor {
         created_at: o.created_at,
         id: o.id,

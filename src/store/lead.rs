@@ -1,6 +1,7 @@
 //! Leads: stored forever, read back by opportunity, client or submitter.
 use entity::lead;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
@@ -30,17 +31,30 @@ pub async fn by_idempotency_key(
         .await?)
 }
 
-/// Leads of several opportunities, oldest first.
-pub async fn of_opportunities(
+/// One page of leads for each of several opportunities.
+pub async fn pages_of_opportunities(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
-) -> Result<Vec<lead::Model>, AppError> {
-    Ok(lead::Entity::find()
-        .filter(lead::Column::OpportunityId.is_in(ids))
-        .order_by_asc(lead::Column::ReceivedAt)
-        .order_by_asc(lead::Column::Id)
-        .all(db)
-        .await?)
+    page: &PageRequest,
+) -> Result<HashMap<Uuid, (Vec<lead::Model>, bool)>, AppError> {
+    page::fetch_per_parent::<lead::Entity, _>(
+        db,
+        lead::Column::OpportunityId,
+        lead::Column::ReceivedAt,
+        lead::Column::Id,
+        ids,
+        page,
+        |l| l.opportunity_id,
+    )
+    .await
+}
+
+/// How many leads each opportunity holds.
+pub async fn count_of_opportunities(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, u64>, AppError> {
+    page::count_per_parent::<lead::Entity, _>(db, lead::Column::OpportunityId, ids).await
 }
 
 /// Leads, optionally only those one principal submitted.

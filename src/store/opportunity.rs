@@ -1,4 +1,6 @@
 //! Opportunities and their status history.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
 use sea_orm::sea_query::Expr;
@@ -284,15 +286,29 @@ pub async fn by_ids(
         .await?)
 }
 
-/// Opportunities of several clients, newest first.
-pub async fn of_clients(
+/// One page of opportunities for each of several clients, newest first.
+pub async fn pages_of_clients(
     db: &impl ConnectionTrait,
     client_ids: Vec<Uuid>,
-) -> Result<Vec<opportunity::Model>, AppError> {
-    Ok(opportunity::Entity::find()
-        .filter(opportunity::Column::ClientId.is_in(client_ids))
-        .order_by_desc(opportunity::Column::CreatedAt)
-        .order_by_desc(opportunity::Column::Id)
-        .all(db)
-        .await?)
+    page: &PageRequest,
+) -> Result<HashMap<Uuid, (Vec<opportunity::Model>, bool)>, AppError> {
+    page::fetch_per_parent::<opportunity::Entity, _>(
+        db,
+        opportunity::Column::ClientId,
+        opportunity::Column::CreatedAt,
+        opportunity::Column::Id,
+        client_ids,
+        page,
+        |o| o.client_id,
+    )
+    .await
+}
+
+/// How many opportunities each client has.
+pub async fn count_of_clients(
+    db: &impl ConnectionTrait,
+    client_ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, u64>, AppError> {
+    page::count_per_parent::<opportunity::Entity, _>(db, opportunity::Column::ClientId, client_ids)
+        .await
 }

@@ -2,10 +2,12 @@
 //! by the (created_at, id) indexes.
 use async_graphql::connection::CursorType;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, IntoColumnRef};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, IntoColumnRef, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -17,7 +19,7 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 
 /// Opaque position in a list: the row's creation time and id.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
     pub id: Uuid,
@@ -104,16 +106,7 @@ where
     C: ColumnTrait + IntoColumnRef + Copy,
 {
     let mut select = select;
-    if let Some(after) = &page.after {
-        let (ts, id_val) = (after.created_at, after.id);
-        let past = match page.direction {
-            SortDirection::Asc => Condition::any()
-                .add(created_at.gt(ts))
-                .add(Condition::all().add(created_at.eq(ts)).add(id.gt(id_val))),
-            SortDirection::Desc => Condition::any()
-                .add(created_at.lt(ts))
-                .add(Condition::all().add(created_at.eq(ts)).add(id.lt(id_val))),
-        };
+    if let Some(past) = after_cursor(created_at, id, page) {
         select = select.filter(past);
     }
     let order = match page.direction {
@@ -129,6 +122,97 @@ where
     let has_next = rows.len() as u64 > page.first;
     rows.truncate(page.first as usize);
     Ok((rows, has_next))
+}
+
+/// Rows past the page's cursor, in its direction.
+fn after_cursor<C: ColumnTrait>(created_at: C, id: C, page: &PageRequest) -> Option<Condition> {
+    let after = page.after.as_ref()?;
+    let (ts, id_val) = (after.created_at, after.id);
+    Some(match page.direction {
+        SortDirection::Asc => Condition::any()
+            .add(created_at.gt(ts))
+            .add(Condition::all().add(created_at.eq(ts)).add(id.gt(id_val))),
+        SortDirection::Desc => Condition::any()
+            .add(created_at.lt(ts))
+            .add(Condition::all().add(created_at.eq(ts)).add(id.lt(id_val))),
+    })
+}
+
+/// The same page of children for each of several parents, in one statement:
+/// `ROW_NUMBER()` over each parent's rows keeps `first + 1` of them, so a
+/// parent with thousands of children costs no more than the page.
+pub async fn fetch_per_parent<E, C>(
+    db: &impl ConnectionTrait,
+    parent: C,
+    created_at: C,
+    id: C,
+    parents: Vec<Uuid>,
+    page: &PageRequest,
+    parent_of: impl Fn(&E::Model) -> Uuid,
+) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoColumnRef + Copy,
+{
+    let direction = match page.direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    };
+    let rank = Expr::cust(format!(
+        "ROW_NUMBER() OVER (PARTITION BY \"{p}\" ORDER BY \"{c}\" {direction}, \"{i}\" {direction})",
+        p = parent.as_str(),
+        c = created_at.as_str(),
+        i = id.as_str(),
+    ));
+    let mut inner = E::find()
+        .filter(parent.is_in(parents))
+        .column_as(rank, "page_rank");
+    if let Some(past) = after_cursor(created_at, id, page) {
+        inner = inner.filter(past);
+    }
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner.into_query(), "ranked")
+        .and_where(Expr::col("page_rank").lte(page.first + 1))
+        .order_by("page_rank", Order::Asc)
+        .to_owned();
+    let statement = db.get_database_backend().build(&outer);
+    let rows = E::find().from_raw_sql(statement).all(db).await?;
+    let mut pages: HashMap<Uuid, (Vec<E::Model>, bool)> = HashMap::new();
+    for row in rows {
+        let (rows, has_next) = pages.entry(parent_of(&row)).or_default();
+        if rows.len() as u64 == page.first {
+            *has_next = true;
+        } else {
+            rows.push(row);
+        }
+    }
+    Ok(pages)
+}
+
+/// How many children each parent has.
+pub async fn count_per_parent<E, C>(
+    db: &impl ConnectionTrait,
+    parent: C,
+    parents: Vec<Uuid>,
+) -> Result<HashMap<Uuid, u64>, AppError>
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoColumnRef + Copy,
+{
+    let rows: Vec<(Uuid, i64)> = E::find()
+        .select_only()
+        .column(parent)
+        .column_as(Expr::col(parent).count(), "n")
+        .filter(parent.is_in(parents))
+        .group_by(parent)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, n)| (id, u64::try_from(n).unwrap_or(0)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -206,7 +206,7 @@ async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead
         let request = app
             .client
             .post(format!("{}/graphql", app.address))
-            .bearer_auth(app.token(Role::Partner))
+            .bearer_auth(app.token(Role::Agent))
             .json(&json!({
                 "query": crate::helpers::SUBMIT_LEAD,
                 "variables": { "input": { "email": format!("bye{i}@example.com") } }

@@ -16,7 +16,7 @@ async fn one_of_each_status(app: &TestApp) -> Vec<(OpportunityStatus, String)> {
         let payload = submit_lead(
             app,
             json!({ "email": format!("s{i}@example.com") }),
-            Role::Partner,
+            Role::Agent,
         )
         .await;
         let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
@@ -116,12 +116,7 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
 #[tokio::test]
 async fn the_database_refuses_to_clear_expiree() {
     let app = spawn_app().await;
-    let payload = submit_lead(
-        &app,
-        json!({ "email": "sticky@example.com" }),
-        Role::Partner,
-    )
-    .await;
+    let payload = submit_lead(&app, json!({ "email": "sticky@example.com" }), Role::Agent).await;
     let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
     let policy = ExpiryPolicy::default();
     crm::jobs::expiry_sweep::sweep_once(&app.db, &policy, t0() + Duration::days(60))
@@ -162,7 +157,7 @@ async fn the_database_refuses_to_clear_expiree() {
 #[tokio::test]
 async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
     let app = spawn_app().await;
-    let payload = submit_lead(&app, json!({ "email": "cli@example.com" }), Role::Partner).await;
+    let payload = submit_lead(&app, json!({ "email": "cli@example.com" }), Role::Agent).await;
     let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
     let at = (t0() + Duration::days(56)).to_rfc3339();
     let run = |args: &[&str]| {
@@ -198,7 +193,7 @@ async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
 #[tokio::test]
 async fn crm_serve_sweeps_at_start() {
     let app = spawn_app().await;
-    submit_lead(&app, json!({ "email": "start@example.com" }), Role::Partner).await;
+    submit_lead(&app, json!({ "email": "start@example.com" }), Role::Agent).await;
     app.clock.set(t0() + Duration::days(57));
     let _sweeping =
         crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), Some(300)).await;
@@ -216,7 +211,7 @@ async fn a_sweeper_skips_while_another_instance_holds_the_sweep_lock() {
     if !app.database.is_postgres() {
         return;
     }
-    submit_lead(&app, json!({ "email": "lock@example.com" }), Role::Partner).await;
+    submit_lead(&app, json!({ "email": "lock@example.com" }), Role::Agent).await;
     let policy = ExpiryPolicy::default();
     let holder = app.db.begin().await.unwrap();
     holder
@@ -257,10 +252,17 @@ async fn a_database_outage_fails_fast_and_the_server_recovers() {
         app.get("/health/ready").await.status(),
         reqwest::StatusCode::SERVICE_UNAVAILABLE
     );
-    let body = app
-        .post_graphql("{ opportunities { totalCount } }", json!({}), Role::Agent)
-        .await;
-    assert_eq!(crate::helpers::error_code(&body), "INTERNAL", "{body}");
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token(Role::Agent))
+        .json(&json!({ "query": "{ opportunities { totalCount } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(crate::helpers::error_code(&body), "UNAVAILABLE", "{body}");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -326,7 +328,7 @@ async fn the_background_sweep_runs_again_every_interval() {
     submit_lead(
         &sweeping,
         json!({ "email": "tick1@example.com" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
     app.clock.set(t0() + Duration::days(57));
@@ -335,7 +337,7 @@ async fn the_background_sweep_runs_again_every_interval() {
     submit_lead(
         &sweeping,
         json!({ "email": "tick2@example.com" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
     app.clock.set(t0() + Duration::days(57 + 57));

@@ -344,7 +344,7 @@ impl ServerProcess {
     }
 }
 
-/// Send every input to `submitLead` at once, as a partner, spread over
+/// Send every input to `submitLead` at once, as an agent, spread over
 /// `apps` in turn; returns the `submitLead` payloads, asserting no errors.
 pub async fn submit_concurrently(apps: &[&TestApp], inputs: Vec<Value>) -> Vec<Value> {
     let mut tasks = Vec::new();
@@ -353,7 +353,7 @@ pub async fn submit_concurrently(apps: &[&TestApp], inputs: Vec<Value>) -> Vec<V
         let request = app
             .client
             .post(format!("{}/graphql", app.address))
-            .bearer_auth(app.token(Role::Partner))
+            .bearer_auth(app.token(Role::Agent))
             .json(&json!({ "query": SUBMIT_LEAD, "variables": { "input": input } }));
         tasks.push(tokio::spawn(async move {
             request.send().await.unwrap().json::<Value>().await.unwrap()

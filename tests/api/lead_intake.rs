@@ -18,7 +18,7 @@ async fn a_first_lead_creates_the_client_and_a_new_opportunity() {
     let payload = submit_lead(
         &app,
         json!({ "firstName": "Marie", "email": "Marie@Example.com", "phone": "514 555-0199", "source": "site-web" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
     assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
@@ -32,28 +32,28 @@ async fn a_first_lead_creates_the_client_and_a_new_opportunity() {
 #[tokio::test]
 async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "marie@example.com" }), Role::Partner).await;
+    let first = submit_lead(&app, json!({ "email": "marie@example.com" }), Role::Agent).await;
     app.clock.advance(Duration::days(3));
     // Same person, found by a phone spelt another way after the first lead added it.
     submit_lead(
         &app,
         json!({ "email": "MARIE@example.com", "phone": "(514) 555 0199" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
-    let third = submit_lead(&app, json!({ "phone": "+1 514-555-0199" }), Role::Partner).await;
+    let third = submit_lead(&app, json!({ "phone": "+1 514-555-0199" }), Role::Agent).await;
     assert_eq!(third["outcome"], "MERGED");
     assert_eq!(id(&third), id(&first));
     let data = app
         .query_opportunity(
             &id(&first),
-            "updatedAt createdAt leads { outcome receivedAt }",
+            "updatedAt createdAt leads { edges { node { outcome receivedAt } } }",
             Role::Agent,
         )
         .await;
-    let leads = data["opportunity"]["leads"].as_array().unwrap();
+    let leads = data["opportunity"]["leads"]["edges"].as_array().unwrap();
     assert_eq!(leads.len(), 3);
-    assert_eq!(leads[0]["outcome"], "NEW_OPPORTUNITY");
+    assert_eq!(leads[0]["node"]["outcome"], "NEW_OPPORTUNITY");
     assert_ne!(
         data["opportunity"]["updatedAt"],
         data["opportunity"]["createdAt"]
@@ -63,12 +63,12 @@ async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
 #[tokio::test]
 async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_new_one() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    let first = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
     app.clock.advance(Duration::days(56) - Duration::seconds(1));
-    let merged = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    let merged = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
     assert_eq!(merged["outcome"], "MERGED");
     app.clock.advance(Duration::seconds(1));
-    let fresh = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Partner).await;
+    let fresh = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
     assert_eq!(fresh["outcome"], "NEW_OPPORTUNITY");
     assert_ne!(id(&fresh), id(&first));
     // The old one was flagged by the intake itself, at the lead's time.
@@ -88,10 +88,10 @@ async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_
 async fn a_protected_opportunity_keeps_taking_leads_after_eight_weeks() {
     for status in ["PRIS_EN_CHARGE", "VENDU_NON_LIVRE", "SUIVI_LONG_TERME"] {
         let app = spawn_app().await;
-        let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
+        let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
         set_status(&app, &id(&first), status, Role::Agent).await;
         app.clock.advance(Duration::days(200));
-        let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Partner).await;
+        let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
         assert_eq!(next["outcome"], "MERGED", "{status}");
         assert_eq!(id(&next), id(&first));
     }
@@ -101,10 +101,10 @@ async fn a_protected_opportunity_keeps_taking_leads_after_eight_weeks() {
 async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_status() {
     for status in ["NOUVEAU", "VENDU_LIVRE", "PERDU"] {
         let app = spawn_app().await;
-        let first = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
+        let first = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Agent).await;
         set_status(&app, &id(&first), status, Role::Agent).await;
         app.clock.advance(Duration::days(56));
-        let next = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Partner).await;
+        let next = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Agent).await;
         assert_eq!(next["outcome"], "NEW_OPPORTUNITY", "{status}");
     }
 }
@@ -112,7 +112,7 @@ async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_
 #[tokio::test]
 async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
+    let first = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Agent).await;
     set_status(&app, &id(&first), "SUIVI_LONG_TERME", Role::Agent).await;
     app.clock.advance(Duration::days(90));
     set_status(&app, &id(&first), "PERDU", Role::Agent).await;
@@ -126,15 +126,15 @@ async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
         .query_opportunity(&id(&first), "expiree", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
-    let next = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Partner).await;
+    let next = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Agent).await;
     assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
 }
 
 #[tokio::test]
 async fn the_email_wins_when_email_and_phone_point_to_two_clients_and_the_conflict_is_recorded() {
     let app = spawn_app().await;
-    let a = submit_lead(&app, json!({ "email": "a@example.com" }), Role::Partner).await;
-    let b = submit_lead(&app, json!({ "phone": "418 555-0100" }), Role::Partner).await;
+    let a = submit_lead(&app, json!({ "email": "a@example.com" }), Role::Agent).await;
+    let b = submit_lead(&app, json!({ "phone": "418 555-0100" }), Role::Agent).await;
     assert_ne!(id(&a), id(&b));
     let both = app
         .data(
@@ -172,7 +172,7 @@ async fn a_lead_without_a_valid_contact_is_refused_and_nothing_is_stored() {
         ),
     ] {
         let body = app
-            .post_graphql(SUBMIT_LEAD, json!({ "input": input }), Role::Partner)
+            .post_graphql(SUBMIT_LEAD, json!({ "input": input }), Role::Agent)
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
@@ -194,7 +194,7 @@ async fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
     let payload = submit_lead(
         &app,
         json!({ "email": "f@example.com", "phone": "555-01" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
     assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
@@ -208,13 +208,13 @@ async fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
 async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothing() {
     let app = spawn_app().await;
     let input = json!({ "email": "g@example.com", "idempotencyKey": "order-42" });
-    let first = submit_lead(&app, input.clone(), Role::Partner).await;
+    let first = submit_lead(&app, input.clone(), Role::Agent).await;
     app.clock.advance(Duration::days(60));
-    let again = submit_lead(&app, input.clone(), Role::Partner).await;
+    let again = submit_lead(&app, input.clone(), Role::Agent).await;
     assert_eq!(again, first);
     assert_eq!(app.count("lead").await, 1);
     // Another principal may use the same key for its own lead.
-    let token = app.token_for(Role::Partner, "partner-2");
+    let token = app.token_for(Role::Agent, "agent-2");
     let other = app
         .post_as(SUBMIT_LEAD, json!({ "input": input }), &token)
         .await;
@@ -227,27 +227,101 @@ async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothi
         .post_graphql(
             SUBMIT_LEAD,
             json!({ "input": { "email": "other@example.com", "idempotencyKey": "order-42" } }),
-            Role::Partner,
+            Role::Agent,
         )
         .await;
     assert_eq!(error_code(&body), "CONFLICT", "{body}");
     assert_eq!(app.count("lead").await, 2);
 }
 
+/// What a partner's lead became is not the partner's to know (SPEC 3).
+const PARTNER_SUBMIT: &str = r#"
+mutation Submit($input: SubmitLeadInput!) {
+  submitLead(input: $input) { lead { id receivedAt } warnings { field message } }
+}"#;
+
 #[tokio::test]
-async fn a_partner_reads_back_its_lead_and_the_opportunity_status_only() {
+async fn a_partner_gets_the_same_answer_shape_whether_its_lead_merged_or_opened_an_opportunity() {
     let app = spawn_app().await;
-    let payload = submit_lead(&app, json!({ "email": "h@example.com" }), Role::Partner).await;
+    let partner = |input: Value| {
+        let app = &app;
+        async move {
+            app.data(PARTNER_SUBMIT, json!({ "input": input }), Role::Partner)
+                .await["submitLead"]
+                .clone()
+        }
+    };
+    let opened = partner(json!({ "email": "shape@example.com" })).await;
+    let merged = partner(json!({ "email": "shape@example.com" })).await;
+    app.clock.advance(Duration::days(60));
+    let after_expiry = partner(json!({ "email": "shape@example.com" })).await;
+    let shape = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.extend(
+            v["lead"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| format!("lead.{k}")),
+        );
+        keys.sort();
+        keys
+    };
+    assert_eq!(shape(&opened), shape(&merged));
+    assert_eq!(shape(&merged), shape(&after_expiry));
+    // The CRM did route them: one merge, then a new opportunity.
+    assert_eq!(app.count("opportunity").await, 2);
+    assert_eq!(app.count("lead").await, 3);
+
+    // Naming what the CRM did is refused like any unknown field, before
+    // anything is stored.
+    for field in ["outcome", "opportunity { id }", "client { id }"] {
+        let query = format!(
+            r#"mutation($input: SubmitLeadInput!) {{ submitLead(input: $input) {{ lead {{ id }} {field} }} }}"#
+        );
+        let body = app
+            .post_graphql(
+                &query,
+                json!({ "input": { "email": "shape@example.com" } }),
+                Role::Partner,
+            )
+            .await;
+        assert_eq!(
+            error_code(&body),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{field}: {body}"
+        );
+        let name = field.split(' ').next().unwrap();
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("Unknown field \"{name}\" on type \"SubmitLeadPayload\"."),
+        );
+    }
+    assert_eq!(app.count("lead").await, 3);
+}
+
+#[tokio::test]
+async fn a_partner_reads_back_its_own_leads_and_nothing_of_the_crm() {
+    let app = spawn_app().await;
+    let payload = app
+        .data(
+            PARTNER_SUBMIT,
+            json!({ "input": { "email": "h@example.com", "source": "portail" } }),
+            Role::Partner,
+        )
+        .await["submitLead"]
+        .clone();
     let lead_id = payload["lead"]["id"].as_str().unwrap();
-    let query = r#"query($id: ID!) { lead(id: $id) { id opportunity { id status } } }"#;
+    let query = r#"query($id: ID!) { lead(id: $id) { id receivedAt source warnings { field } } }"#;
     let data = app
         .data(query, json!({ "id": lead_id }), Role::Partner)
         .await;
-    assert_eq!(data["lead"]["opportunity"]["status"], "NOUVEAU");
+    assert_eq!(data["lead"]["source"], "portail");
     for field in [
         "client { id }",
-        "opportunity { createdAt }",
-        "opportunity { leads { id } }",
+        "opportunity { status }",
+        "outcome",
+        "contactConflict { kind }",
     ] {
         let body = app
             .post_graphql(
@@ -256,7 +330,11 @@ async fn a_partner_reads_back_its_lead_and_the_opportunity_status_only() {
                 Role::Partner,
             )
             .await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "{field}: {body}");
+        assert_eq!(
+            error_code(&body),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{field}: {body}"
+        );
     }
     let stranger = app.token_for(Role::Partner, "partner-2");
     let body = app
@@ -267,12 +345,21 @@ async fn a_partner_reads_back_its_lead_and_the_opportunity_status_only() {
         .post_as("{ leads { totalCount } }", json!({}), &stranger)
         .await;
     assert_eq!(leads["data"]["leads"]["totalCount"], 0);
+    let own = app
+        .data(
+            "{ leads { totalCount edges { node { id } } } }",
+            json!({}),
+            Role::Partner,
+        )
+        .await;
+    assert_eq!(own["leads"]["totalCount"], 1);
+    assert_eq!(own["leads"]["edges"][0]["node"]["id"], lead_id);
 }
 
 #[tokio::test]
 async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Partner).await;
+    let first = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Agent).await;
     app.clock.advance(Duration::days(56));
     let preview = app
         .data(
@@ -291,7 +378,7 @@ async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
     assert_eq!(preview["matchedBy"], "EMAIL");
     assert_eq!(app.count("lead").await, 1);
     assert_eq!(app.count("opportunity_expiry_event").await, 0);
-    let second = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Partner).await;
+    let second = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Agent).await;
     let decision = app
         .data(
             r#"query($id: ID!) { lead(id: $id) { decision { outcome candidateState expiredOpportunityIds } } }"#,
@@ -364,7 +451,7 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
         "vehicle": { "year": 2024, "make": "Toyota", "model": "RAV4", "trim": "XLE",
                      "vin": "2t3p1rfv8rc123456", "stockNumber": "A1234", "condition": "NEW" }
     });
-    let payload = submit_lead(&app, input, Role::Partner).await;
+    let payload = submit_lead(&app, input, Role::Agent).await;
     let data = app
         .data(
             r#"query($id: ID!) { lead(id: $id) { type source message firstName lastName submittedEmail
@@ -377,7 +464,7 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
     assert_eq!(lead["type"], "REN");
     assert_eq!(lead["source"], "portail-auto");
     assert_eq!(lead["message"], "Essai routier samedi?");
-    assert_eq!(lead["submittedBy"], "partner-1");
+    assert_eq!(lead["submittedBy"], "agent-1");
     assert_eq!(
         lead["vehicle"],
         json!({ "year": 2024, "make": "Toyota", "model": "RAV4", "trim": "XLE",
@@ -391,7 +478,7 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
 #[tokio::test]
 async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_status() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Partner).await;
+    let first = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Agent).await;
     // Past eight weeks, before any sweep: an agent takes it in charge.
     app.clock.advance(Duration::days(56) + Duration::minutes(2));
     set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Agent).await;
@@ -400,7 +487,7 @@ async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_statu
         .await;
     assert_eq!(data["opportunity"]["status"], "PRIS_EN_CHARGE");
     assert_eq!(data["opportunity"]["expiree"], true);
-    let next = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Partner).await;
+    let next = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Agent).await;
     assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
 }
 
@@ -412,7 +499,7 @@ async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one
     let first = submit_lead(
         &app,
         json!({ "email": "known@example.com", "phone": "514 555 0150" }),
-        Role::Partner,
+        Role::Agent,
     )
     .await;
     app.clock.advance(Duration::days(57));

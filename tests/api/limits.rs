@@ -36,13 +36,21 @@ async fn too_many_aliases_too_deep_or_syntax_errors_are_refused_by_validation() 
         "client { opportunities { ".repeat(8),
         " } }".repeat(8)
     );
-    for (query, expect) in [
-        (format!("{{ {aliases} }}"), "too many aliases"),
-        (deep, "nested too deep"),
-        ("{ me { ".to_owned(), ""),
+    for (query, code, expect) in [
+        (
+            format!("{{ {aliases} }}"),
+            "GRAPHQL_VALIDATION_FAILED",
+            "too many aliases",
+        ),
+        (deep, "GRAPHQL_VALIDATION_FAILED", "nested too deep"),
+        (
+            "{ me { ".to_owned(),
+            "GRAPHQL_PARSE_FAILED",
+            "line 1, column 8",
+        ),
     ] {
         let body = app.post_graphql(&query, json!({}), Role::Agent).await;
-        assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+        assert_eq!(error_code(&body), code, "{body}");
         let message = body["errors"][0]["message"]
             .as_str()
             .unwrap()

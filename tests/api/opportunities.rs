@@ -35,13 +35,16 @@ async fn an_agent_opens_an_opportunity_for_a_walk_in_client() {
     assert_eq!(opportunity["status"], "NOUVEAU");
     let data = app
         .data(
-            r#"query($id: ID!) { client(id: $id) { emails opportunities { id } } }"#,
+            r#"query($id: ID!) { client(id: $id) { emails opportunities { edges { node { id } } } } }"#,
             json!({ "id": client }),
             Role::Agent,
         )
         .await;
     assert_eq!(data["client"]["emails"], json!(["luc@example.com"]));
-    assert_eq!(data["client"]["opportunities"][0]["id"], opportunity["id"]);
+    assert_eq!(
+        data["client"]["opportunities"]["edges"][0]["node"]["id"],
+        opportunity["id"]
+    );
 }
 
 #[tokio::test]
