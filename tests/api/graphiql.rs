@@ -82,7 +82,7 @@ async fn the_graphiql_header_pane_is_prefilled_with_a_placeholder_and_no_token()
         .text()
         .await
         .expect("body");
-    assert!(script.contains("Bearer <paste a token>"));
+    assert!(script.contains("'<paste a token>'"));
     assert!(!script.contains("eyJ"), "a JWT in the bootstrap script");
     assert!(script.contains("shouldPersistHeaders: false"));
 }

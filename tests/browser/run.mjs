@@ -35,6 +35,7 @@ function check(condition, message) {
 
 const offHost = []; // every request to anything but the server
 const cspViolations = [];
+const placeholderSent = []; // requests that went out with the header pane's placeholder
 const pageErrors = [];
 
 const browser = await chromium.launch({
@@ -61,7 +62,12 @@ async function openGraphiql(name, token) {
   // Anything not addressed to the server is aborted and recorded.
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
-    if (url.host === baseHost && url.protocol === 'http:') return route.continue();
+    if (url.host === baseHost && url.protocol === 'http:') {
+      if ((route.request().headers().authorization || '').includes('<paste a token>')) {
+        placeholderSent.push(`${name}: ${route.request().url()}`);
+      }
+      return route.continue();
+    }
     offHost.push(`${name}: ${route.request().url()}`);
     return route.abort('blockedbyclient');
   });
@@ -95,7 +101,7 @@ async function openGraphiql(name, token) {
     JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2),
   );
 
-  // The first introspection ran with the placeholder (401): fetch again.
+  // GraphiQL answered its first introspection locally (no token yet): fetch again.
   const introspected = page.waitForResponse(
     (r) =>
       r.url() === `${base}/graphql` &&
@@ -197,6 +203,7 @@ try {
     await page.screenshot({ path: join(artifacts, 'graphiql-agent-docs.png') });
     await context.close();
   }
+  check(placeholderSent.length === 0, `requests sent with the placeholder:\n${placeholderSent.join('\n')}`);
   check(offHost.length === 0, `requests to other hosts were attempted:\n${offHost.join('\n')}`);
   check(cspViolations.length === 0, `Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
   check(pageErrors.length === 0, `errors in the page:\n${pageErrors.join('\n')}`);
