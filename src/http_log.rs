@@ -50,19 +50,80 @@ pub fn note_operation(req: &HttpRequest, name: Option<&str>) {
     }
 }
 
-/// The GraphQL operation a request names (`operationName`, else the first
-/// named operation in the document); `None` when it has no name.
+/// The GraphQL operation a request names: `operationName`, else the name
+/// of the document's first operation (`None` when it has none).
+///
+/// A linear scan of the text, not a parse: this runs before the query
+/// limits, so it must cost nothing whatever the document holds.
 pub fn operation_name(request: &async_graphql::Request) -> Option<String> {
     if let Some(name) = &request.operation_name {
         return Some(name.clone());
     }
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
-    match document.operations {
-        async_graphql::parser::types::DocumentOperations::Single(_) => None,
-        async_graphql::parser::types::DocumentOperations::Multiple(ops) => {
-            ops.keys().next().map(|name| name.to_string())
+    first_operation_name(&request.query)
+}
+
+fn first_operation_name(query: &str) -> Option<String> {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    // Set after `query`/`mutation`/`subscription` at the top level.
+    let mut after_keyword = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                let block = bytes[i..].starts_with(b"\"\"\"");
+                i += if block { 3 } else { 1 };
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' {
+                        i += 2;
+                    } else if block && bytes[i..].starts_with(b"\"\"\"") {
+                        i += 3;
+                        break;
+                    } else if !block && bytes[i] == b'"' {
+                        i += 1;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'{' => {
+                if depth == 0 && after_keyword {
+                    return None;
+                }
+                depth += 1;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &query[start..i];
+                if depth == 0 {
+                    if after_keyword {
+                        return Some(word.to_owned());
+                    }
+                    match word {
+                        "query" | "mutation" | "subscription" => after_keyword = true,
+                        // A fragment definition comes first: look further.
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            b'(' | b'@' if depth == 0 && after_keyword => return None,
+            _ => {}
         }
+        i += 1;
     }
+    None
 }
 
 fn is_graphql_name(name: &str) -> bool {
@@ -158,6 +219,12 @@ mod tests {
         assert_eq!(operation_name(&named).as_deref(), Some("Mine"));
         let anonymous = async_graphql::Request::new("{ me { role } }");
         assert_eq!(operation_name(&anonymous), None);
+        let commented = async_graphql::Request::new(
+            "# query Fake\nfragment F on Query { me { role } }\n\"\"\"doc\"\"\" mutation  Real($a: Int) { x }",
+        );
+        assert_eq!(operation_name(&commented).as_deref(), Some("Real"));
+        let variables_only = async_graphql::Request::new("query ($id: ID!) { a }");
+        assert_eq!(operation_name(&variables_only), None);
         let chosen = async_graphql::Request::new("query A { a } query B { b }").operation_name("B");
         assert_eq!(operation_name(&chosen).as_deref(), Some("B"));
     }
