@@ -81,8 +81,6 @@ fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubsc
     // Suggestions would name admin-only fields to anybody who mistypes.
     .disable_suggestions()
     .extension(error_codes::ErrorCodes)
-    // Registered before the wall, so it measures the document the wall
-    // returns: a hidden field costs exactly what an unknown one costs.
     .extension(limits::QueryLimits::new())
 }
 

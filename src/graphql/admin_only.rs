@@ -81,11 +81,11 @@ fn hidden_types(role: Role) -> impl Iterator<Item = &'static str> {
     admin_only.iter().chain(staff_only).copied()
 }
 
-fn is_hidden_field(role: Role, type_name: &str, field: &str) -> bool {
+pub(crate) fn is_hidden_field(role: Role, type_name: &str, field: &str) -> bool {
     hidden_fields(role).any(|(t, f)| *t == type_name && *f == field)
 }
 
-fn is_hidden_type(role: Role, name: &str) -> bool {
+pub(crate) fn is_hidden_type(role: Role, name: &str) -> bool {
     hidden_types(role).any(|t| t == name)
 }
 

@@ -16,19 +16,24 @@
 //! The walk also refuses NUL characters in every string a request carries
 //! (literals and variables), and gives syntax errors a short message without
 //! the parser's excerpt.
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
 use async_graphql::parser::types::{
     ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
 };
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{
-    ErrorExtensionValues, Name, Pos, Positioned, ServerError, ServerResult, Variables,
+    ErrorExtensionValues, Name, Pos, Positioned, Request, ServerError, ServerResult, Variables,
 };
 use async_graphql_value::{ConstValue, Value};
 
+use super::admin_only;
+use crate::auth::{Principal, Role};
 use crate::store::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Deepest selection path outside introspection.
@@ -176,7 +181,9 @@ impl Budget {
         let bounds = IntrospectionBounds::of(registry);
         let reference = async_graphql::parser::parse_query(INTROSPECTION_REFERENCE)
             .ok()
-            .and_then(|doc| measure(registry, &bounds, &doc, &Variables::default()).ok())
+            .and_then(|doc| {
+                measure(Role::Admin, registry, &bounds, &doc, &Variables::default()).ok()
+            })
             .map_or(0, |cost| cost.introspection);
         Self {
             bounds,
@@ -220,12 +227,14 @@ fn check(cost: &Cost, budget: &Budget) -> Result<(), String> {
 /// Measure a whole document: every operation and every fragment definition
 /// (validation visits definitions too), fragments expanded.
 fn measure(
+    role: Role,
     registry: &Registry,
     bounds: &IntrospectionBounds,
     document: &ExecutableDocument,
     variables: &Variables,
 ) -> Result<Cost, String> {
     let mut walk = Walk {
+        role,
         registry,
         bounds,
         variables,
@@ -248,8 +257,10 @@ fn measure(
         let cost = walk.selections(root, &operation.node.selection_set.node)?;
         total = total.and(cost);
     }
+    // Validation also visits every definition, used or not: their size
+    // counts, their aliases are not the response's.
     for name in document.fragments.keys() {
-        total = total.and(walk.fragment(name)?);
+        total.nodes = total.nodes.saturating_add(walk.fragment(name)?.nodes);
     }
     Ok(total)
 }
@@ -261,6 +272,9 @@ enum Memo {
 }
 
 struct Walk<'a> {
+    /// Fields and types hidden from this role count as unknown ones, so a
+    /// hidden field costs exactly what a misspelt one costs.
+    role: Role,
     registry: &'a Registry,
     bounds: &'a IntrospectionBounds,
     variables: &'a Variables,
@@ -282,8 +296,8 @@ impl<'a> Walk<'a> {
             return Ok(Cost::default());
         };
         self.memo.insert(name, Memo::Visiting);
-        let on = fragment.node.type_condition.node.on.node.as_str();
-        let cost = self.selections(Some(on), &fragment.node.selection_set.node)?;
+        let on = self.known_type(fragment.node.type_condition.node.on.node.as_str());
+        let cost = self.selections(on, &fragment.node.selection_set.node)?;
         let directives = fragment.node.directives.len() as u64;
         let cost = cost.and(Cost {
             nodes: directives,
@@ -314,7 +328,7 @@ impl<'a> Walk<'a> {
                 }
                 Selection::InlineFragment(fragment) => {
                     let on = match &fragment.node.type_condition {
-                        Some(condition) => Some(condition.node.on.node.as_str()),
+                        Some(condition) => self.known_type(condition.node.on.node.as_str()),
                         None => parent,
                     };
                     let inner = self.selections(on, &fragment.node.selection_set.node)?;
@@ -336,6 +350,11 @@ impl<'a> Walk<'a> {
         Ok(total)
     }
 
+    /// A type condition, unless the type is hidden from this role.
+    fn known_type<'n>(&self, name: &'n str) -> Option<&'n str> {
+        (!admin_only::is_hidden_type(self.role, name)).then_some(name)
+    }
+
     /// The field's type, how many items it may return, and whether it is
     /// introspection.
     fn field_shape(
@@ -347,6 +366,7 @@ impl<'a> Walk<'a> {
         let introspection =
             matches!(name, "__schema" | "__type") || parent.is_some_and(|p| p.starts_with("__"));
         let Some(meta) = parent
+            .filter(|p| !admin_only::is_hidden_field(self.role, p, name))
             .and_then(|p| self.registry.types.get(p))
             .and_then(|t| t.field_by_name(name))
         else {
@@ -508,14 +528,24 @@ struct QueryLimitsExtension {
 
 #[async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
-    async fn parse_query(
+    /// Runs before async-graphql parses: its own post-parse checks
+    /// (recursion depth, directives) follow every fragment spread again, so a
+    /// fragment chain must be refused before they see it.
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await.map_err(|error| {
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let role = request
+            .data
+            .get(&TypeId::of::<Principal>())
+            .and_then(|d| d.downcast_ref::<Principal>())
+            .or_else(|| ctx.data_opt::<Principal>())
+            // No principal: the narrowest view.
+            .map_or(Role::Partner, |p| p.role);
+        let variables = request.variables.clone();
+        let document = request.parsed_query().map_err(|error| {
             let at = error
                 .locations
                 .first()
@@ -527,7 +557,7 @@ impl Extension for QueryLimitsExtension {
                 "GRAPHQL_PARSE_FAILED",
             )
         })?;
-        if let Some(place) = find_nul(&document, variables) {
+        if let Some(place) = find_nul(document, &variables) {
             return Err(coded(
                 format!("{place}: NUL characters are not allowed"),
                 None,
@@ -536,11 +566,11 @@ impl Extension for QueryLimitsExtension {
         }
         let registry = &ctx.schema_env.registry;
         let budget = self.budget.get_or_init(|| Budget::of(registry));
-        let refused = measure(registry, &budget.bounds, &document, variables)
+        let refused = measure(role, registry, &budget.bounds, document, &variables)
             .and_then(|cost| check(&cost, budget));
         if let Err(message) = refused {
             return Err(coded(message, None, "GRAPHQL_VALIDATION_FAILED"));
         }
-        Ok(document)
+        next.run(ctx, request).await
     }
 }
