@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::{JwtKeys, MAX_TOKEN_TTL, Role};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
-use crate::config::Settings;
+use crate::config::{DatabaseArgs, ExpiryArgs, JwtArgs, ServeArgs, Settings};
 use crate::startup::{Application, RunOptions};
 use crate::{graphql, jobs, store};
 
@@ -23,18 +23,24 @@ pub const DRY_RUN_LISTED: u64 = 20;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(long, env = "CRM_LOG_FORMAT", global = true, default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server: migrations, GraphQL, GraphiQL, health, metrics, sweep.
-    Serve(Settings),
+    Serve(ServeArgs),
     /// Apply pending database migrations and exit.
-    Migrate(Settings),
+    Migrate(DatabaseArgs),
     /// Apply the expiry rule to every due opportunity now (or at --now).
     Expire {
         #[command(flatten)]
-        settings: Settings,
+        database: DatabaseArgs,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
         /// Print what would expire, change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -45,7 +51,7 @@ pub enum Command {
     /// Print a signed token for ROLE and subject ID (needs CRM_JWT_SECRET).
     Token {
         #[command(flatten)]
-        settings: Settings,
+        jwt: JwtArgs,
         /// ADMIN, AGENT or PARTNER (any case).
         #[arg(long)]
         role: Role,
@@ -65,25 +71,26 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(settings) => serve(settings).await,
-        Command::Migrate(settings) => {
-            let db = store::connect(&settings.database_url).await?;
+        Command::Serve(args) => serve(args.into()).await,
+        Command::Migrate(database) => {
+            let db = store::connect(&database.database_url).await?;
             store::migrate(&db).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Expire {
-            settings,
+            database,
+            expiry,
             dry_run,
             now,
-        } => expire(settings, dry_run, now).await,
+        } => expire(database, expiry, dry_run, now).await,
         Command::Token {
-            settings,
+            jwt,
             role,
             sub,
             ttl,
         } => {
-            let secret = settings
+            let secret = jwt
                 .jwt_secret
                 .as_deref()
                 .context("CRM_JWT_SECRET (or --jwt-secret) is required to sign a token")?;
@@ -91,11 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let ttl = chrono::Duration::from_std(ttl).context("--ttl is too long")?;
             anyhow::ensure!(ttl <= MAX_TOKEN_TTL, "--ttl may not exceed 366 days");
             anyhow::ensure!(!sub.trim().is_empty(), "--sub may not be empty");
-            let keys = JwtKeys::hs256(
-                secret.as_bytes(),
-                &settings.jwt_issuer,
-                &settings.jwt_audience,
-            );
+            let keys = JwtKeys::hs256(secret.as_bytes(), &jwt.jwt_issuer, &jwt.jwt_audience);
             println!("{}", keys.issue(role, &sub, ttl, Utc::now())?);
             Ok(())
         }
@@ -117,7 +120,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         println!("ADMIN token: {}", tokens.admin);
         println!("AGENT token: {}", tokens.agent);
-        println!("In GraphiQL, add the header {{\"Authorization\": \"Bearer <token>\"}}.");
+        println!("PARTNER token: {}", tokens.partner);
+        println!(
+            "In GraphiQL, put {{\"Authorization\": \"Bearer <token>\"}} in the Headers pane, then press \"Re-fetch GraphQL schema\"."
+        );
     }
     println!("GraphiQL: {base}/graphiql");
     println!("GraphQL:  {base}/graphql");
@@ -133,18 +139,19 @@ fn display_addr(bind: &str, port: u16) -> String {
 }
 
 async fn expire(
-    settings: Settings,
+    database: DatabaseArgs,
+    expiry: ExpiryArgs,
     dry_run: bool,
     at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<()> {
-    let db = store::connect(&settings.database_url).await?;
+    let db = store::connect(&database.database_url).await?;
     store::migrate(&db).await?;
     let clock: SharedClock = match at {
         Some(at) => Arc::new(ManualClock::new(at)),
         None => Arc::new(SystemClock),
     };
     let now = clock.now();
-    let policy = settings.expiry_policy();
+    let policy = expiry.policy();
     if dry_run {
         let (count, ids) = store::expiry::dry_run(&db, &policy, now, DRY_RUN_LISTED).await?;
         println!("would expire {count} opportunities at {}", now.to_rfc3339());

@@ -1,4 +1,5 @@
-//! Configuration: one clap struct whose fields also read the environment.
+//! Configuration: clap argument groups (each flag also read from the
+//! environment), one per concern, so every command lists only its own.
 use std::fmt;
 
 use crate::domain::expiry::{DEFAULT_WINDOW_DAYS, ExpiryPolicy};
@@ -8,17 +9,18 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://crm.sqlite?mode=rwc";
 /// Default partner rate limit (SPEC 5).
 pub const DEFAULT_PARTNER_RATE_PER_MIN: u32 = 600;
 
-/// Server and tooling settings (`crm serve`, `crm expire`, `crm token`, ...).
+/// `--database-url`: every command that touches the database.
 #[derive(Clone, clap::Args)]
-pub struct Settings {
+pub struct DatabaseArgs {
     /// Database URL: `postgres://...` or `sqlite://file?mode=rwc`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
+          hide_env_values = true)]
     pub database_url: String,
+}
 
-    /// Address the HTTP server binds.
-    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: String,
-
+/// The JWT settings: `crm serve` and `crm token`.
+#[derive(Clone, clap::Args)]
+pub struct JwtArgs {
     /// HS256 secret for JWTs. Unset: development mode with an ephemeral secret.
     #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -30,21 +32,128 @@ pub struct Settings {
     /// Required `aud` claim (the token's audience must contain it).
     #[arg(long, env = "CRM_JWT_AUDIENCE", default_value = "crm-api")]
     pub jwt_audience: String,
+}
 
+/// The expiry rule's window: `crm serve` and `crm expire`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExpiryArgs {
     /// Days after creation at which an unprotected opportunity expires.
     #[arg(long, env = "CRM_EXPIRY_DAYS", default_value_t = DEFAULT_WINDOW_DAYS,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub expiry_days: i64,
+}
+
+/// What only the server needs (`crm serve`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address the HTTP server binds.
+    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
 
     /// Seconds between two background expiry sweeps.
     #[arg(long, env = "CRM_SWEEP_INTERVAL_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,
 
+    /// Browser origins allowed to call the API cross-origin, comma-separated
+    /// (`https://crm.example.com,http://localhost:5173`). Unset: none.
+    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
     /// Lead intakes per minute allowed to each PARTNER token subject
     /// (`submitLead` and `POST /leads/adf` together).
     #[arg(long, env = "CRM_PARTNER_RATE_PER_MIN", default_value_t = DEFAULT_PARTNER_RATE_PER_MIN,
           value_parser = clap::value_parser!(u32).range(1..))]
+    pub partner_rate_per_min: u32,
+}
+
+/// Everything `crm serve` reads: the parts above together.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
+}
+
+impl fmt::Debug for JwtArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtArgs")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .finish()
+    }
+}
+
+impl From<ServeArgs> for Settings {
+    fn from(args: ServeArgs) -> Self {
+        Self {
+            database_url: args.database.database_url,
+            bind: args.server.bind,
+            jwt_secret: args.jwt.jwt_secret,
+            jwt_issuer: args.jwt.jwt_issuer,
+            jwt_audience: args.jwt.jwt_audience,
+            expiry_days: args.expiry.expiry_days,
+            sweep_interval_secs: args.server.sweep_interval_secs,
+            cors_origins: args.server.cors_origins,
+            partner_rate_per_min: args.server.partner_rate_per_min,
+        }
+    }
+}
+
+/// One CORS origin: `scheme://host[:port]`, no path, no wildcard.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{origin:?}: an origin starts with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['/', '*', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "{origin:?}: an origin is scheme://host[:port], without path or wildcard"
+        ));
+    }
+    Ok(origin.to_ascii_lowercase())
+}
+
+/// The server's settings, as `Application::build` takes them (`crm serve`
+/// reads them from [`ServeArgs`]; tests build them in code).
+#[derive(Clone)]
+pub struct Settings {
+    /// Database URL: `postgres://...` or `sqlite://file?mode=rwc`.
+    pub database_url: String,
+    /// Address the HTTP server binds.
+    pub bind: String,
+    /// HS256 secret for JWTs. Unset: development mode with an ephemeral secret.
+    pub jwt_secret: Option<String>,
+    /// Required `iss` claim.
+    pub jwt_issuer: String,
+    /// Required `aud` claim.
+    pub jwt_audience: String,
+    /// Days after creation at which an unprotected opportunity expires.
+    pub expiry_days: i64,
+    /// Seconds between two background expiry sweeps.
+    pub sweep_interval_secs: u64,
+    /// Origins allowed cross-origin access (empty: none).
+    pub cors_origins: Vec<String>,
+    /// Lead intakes per minute allowed to each PARTNER token subject.
     pub partner_rate_per_min: u32,
 }
 
@@ -60,6 +169,7 @@ impl Settings {
             expiry_days: DEFAULT_WINDOW_DAYS,
             sweep_interval_secs: 300,
             partner_rate_per_min: DEFAULT_PARTNER_RATE_PER_MIN,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -69,6 +179,12 @@ impl Settings {
     }
 
     pub fn expiry_policy(&self) -> ExpiryPolicy {
+        ExpiryPolicy::with_window_days(self.expiry_days)
+    }
+}
+
+impl ExpiryArgs {
+    pub fn policy(&self) -> ExpiryPolicy {
         ExpiryPolicy::with_window_days(self.expiry_days)
     }
 }
@@ -88,6 +204,7 @@ impl fmt::Debug for Settings {
             .field("expiry_days", &self.expiry_days)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("partner_rate_per_min", &self.partner_rate_per_min)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -118,6 +235,27 @@ mod tests {
             redact_url("sqlite://crm.sqlite?mode=rwc"),
             "sqlite://crm.sqlite?mode=rwc"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            parse_origin("https://CRM.example.com/").as_deref(),
+            Ok("https://crm.example.com")
+        );
+        assert_eq!(
+            parse_origin("http://localhost:5173").as_deref(),
+            Ok("http://localhost:5173")
+        );
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "crm.example.com",
+            "https://x.com/app",
+            "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -97,13 +97,13 @@ impl From<crate::domain::lead_intake::InvalidLead> for AppError {
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
         if is_retryable(&err) {
-            tracing::debug!(error = %err, "transaction conflict");
+            tracing::debug!(error = %crate::telemetry::mask_personal(&err.to_string()), "transaction conflict");
             Self::Contention
         } else if is_unavailable(&err) {
-            tracing::warn!(error = %err, "database unavailable");
+            tracing::warn!(error = %crate::telemetry::mask_personal(&err.to_string()), "database unavailable");
             Self::Unavailable
         } else {
-            tracing::error!(error = %err, "database error");
+            tracing::error!(error = %crate::telemetry::mask_personal(&err.to_string()), "database error");
             Self::Internal(err.to_string())
         }
     }

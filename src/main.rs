@@ -2,6 +2,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm::telemetry::init();
-    crm::cli::run(crm::cli::Cli::parse()).await
+    let cli = crm::cli::Cli::parse();
+    crm::telemetry::init(cli.log_format);
+    crm::cli::run(cli).await
 }

@@ -1,7 +1,16 @@
 //! Prometheus metrics, served on `/metrics` in the text format.
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+
+/// Distinct `operation` label values kept; later names count as `other`
+/// (operation names are chosen by clients: the series must stay bounded).
+pub const MAX_OPERATION_LABELS: usize = 200;
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -35,6 +44,98 @@ static SWEEP_SECONDS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
     Some(histogram)
 });
 
+static HTTP_REQUESTS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "crm_http_requests_total",
+            "HTTP requests, by GraphQL operation (or route) and status.",
+        ),
+        &["operation", "status"],
+    )
+    .ok()?;
+    REGISTRY.register(Box::new(counter.clone())).ok()?;
+    Some(counter)
+});
+
+static HTTP_SECONDS: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
+    let histogram = HistogramVec::new(
+        HistogramOpts::new(
+            "crm_http_request_duration_seconds",
+            "HTTP request duration, by GraphQL operation (or route).",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+        &["operation"],
+    )
+    .ok()?;
+    REGISTRY.register(Box::new(histogram.clone())).ok()?;
+    Some(histogram)
+});
+
+static POOL: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    let gauge = IntGaugeVec::new(
+        Opts::new(
+            "crm_db_pool_connections",
+            "Database pool connections, by state (in_use or idle).",
+        ),
+        &["state"],
+    )
+    .ok()?;
+    REGISTRY.register(Box::new(gauge.clone())).ok()?;
+    Some(gauge)
+});
+
+static OPERATIONS: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+
+/// `operation` as a label value, or `other` once the set is full.
+fn operation_label(operation: &str) -> String {
+    let Ok(mut seen) = OPERATIONS.lock() else {
+        return "other".to_owned();
+    };
+    if seen.contains(operation) {
+        return operation.to_owned();
+    }
+    if seen.len() < MAX_OPERATION_LABELS {
+        seen.insert(operation.to_owned());
+        return operation.to_owned();
+    }
+    "other".to_owned()
+}
+
+/// One HTTP request answered.
+pub fn http_request(operation: &str, status: u16, seconds: f64) {
+    let operation = operation_label(operation);
+    if let Some(c) = HTTP_REQUESTS.as_ref() {
+        c.with_label_values(&[operation.as_str(), &status.to_string()])
+            .inc();
+    }
+    if let Some(h) = HTTP_SECONDS.as_ref() {
+        h.with_label_values(&[operation.as_str()]).observe(seconds);
+    }
+}
+
+/// Read the pool's figures now (called before each scrape).
+pub fn observe_pool(db: &DatabaseConnection) {
+    let (size, idle) = match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => return,
+    };
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    let in_use = i64::from(size).saturating_sub(idle).max(0);
+    if let Some(g) = POOL.as_ref() {
+        g.with_label_values(&["in_use"]).set(in_use);
+        g.with_label_values(&["idle"]).set(idle);
+    }
+}
+
 pub fn lead_accepted(outcome: &str) {
     if let Some(c) = LEADS.as_ref() {
         c.with_label_values(&[outcome]).inc();
@@ -53,7 +154,14 @@ pub fn sweep_finished(expired: u64, seconds: f64) {
 /// The whole registry in Prometheus text format.
 pub fn render() -> String {
     // Touch every metric so each is listed from the start.
-    let _ = (&*LEADS, &*EXPIRED, &*SWEEP_SECONDS);
+    let _ = (
+        &*LEADS,
+        &*EXPIRED,
+        &*SWEEP_SECONDS,
+        &*HTTP_REQUESTS,
+        &*HTTP_SECONDS,
+        &*POOL,
+    );
     let mut buffer = Vec::new();
     if prometheus::TextEncoder::new()
         .encode(&REGISTRY.gather(), &mut buffer)

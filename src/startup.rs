@@ -8,7 +8,6 @@ use actix_web::dev::Server;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, ContentType};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use chrono::Duration as TokenTtl;
 use sea_orm::DatabaseConnection;
@@ -53,6 +52,7 @@ impl Default for RunOptions {
 pub struct DevTokens {
     pub admin: String,
     pub agent: String,
+    pub partner: String,
 }
 
 struct AppState {
@@ -138,6 +138,9 @@ impl Application {
                     agent: jwt
                         .issue(Role::Agent, "dev-agent", DEV_TOKEN_TTL, now)
                         .map_err(StartupError::Tokens)?,
+                    partner: jwt
+                        .issue(Role::Partner, "dev-partner", DEV_TOKEN_TTL, now)
+                        .map_err(StartupError::Tokens)?,
                 };
                 (jwt, Some(tokens))
             }
@@ -172,8 +175,12 @@ impl Application {
                 source,
             })?
             .port();
+        let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::cors::layer(&cors_origins))
+                .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
+                .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
                 .app_data(state.clone())
                 .service(
                     web::resource("/graphql")
@@ -181,7 +188,7 @@ impl Application {
                         .route(web::get().to(graphql_get))
                         .default_service(web::to(method_not_allowed)),
                 )
-                .route("/graphiql", web::get().to(graphiql))
+                .configure(crate::graphiql::configure)
                 .route("/leads/adf", web::post().to(leads_adf))
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
@@ -259,6 +266,7 @@ fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Prin
         .and_then(|v| v.to_str().ok());
     let principal = state.jwt.authenticate(header)?;
     state.api.partners.refuse_revoked(&principal)?;
+    crate::http_log::note_role(req, principal.role);
     Ok(principal)
 }
 
@@ -337,6 +345,7 @@ async fn execute_post(
         };
         AppError::bad_input("body", message)
     })?;
+    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
     Ok(state.schema.execute(request.data(principal)).await)
 }
 
@@ -352,6 +361,7 @@ async fn execute_get(
     let principal = authenticate(state, req)?;
     let request = async_graphql::http::parse_query_string(req.query_string())
         .map_err(|e| AppError::bad_input("query", format!("cannot read the query string: {e}")))?;
+    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
     if let Ok(document) = async_graphql::parser::parse_query(&request.query)
         && document
             .operations
@@ -373,15 +383,6 @@ async fn method_not_allowed() -> HttpResponse {
 
 async fn not_found() -> HttpResponse {
     refuse(&AppError::NotFound("page"))
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::html()).body(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("CRM — GraphiQL")
-            .finish(),
-    )
 }
 
 async fn live() -> HttpResponse {
@@ -410,8 +411,11 @@ async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     };
     match refusal {
         Some(refusal) => refuse(&refusal),
-        None => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4")
-            .body(crate::metrics::render()),
+        None => {
+            crate::metrics::observe_pool(&state.db);
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4")
+                .body(crate::metrics::render())
+        }
     }
 }

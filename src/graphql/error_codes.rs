@@ -37,7 +37,7 @@ impl Extension for ErrorCodesExtension {
                         extensions.set("field", field);
                     }
                     if let AppError::Internal(detail) = app {
-                        tracing::error!(%detail, "internal error returned to a client");
+                        tracing::error!(detail = %crate::telemetry::mask_personal(detail), "internal error returned to a client");
                     }
                     error.message = app.to_string();
                 }

@@ -48,7 +48,7 @@ pub async fn run(
         tokio::select! {
             _ = ticker.tick() => {
                 if let Err(error) = sweep_once(&db, &policy, clock.now()).await {
-                    tracing::error!(%error, "expiry sweep failed; retrying next tick");
+                    tracing::error!(error = %crate::telemetry::mask_personal(&error.to_string()), "expiry sweep failed; retrying next tick");
                 }
             }
             _ = stop.changed() => break,

@@ -25,13 +25,15 @@ async fn crm_serve_without_a_secret_creates_crm_sqlite_and_prints_working_tokens
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut admin, mut agent, mut base) = (None, None, None);
+    let (mut admin, mut agent, mut partner, mut base) = (None, None, None, None);
     tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(t) = line.strip_prefix("ADMIN token: ") {
                 admin = Some(t.to_owned());
             } else if let Some(t) = line.strip_prefix("AGENT token: ") {
                 agent = Some(t.to_owned());
+            } else if let Some(t) = line.strip_prefix("PARTNER token: ") {
+                partner = Some(t.to_owned());
             } else if let Some(url) = line.strip_prefix("GraphiQL: ") {
                 base = Some(url.trim_end_matches("/graphiql").to_owned());
                 break;
@@ -43,7 +45,7 @@ async fn crm_serve_without_a_secret_creates_crm_sqlite_and_prints_working_tokens
     let base = base.expect("address printed");
     assert!(dir.path().join("crm.sqlite").exists());
     let http = reqwest::Client::new();
-    for (token, role) in [(admin, "ADMIN"), (agent, "AGENT")] {
+    for (token, role) in [(admin, "ADMIN"), (agent, "AGENT"), (partner, "PARTNER")] {
         let body: Value = http
             .post(format!("{base}/graphql"))
             .bearer_auth(token.expect("token printed"))
@@ -125,4 +127,62 @@ async fn crm_migrate_prepares_the_database() {
         .await
         .unwrap();
     assert!(again.status.success());
+}
+
+/// `crm <command> --help`: the long flags it lists.
+async fn flags_of(command: &str) -> Vec<String> {
+    let out = crm().args([command, "--help"]).output().await.unwrap();
+    assert!(out.status.success(), "crm {command} --help failed");
+    let help = String::from_utf8(out.stdout).unwrap();
+    // Option lines: "  -h, --help  ..." or "      --bind <BIND>  ...".
+    let mut flags: Vec<String> = help
+        .lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("--")))
+        .map(|w| w.trim_end_matches(',').to_owned())
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+#[tokio::test]
+async fn each_subcommands_help_lists_only_its_own_flags() {
+    let common = ["--help", "--log-format"];
+    let expect = |own: &[&str]| {
+        let mut flags: Vec<String> = own.iter().chain(&common).map(|s| s.to_string()).collect();
+        flags.sort();
+        flags
+    };
+    assert_eq!(
+        flags_of("serve").await,
+        expect(&[
+            "--bind",
+            "--cors-origins",
+            "--database-url",
+            "--expiry-days",
+            "--jwt-audience",
+            "--jwt-issuer",
+            "--jwt-secret",
+            "--partner-rate-per-min",
+            "--sweep-interval-secs",
+        ])
+    );
+    assert_eq!(flags_of("migrate").await, expect(&["--database-url"]));
+    assert_eq!(
+        flags_of("expire").await,
+        expect(&["--database-url", "--dry-run", "--expiry-days", "--now"])
+    );
+    assert_eq!(
+        flags_of("token").await,
+        expect(&[
+            "--jwt-audience",
+            "--jwt-issuer",
+            "--jwt-secret",
+            "--role",
+            "--sub",
+            "--ttl",
+        ])
+    );
+    assert_eq!(flags_of("schema").await, expect(&["--role"]));
 }

@@ -157,6 +157,14 @@ pub async fn spawn_app_with(
     spawn_app_with_settings(database, clock, settings, sweep_every.is_some()).await
 }
 
+/// The server on a fresh database with `edit` applied to the test settings.
+pub async fn spawn_app_configured(edit: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = Arc::new(TestDatabase::create().await);
+    let mut settings = settings_for(database.url());
+    edit(&mut settings);
+    spawn_app_with_settings(database, ManualClock::new(t0()), settings, false).await
+}
+
 /// An instance on `database` with these settings.
 pub async fn spawn_app_with_settings(
     database: Arc<TestDatabase>,

@@ -5,13 +5,16 @@
 mod adf;
 mod auth;
 mod cli;
+mod cors;
 mod expiry;
+mod graphiql;
 mod helpers;
 mod hostile;
 mod hostile_process;
 mod introspection;
 mod lead_intake;
 mod limits;
+mod observability;
 mod opportunities;
 mod partners;
 mod schema;

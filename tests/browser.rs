@@ -1,0 +1,181 @@
+//! The real-browser test of `/graphiql`: starts `crm serve` (the built
+//! binary, SQLite in a temp dir), makes an opportunity over HTTP, then runs
+//! `node tests/browser/run.mjs` (playwright-core driving the system
+//! Chromium, every non-loopback request aborted). Screenshots land in
+//! `target/browser-artifacts/`.
+//!
+//! Needs `node`, `npm ci --prefix tests/browser` and Chromium
+//! (`apt-get install chromium`); `.ci/run` installs them. When one is
+//! missing this test fails and says which: it never skips.
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::Utc;
+use crm::auth::{JwtKeys, Role};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const SECRET: &str = "browser-test-secret-at-least-32-bytes-long";
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+fn check_prerequisites(root: &Path) {
+    let mut missing = Vec::new();
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        missing.push("node is not on PATH (install Node.js 18 or later)".to_owned());
+    }
+    if !root
+        .join("tests/browser/node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push(
+            "tests/browser/node_modules is missing: run `npm ci --prefix tests/browser`".to_owned(),
+        );
+    }
+    if !chromium().exists() {
+        missing.push(format!(
+            "no Chromium at {} (set CHROMIUM, or `apt-get install -y chromium`)",
+            chromium().display()
+        ));
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser test cannot run:\n  - {}\n(.ci/run installs these)",
+        missing.join("\n  - ")
+    );
+}
+
+/// `crm serve` on a free loopback port; its base URL once it listens.
+async fn start_server(db_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", db_dir.join("crm.sqlite").display()),
+        )
+        .env("CRM_BIND", "127.0.0.1:0")
+        .env("CRM_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("crm serve starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read crm serve output") {
+            if let Some(url) = line.strip_prefix("GraphiQL: ") {
+                return url.trim_end_matches("/graphiql").to_owned();
+            }
+        }
+        panic!("crm serve exited without printing its address");
+    })
+    .await
+    .expect("crm serve prints its address within 30 s");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+/// A GraphQL request; retried (as the error asks) while the server's
+/// start-up sweep holds SQLite's write lock.
+async fn graphql(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let body: Value = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("JSON answer");
+        let retry = body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("retry"));
+        if retry && attempt < 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert!(body.get("errors").is_none(), "GraphQL errors: {body}");
+        return body["data"].clone();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_works_offline_in_a_real_browser_and_shows_expiree_to_admins_only() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    check_prerequisites(&root);
+
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, base) = start_server(db_dir.path()).await;
+    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    let token = |role, sub: &str| {
+        keys.issue(role, sub, chrono::Duration::hours(1), Utc::now())
+            .expect("token")
+    };
+    let (admin, agent) = (token(Role::Admin, "admin-1"), token(Role::Agent, "agent-1"));
+
+    let client = reqwest::Client::new();
+    let created = graphql(
+        &client,
+        &base,
+        &admin,
+        "mutation($input: CreateClientInput!) { createClient(input: $input) { id } }",
+        json!({ "input": { "firstName": "Ada", "email": "ada@example.com" } }),
+    )
+    .await;
+    graphql(
+        &client,
+        &base,
+        &admin,
+        "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
+        json!({ "input": { "clientId": created["createClient"]["id"] } }),
+    )
+    .await;
+
+    let artifacts = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("browser-artifacts");
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/run.mjs"))
+        .current_dir(root.join("tests/browser"))
+        .env("CRM_TEST_URL", &base)
+        .env("CRM_TEST_ADMIN_TOKEN", &admin)
+        .env("CRM_TEST_AGENT_TOKEN", &agent)
+        .env("CRM_TEST_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", chromium())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the browser test finishes within 90 s")
+        .expect("node runs");
+    let _ = server.kill().await;
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
