@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod startup;
 pub mod store;

@@ -18,8 +18,10 @@ use crate::auth::{JwtKeys, Role};
 use crate::clock::SharedClock;
 use crate::config::{Settings, redact_url};
 use crate::error::AppError;
+use crate::events::EventBus;
 use crate::graphql::{self, ApiContext, CrmSchema, error_codes::error_body};
 use crate::jobs::expiry_sweep;
+use crate::live::{self, LiveState};
 use crate::store;
 
 /// Largest request body accepted.
@@ -69,6 +71,11 @@ pub struct Application {
         tokio::sync::watch::Sender<bool>,
     )>,
     dev_tokens: Option<DevTokens>,
+    /// The event listener (PostgreSQL) and its stop signal.
+    events: (
+        Option<tokio::task::JoinHandle<()>>,
+        tokio::sync::watch::Sender<bool>,
+    ),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +152,9 @@ impl Application {
             policy: Arc::new(policy.clone()),
             clock: clock.clone(),
         });
+        let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
+        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx);
+        let live_state = web::Data::new(LiveState::new(schema.clone(), jwt.clone(), bus));
         let state = web::Data::new(AppState {
             schema,
             jwt,
@@ -165,8 +175,13 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(live_state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .route("/graphql", web::post().to(graphql_post))
+                .route(
+                    "/graphql",
+                    web::get().guard(live::is_upgrade()).to(live::upgrade),
+                )
                 .route("/graphql", web::get().to(graphql_get))
                 .route("/graphiql", web::get().to(graphiql))
                 .route("/health/live", web::get().to(live))
@@ -203,6 +218,7 @@ impl Application {
             db,
             sweeper,
             dev_tokens,
+            events: (event_listener, events_stop),
         })
     }
 
@@ -226,6 +242,11 @@ impl Application {
         if let Some((handle, stop)) = self.sweeper {
             let _ = stop.send(true);
             let _ = handle.await;
+        }
+        let (listener, stop) = self.events;
+        let _ = stop.send(true);
+        if let Some(listener) = listener {
+            let _ = listener.await;
         }
         let _ = self.db.close().await;
         result
