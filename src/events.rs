@@ -144,19 +144,21 @@ pub struct EventReceivers {
 impl EventBus {
     /// The bus of an application on `db`: on SQLite the process-wide bus of
     /// the database file; on PostgreSQL a bus of its own, fed by a LISTEN
-    /// task on `url` (stopped when `stop` changes).
-    pub fn start(
+    /// task on `url` (stopped when `stop` changes). Returns once listening,
+    /// so that no event committed after start-up is missed.
+    pub async fn start(
         db: &DatabaseConnection,
         url: &str,
         stop: tokio::sync::watch::Receiver<bool>,
-    ) -> (Self, Option<tokio::task::JoinHandle<()>>) {
+    ) -> Result<(Self, Option<tokio::task::JoinHandle<()>>), sea_orm::sqlx::Error> {
         match db.get_database_backend() {
             DbBackend::Postgres => {
                 let bus = Self::default();
-                let task = tokio::spawn(listen(url.to_owned(), bus.clone(), stop));
-                (bus, Some(task))
+                let listener = listener(url).await?;
+                let task = tokio::spawn(listen(listener, bus.clone(), stop));
+                Ok((bus, Some(task)))
             }
-            _ => (sqlite_bus(db), None),
+            _ => Ok((sqlite_bus(db), None)),
         }
     }
 
@@ -283,32 +285,22 @@ fn payloads(events: &[Event]) -> Vec<String> {
     out
 }
 
-/// LISTEN on [`CHANNEL`] and forward into `bus` until `stop` changes.
+async fn listener(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Forward what `listener` receives into `bus` until `stop` changes.
 ///
 /// `PgListener` reconnects by itself when its connection drops and listens
 /// again; notifications sent while it was away are lost, so a [`EventKind::Gap`]
 /// tells subscribers to resubscribe and refetch instead of guessing.
-async fn listen(url: String, bus: EventBus, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut listener = loop {
-        let attempt = async {
-            let mut listener = PgListener::connect(&url).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sea_orm::sqlx::Error>(listener)
-        };
-        tokio::select! {
-            result = attempt => match result {
-                Ok(listener) => break listener,
-                Err(error) => {
-                    tracing::warn!(%error, "event listener cannot connect; retrying");
-                }
-            },
-            _ = stop.changed() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(RELISTEN_PAUSE) => {}
-            _ = stop.changed() => return,
-        }
-    };
+async fn listen(
+    mut listener: PgListener,
+    bus: EventBus,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     tracing::debug!(channel = CHANNEL, "event listener started");
     loop {
         tokio::select! {

@@ -93,6 +93,8 @@ pub enum StartupError {
     Tokens(AppError),
     #[error("{0}")]
     WeakSecret(String),
+    #[error("cannot listen for events: {0}")]
+    Events(sea_orm::sqlx::Error),
 }
 
 impl Application {
@@ -153,7 +155,9 @@ impl Application {
             clock: clock.clone(),
         });
         let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
-        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx);
+        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx)
+            .await
+            .map_err(StartupError::Events)?;
         let live_state = web::Data::new(LiveState::new(schema.clone(), jwt.clone(), bus));
         let state = web::Data::new(AppState {
             schema,

@@ -11,3 +11,4 @@ mod limits;
 mod opportunities;
 mod schema;
 mod secrecy;
+mod subscriptions;
