@@ -544,3 +544,42 @@ async fn on_postgres_the_listener_reconnects_after_its_connection_is_killed() {
         "{message}"
     );
 }
+
+/// Publish events the way the store does: staged in a transaction (NOTIFY
+/// on PostgreSQL), delivered after the commit (in process on SQLite).
+async fn publish(app: &TestApp, events: &[crm::events::Event]) {
+    use sea_orm::TransactionTrait;
+    let txn = app.db.begin().await.unwrap();
+    crm::events::stage(&txn, events).await.unwrap();
+    txn.commit().await.unwrap();
+    crm::events::committed(&app.db, events);
+}
+
+/// More events than the bus buffers, at once: the subscribers that cannot
+/// keep up are closed with 1013 instead of being buffered for, publishing
+/// never waits for them, and intake and new subscribers carry on.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_closed_and_nobody_waits_for_it() {
+    let app = spawn_app().await;
+    let mut slow = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut slow, "1", LEAD_RECEIVED, json!({})).await;
+
+    // Distinct events (PostgreSQL folds identical notifications of one
+    // transaction); their ids match no row, so only the backlog matters.
+    let burst: Vec<_> = (0..crm::events::EVENT_BUFFER * 3)
+        .map(|_| crm::events::Event::lead_received(uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+        .collect();
+    let started = std::time::Instant::now();
+    publish(&app, &burst).await;
+    assert!(started.elapsed() < StdDuration::from_secs(5), "publishing waited");
+
+    let closed = slow.closed().await;
+    assert_eq!(closed.code, crm::live::CLOSE_TOO_SLOW, "{closed:?}");
+    assert!(closed.reason.contains("too slow"), "{closed:?}");
+
+    let mut fresh = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut fresh, "2", LEAD_RECEIVED, json!({})).await;
+    let sent = new_lead(&app, "after-burst@example.com").await;
+    let data = fresh.data("2").await;
+    assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+}
