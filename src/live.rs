@@ -23,12 +23,13 @@ use actix_web::http::header::{SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use actix_ws::{CloseCode, CloseReason};
 use async_graphql::Data;
+use async_graphql::parser::types::OperationType;
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::auth::{JwtKeys, Principal};
+use crate::auth::{JwtKeys, Principal, Role};
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::graphql::CrmSchema;
@@ -175,6 +176,12 @@ fn admit(state: &LiveState, payload: &serde_json::Value) -> Result<(Data, Admiss
         .jwt
         .authenticate_until(bearer(payload))
         .map_err(|e| refused(CLOSE_FORBIDDEN, format!("Forbidden: {e}")))?;
+    if principal.role == Role::Partner {
+        return Err(refused(
+            CLOSE_FORBIDDEN,
+            "Forbidden: subscriptions are for AGENT and ADMIN".into(),
+        ));
+    }
     let permit = state.admit(&principal.sub).ok_or_else(|| {
         refused(
             CLOSE_TOO_MANY,
@@ -242,12 +249,21 @@ async fn serve(state: LiveState, mut session: actix_ws::Session, messages: actix
         tokio::select! {
             incoming = messages.next() => match incoming {
                 Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
-                    if inbox.try_send(text.as_bytes().to_vec()).is_err() {
+                    let bytes = text.as_bytes();
+                    if let Some(refusal) = not_a_subscription(bytes) {
+                        if send(&mut session, refusal).await.is_err() {
+                            break End::Drop;
+                        }
+                    } else if inbox.try_send(bytes.to_vec()).is_err() {
                         break End::Close(CLOSE_FLOOD, "too many messages".into());
                     }
                 }
                 Some(Ok(actix_ws::AggregatedMessage::Binary(bytes))) => {
-                    if inbox.try_send(bytes.to_vec()).is_err() {
+                    if let Some(refusal) = not_a_subscription(&bytes) {
+                        if send(&mut session, refusal).await.is_err() {
+                            break End::Drop;
+                        }
+                    } else if inbox.try_send(bytes.to_vec()).is_err() {
                         break End::Close(CLOSE_FLOOD, "too many messages".into());
                     }
                 }
@@ -268,9 +284,8 @@ async fn serve(state: LiveState, mut session: actix_ws::Session, messages: actix
                         expiry.as_mut().reset(tokio::time::Instant::now() + left);
                         connection = Some(c);
                     }
-                    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => break End::Drop,
+                    if send(&mut session, text).await.is_err() {
+                        break End::Drop;
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => break closing(&admission, code, reason),
@@ -297,6 +312,53 @@ async fn serve(state: LiveState, mut session: actix_ws::Session, messages: actix
         };
         let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(Some(reason))).await;
     }
+}
+
+/// Send one message, giving up after [`SEND_TIMEOUT`].
+async fn send(session: &mut actix_ws::Session, text: String) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
+    }
+}
+
+/// A `subscribe` whose document holds a query or mutation: those go over
+/// HTTP (one path for limits, logs and metrics). Returns the protocol's
+/// `error` message to answer with; `None` lets the message through
+/// (documents that do not parse are left to async-graphql to report).
+fn not_a_subscription(message: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Subscribe {
+        #[serde(rename = "type")]
+        kind: String,
+        id: String,
+        payload: Payload,
+    }
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        query: String,
+    }
+    let message: Subscribe = serde_json::from_slice(message).ok()?;
+    if message.kind != "subscribe" {
+        return None;
+    }
+    let document = async_graphql::parser::parse_query(&message.payload.query).ok()?;
+    let other = document
+        .operations
+        .iter()
+        .any(|(_, op)| op.node.ty != OperationType::Subscription);
+    other.then(|| {
+        let error = AppError::bad_input(
+            "query",
+            "only subscriptions over WebSocket; send queries and mutations with POST",
+        );
+        serde_json::json!({
+            "type": "error",
+            "id": message.id,
+            "payload": error_body(&error)["errors"],
+        })
+        .to_string()
+    })
 }
 
 fn accepted(admission: &AdmissionSlot) -> Option<(Arc<LiveConnection>, DateTime<Utc>)> {

@@ -343,6 +343,9 @@ async fn graphiql() -> HttpResponse {
     HttpResponse::Ok().content_type(ContentType::html()).body(
         GraphiQLSource::build()
             .endpoint("/graphql")
+            // GraphiQL passes its headers (`{"Authorization": "Bearer ..."}`)
+            // as the `connection_init` payload.
+            .subscription_endpoint("/graphql")
             .title("CRM — GraphiQL")
             .finish(),
     )

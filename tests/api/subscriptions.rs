@@ -246,17 +246,33 @@ async fn the_socket_closes_when_the_token_expires() {
 }
 
 #[tokio::test]
-async fn a_partner_may_not_subscribe() {
+async fn a_partner_is_refused_at_connection_init() {
     let app = spawn_app().await;
-    let mut ws = Ws::as_role(&app, Role::Partner).await;
-    ws.subscribe("1", LEAD_RECEIVED, json!({})).await;
-    let message = ws.next().await.unwrap();
-    assert_eq!(message["type"], "next", "{message}");
-    assert_eq!(
-        message["payload"]["errors"][0]["extensions"]["code"],
-        "FORBIDDEN",
-        "{message}"
-    );
+    let mut ws = Ws::open(&app).await;
+    ws.send(json!({
+        "type": "connection_init",
+        "payload": { "Authorization": format!("Bearer {}", app.token(Role::Partner)) }
+    }))
+    .await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 4403, "{closed:?}");
+}
+
+#[tokio::test]
+async fn queries_and_mutations_are_refused_over_the_websocket() {
+    let app = spawn_app().await;
+    let mut ws = Ws::as_role(&app, Role::Admin).await;
+    for (id, query) in [
+        ("q", "{ me { role } }"),
+        ("m", "mutation { submitLead(input: {email: \"ws@example.com\"}) { lead { id } } }"),
+    ] {
+        ws.subscribe(id, query, json!({})).await;
+        let message = ws.next().await.unwrap();
+        assert_eq!(message["type"], "error", "{message}");
+        assert_eq!(message["id"], id);
+        assert_eq!(message["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    assert_eq!(app.count("lead").await, 0);
 }
 
 const CHANGED: &str = "subscription($id: ID) { opportunityChanged(id: $id) { change opportunity { id status } } }";
