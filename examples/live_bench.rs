@@ -80,7 +80,12 @@ async fn instance(url: &str) -> anyhow::Result<String> {
 async fn run(url: &str, leads: usize, subscribers: usize) -> anyhow::Result<()> {
     let instances = [instance(url).await?, instance(url).await?];
     let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
-    let partner = keys.issue(Role::Partner, "bench", chrono::Duration::hours(2), Utc::now())?;
+    let partner = keys.issue(
+        Role::Partner,
+        "bench",
+        chrono::Duration::hours(2),
+        Utc::now(),
+    )?;
 
     // Warm-up (connections, caches), not measured.
     send_leads(&instances, &partner, "warm", 50).await?;
@@ -184,9 +189,8 @@ async fn send_leads(
     Ok(started.elapsed())
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn subscribe(address: &str, token: &str) -> anyhow::Result<Socket> {
     let mut request = format!("ws://{address}/graphql").into_client_request()?;

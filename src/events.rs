@@ -17,7 +17,7 @@
 //! reaches a non-admin stream.
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgListener;
@@ -117,12 +117,52 @@ impl Event {
     }
 }
 
+/// An event as fanned out to this instance's subscribers: the rows it
+/// names are read once, by the first subscriber that needs them, and shared
+/// (each subscriber still resolves the fields with its own role).
+pub struct Delivery {
+    pub event: Event,
+    rows: tokio::sync::OnceCell<Rows>,
+}
+
+/// The rows an event names, as read after it was delivered.
+pub struct Rows {
+    /// For [`EventKind::LeadReceived`] only.
+    pub lead: Option<entity::lead::Model>,
+    pub opportunity: Option<entity::opportunity::Model>,
+}
+
+impl Delivery {
+    fn new(event: Event) -> Arc<Self> {
+        Arc::new(Self {
+            event,
+            rows: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The rows, read on first use (a failed read is retried by the next
+    /// subscriber).
+    pub async fn rows(&self, db: &DatabaseConnection) -> Result<&Rows, AppError> {
+        self.rows
+            .get_or_try_init(|| async {
+                let lead = match (self.event.kind, self.event.lead) {
+                    (EventKind::LeadReceived, Some(id)) => crate::store::lead::find(db, id).await?,
+                    _ => None,
+                };
+                let opportunity =
+                    crate::store::opportunity::find(db, self.event.opportunity).await?;
+                Ok(Rows { lead, opportunity })
+            })
+            .await
+    }
+}
+
 /// The local fan-out of one application: a channel for everybody's events
 /// and one for ADMIN-only events.
 #[derive(Clone)]
 pub struct EventBus {
-    public: broadcast::Sender<Event>,
-    admin: broadcast::Sender<Event>,
+    public: broadcast::Sender<Arc<Delivery>>,
+    admin: broadcast::Sender<Arc<Delivery>>,
 }
 
 impl Default for EventBus {
@@ -136,9 +176,9 @@ impl Default for EventBus {
 
 /// The receivers of one subscriber.
 pub struct EventReceivers {
-    pub public: broadcast::Receiver<Event>,
+    pub public: broadcast::Receiver<Arc<Delivery>>,
     /// Present for ADMIN subscribers only.
-    pub admin: Option<broadcast::Receiver<Event>>,
+    pub admin: Option<broadcast::Receiver<Arc<Delivery>>>,
 }
 
 impl EventBus {
@@ -172,21 +212,22 @@ impl EventBus {
 
     /// Deliver to this process's subscribers.
     pub fn send(&self, event: Event) {
+        let delivery = Delivery::new(event);
         // No receiver is not an error: nobody is listening.
         let _ = match event.kind {
-            EventKind::Expired => self.admin.send(event),
+            EventKind::Expired => self.admin.send(delivery),
             EventKind::Gap => {
-                let _ = self.admin.send(event);
-                self.public.send(event)
+                let _ = self.admin.send(delivery.clone());
+                self.public.send(delivery)
             }
-            _ => self.public.send(event),
+            _ => self.public.send(delivery),
         };
     }
 }
 
 /// Process-wide buses of SQLite databases, by file.
-fn sqlite_buses() -> &'static Mutex<HashMap<PathBuf, broadcast::WeakSender<Event>>> {
-    static BUSES: OnceLock<Mutex<HashMap<PathBuf, broadcast::WeakSender<Event>>>> =
+fn sqlite_buses() -> &'static Mutex<HashMap<PathBuf, broadcast::WeakSender<Arc<Delivery>>>> {
+    static BUSES: OnceLock<Mutex<HashMap<PathBuf, broadcast::WeakSender<Arc<Delivery>>>>> =
         OnceLock::new();
     BUSES.get_or_init(Mutex::default)
 }
@@ -206,7 +247,11 @@ fn sqlite_bus(db: &DatabaseConnection) -> EventBus {
     let existing = buses
         .get(&key)
         .and_then(broadcast::WeakSender::upgrade)
-        .zip(buses.get(&admin_key).and_then(broadcast::WeakSender::upgrade));
+        .zip(
+            buses
+                .get(&admin_key)
+                .and_then(broadcast::WeakSender::upgrade),
+        );
     match existing {
         Some((public, admin)) => EventBus { public, admin },
         None => {

@@ -23,8 +23,8 @@ use actix_web::http::header::{SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use actix_ws::{CloseCode, CloseReason};
 use async_graphql::Data;
-use async_graphql::parser::types::OperationType;
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::parser::types::OperationType;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -137,10 +137,12 @@ pub async fn upgrade(
         .flat_map(|v| v.split(','))
         .any(|p| p.trim().eq_ignore_ascii_case(PROTOCOL));
     if !offered {
-        return Ok(HttpResponse::BadRequest().json(error_body(&AppError::bad_input(
-            "Sec-WebSocket-Protocol",
-            format!("the WebSocket sub-protocol must be `{PROTOCOL}`"),
-        ))));
+        return Ok(
+            HttpResponse::BadRequest().json(error_body(&AppError::bad_input(
+                "Sec-WebSocket-Protocol",
+                format!("the WebSocket sub-protocol must be `{PROTOCOL}`"),
+            ))),
+        );
     }
     let (response, session, messages) = actix_ws::handle_with_protocols(&req, body, &[PROTOCOL])?;
     actix_web::rt::spawn(serve(state.get_ref().clone(), session, messages));
@@ -210,7 +212,11 @@ enum End {
     Drop,
 }
 
-async fn serve(state: LiveState, mut session: actix_ws::Session, messages: actix_ws::MessageStream) {
+async fn serve(
+    state: LiveState,
+    mut session: actix_ws::Session,
+    messages: actix_ws::MessageStream,
+) {
     let mut messages = messages.max_frame_size(64 * 1024).aggregate_continuations();
     let (inbox, inbox_rx) = mpsc::channel::<Vec<u8>>(INBOX);
     let admission: AdmissionSlot = Arc::default();

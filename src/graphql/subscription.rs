@@ -1,6 +1,7 @@
 //! Subscriptions: `leadReceived` and `opportunityChanged`, fed by the event
-//! bus ([`crate::events`]). Events carry ids; each subscriber reads the rows
-//! back itself, so fields resolve with its own role (an AGENT never sees
+//! bus ([`crate::events`]). Events carry ids; the rows are read back after
+//! delivery (once per instance and event, shared), and each subscriber
+//! resolves the fields with its own role (an AGENT never sees
 //! `expiree`, and never receives an expiry: expiry events travel on a
 //! channel non-admins do not read).
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use entity::{lead, opportunity};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::lead::Lead;
@@ -19,8 +20,7 @@ use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
-use crate::events::{Event, EventBus, EventKind, EventReceivers};
-use crate::store;
+use crate::events::{Delivery, EventBus, EventKind, EventReceivers};
 
 /// Most subscriptions open at once on one WebSocket.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 10;
@@ -131,17 +131,15 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<LeadReceived>> + use<>> {
         let feed = Feed::open(ctx, None)?;
-        Ok(feed.into_stream(|db, event| async move {
-            if event.kind != EventKind::LeadReceived {
+        Ok(feed.into_stream(|db, delivery| async move {
+            if delivery.event.kind != EventKind::LeadReceived {
                 return Ok(None);
             }
-            let Some(lead_id) = event.lead else {
-                return Ok(None);
-            };
-            let lead = store::lead::find(&db, lead_id).await?;
-            let opportunity = store::opportunity::find(&db, event.opportunity).await?;
-            Ok(lead
-                .zip(opportunity)
+            let rows = delivery.rows(&db).await?;
+            Ok(rows
+                .lead
+                .clone()
+                .zip(rows.opportunity.clone())
                 .map(|(lead, opportunity)| LeadReceived { lead, opportunity }))
         }))
     }
@@ -157,14 +155,14 @@ impl SubscriptionRoot {
         let only = id.as_ref().map(|id| parse_id("id", id)).transpose()?;
         let feed = Feed::open(ctx, only)?;
         let admin = feed.admin;
-        Ok(feed.into_stream(move |db, event| async move {
-            let change = match event.kind {
+        Ok(feed.into_stream(move |db, delivery| async move {
+            let change = match delivery.event.kind {
                 EventKind::StatusChanged => OpportunityChange::StatusChanged,
                 EventKind::LeadMerged => OpportunityChange::LeadMerged,
                 EventKind::Expired if admin => OpportunityChange::Expired,
                 _ => return Ok(None),
             };
-            let opportunity = store::opportunity::find(&db, event.opportunity).await?;
+            let opportunity = delivery.rows(&db).await?.opportunity.clone();
             Ok(opportunity.map(|opportunity| OpportunityChanged {
                 opportunity,
                 change,
@@ -218,7 +216,7 @@ impl Feed {
 
     /// The next event for this subscriber; `Err` ends the stream with that
     /// error, `Ok(None)` ends it quietly (server shutting down).
-    async fn next(&mut self) -> Result<Option<Event>, AppError> {
+    async fn next(&mut self) -> Result<Option<Arc<Delivery>>, AppError> {
         loop {
             let received = match self.receivers.admin.as_mut() {
                 Some(admin) => tokio::select! {
@@ -228,10 +226,17 @@ impl Feed {
                 None => self.receivers.public.recv().await,
             };
             match received {
-                Ok(event) if event.kind == EventKind::Gap => return Err(gap()),
-                Ok(event) if event.is_admin_only() && !self.admin => {}
-                Ok(event) if self.only.is_some_and(|id| id != event.opportunity) => {}
-                Ok(event) => return Ok(Some(event)),
+                Ok(delivery) => {
+                    let event = &delivery.event;
+                    if event.kind == EventKind::Gap {
+                        return Err(gap());
+                    }
+                    let hidden = event.is_admin_only() && !self.admin;
+                    let other = self.only.is_some_and(|id| id != event.opportunity);
+                    if !hidden && !other {
+                        return Ok(Some(delivery));
+                    }
+                }
                 Err(RecvError::Lagged(_)) => {
                     self.connection.too_slow.notify_one();
                     return Err(fell_behind());
@@ -243,7 +248,7 @@ impl Feed {
 
     fn into_stream<T, F, Fut>(self, resolve: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>
     where
-        F: Fn(DatabaseConnection, Event) -> Fut + Send + Sync + 'static,
+        F: Fn(DatabaseConnection, Arc<Delivery>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<T>, AppError>> + Send,
         T: Send + 'static,
     {

@@ -192,8 +192,7 @@ pub async fn update_status(
             .exec(&txn)
             .await?;
         record_status_change(&txn, id, Some(from), to, by, now).await?;
-        if expired.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now)
-        {
+        if expired.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now) {
             expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
         events.push(Event::status_changed(id));

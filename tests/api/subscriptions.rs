@@ -9,11 +9,13 @@ use crm::domain::expiry::ExpiryPolicy;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{ServerProcess, TestApp, set_status, spawn_app, spawn_app_on, submit_lead, t0};
+use crate::helpers::{
+    ServerProcess, TestApp, set_status, spawn_app, spawn_app_on, submit_lead, t0,
+};
 
 /// How long a test waits for a message it expects.
 const WAIT: StdDuration = StdDuration::from_secs(10);
@@ -190,7 +192,12 @@ async fn connection_init_without_a_valid_token_closes_the_socket_with_4403() {
     let app = spawn_app().await;
     let expired = app
         .keys
-        .issue(Role::Agent, "agent-1", Duration::hours(1), Utc::now() - Duration::hours(2))
+        .issue(
+            Role::Agent,
+            "agent-1",
+            Duration::hours(1),
+            Utc::now() - Duration::hours(2),
+        )
         .unwrap();
     let payloads = [
         json!({}),
@@ -264,18 +271,25 @@ async fn queries_and_mutations_are_refused_over_the_websocket() {
     let mut ws = Ws::as_role(&app, Role::Admin).await;
     for (id, query) in [
         ("q", "{ me { role } }"),
-        ("m", "mutation { submitLead(input: {email: \"ws@example.com\"}) { lead { id } } }"),
+        (
+            "m",
+            "mutation { submitLead(input: {email: \"ws@example.com\"}) { lead { id } } }",
+        ),
     ] {
         ws.subscribe(id, query, json!({})).await;
         let message = ws.next().await.unwrap();
         assert_eq!(message["type"], "error", "{message}");
         assert_eq!(message["id"], id);
-        assert_eq!(message["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(
+            message["payload"][0]["extensions"]["code"],
+            "BAD_USER_INPUT"
+        );
     }
     assert_eq!(app.count("lead").await, 0);
 }
 
-const CHANGED: &str = "subscription($id: ID) { opportunityChanged(id: $id) { change opportunity { id status } } }";
+const CHANGED: &str =
+    "subscription($id: ID) { opportunityChanged(id: $id) { change opportunity { id status } } }";
 
 #[tokio::test]
 async fn opportunity_changed_reports_status_changes_and_merged_leads_of_the_watched_opportunity() {
@@ -355,7 +369,10 @@ async fn a_non_admin_naming_expiree_in_a_subscription_gets_the_unknown_field_err
     let over_http = app.post_graphql(query, json!({}), Role::Agent).await;
     let http_message = over_http["errors"][0]["message"].clone();
     assert!(
-        http_message.as_str().unwrap().contains("Unknown field \"expiree\""),
+        http_message
+            .as_str()
+            .unwrap()
+            .contains("Unknown field \"expiree\""),
         "{over_http}"
     );
 
@@ -378,8 +395,7 @@ async fn a_non_admin_naming_expiree_in_a_subscription_gets_the_unknown_field_err
     let errors = message["payload"]["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 1, "{message}");
     assert_eq!(
-        errors[0]["message"],
-        "Unknown field \"expiree\" on type \"Opportunity\".",
+        errors[0]["message"], "Unknown field \"expiree\" on type \"Opportunity\".",
         "{message}"
     );
     assert!(!message.to_string().contains("expiree#"), "{message}");
@@ -408,8 +424,7 @@ async fn subscriptions_per_connection_and_connections_per_user_are_capped() {
     let message = ws.next().await.unwrap();
     assert_eq!(message["type"], "next", "{message}");
     assert_eq!(
-        message["payload"]["errors"][0]["extensions"]["code"],
-        "BAD_USER_INPUT",
+        message["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{message}"
     );
     let refused_id = message["id"].as_str().unwrap().to_owned();
@@ -587,7 +602,10 @@ async fn a_subscriber_that_falls_behind_is_closed_and_nobody_waits_for_it() {
         .collect();
     let started = std::time::Instant::now();
     publish(&app, &burst).await;
-    assert!(started.elapsed() < StdDuration::from_secs(5), "publishing waited");
+    assert!(
+        started.elapsed() < StdDuration::from_secs(5),
+        "publishing waited"
+    );
 
     let closed = slow.closed().await;
     assert_eq!(closed.code, crm::live::CLOSE_TOO_SLOW, "{closed:?}");
