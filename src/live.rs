@@ -279,9 +279,11 @@ async fn serve(
                     }
                 }
                 Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
-                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | Some(Err(_)) | None => {
-                    break End::Drop;
+                // Answer the client's close frame, completing the handshake.
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) => {
+                    break End::Close(1000, String::new());
                 }
+                Some(Err(_)) | None => break End::Drop,
             },
             outgoing = protocol.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
