@@ -617,3 +617,26 @@ async fn a_subscriber_that_falls_behind_is_closed_and_nobody_waits_for_it() {
     let data = fresh.data("2").await;
     assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
 }
+
+#[tokio::test]
+async fn the_expired_change_exists_for_admins_only() {
+    let app = spawn_app().await;
+    let query = r#"{ __type(name: "OpportunityChange") { enumValues { name } } }"#;
+    let names = |data: Value| -> Vec<String> {
+        data["__type"]["enumValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let agent = names(app.data(query, json!({}), Role::Agent).await);
+    assert_eq!(agent, ["STATUS_CHANGED", "LEAD_MERGED"]);
+    let admin = names(app.data(query, json!({}), Role::Admin).await);
+    assert!(admin.contains(&"EXPIRED".to_owned()), "{admin:?}");
+
+    let sdl = crm::graphql::sdl_for(Role::Agent);
+    assert!(sdl.contains("enum OpportunityChange"));
+    assert!(!sdl.contains("EXPIRED"), "the agent SDL names EXPIRED");
+    assert!(crm::graphql::sdl_for(Role::Admin).contains("\tEXPIRED\n"));
+}
