@@ -61,6 +61,26 @@ pub const CLOSE_TOO_MANY: u16 = 4429;
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 /// The client sent more than the server could queue.
 const CLOSE_FLOOD: u16 = 1008;
+/// The server is shutting down (1001, "going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Turn `going_away` true on SIGINT or SIGTERM, so that open sockets close
+/// at once instead of holding the graceful shutdown for its whole grace.
+pub async fn watch_shutdown_signals(going_away: tokio::sync::watch::Sender<bool>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    let _ = going_away.send(true);
+}
 
 /// What the WebSocket endpoint needs.
 #[derive(Clone)]
@@ -69,15 +89,23 @@ pub struct LiveState {
     pub jwt: JwtKeys,
     pub bus: EventBus,
     connections: Arc<Mutex<HashMap<String, usize>>>,
+    /// Turns true when the server begins to shut down.
+    going_away: tokio::sync::watch::Receiver<bool>,
 }
 
 impl LiveState {
-    pub fn new(schema: CrmSchema, jwt: JwtKeys, bus: EventBus) -> Self {
+    pub fn new(
+        schema: CrmSchema,
+        jwt: JwtKeys,
+        bus: EventBus,
+        going_away: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             schema,
             jwt,
             bus,
             connections: Arc::default(),
+            going_away,
         }
     }
 
@@ -244,8 +272,12 @@ async fn serve(
     let mut init_deadline = pin!(init_deadline);
     let mut expiry = pin!(tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX))));
     let mut connection: Option<Arc<LiveConnection>> = None;
+    let mut going_away = state.going_away.clone();
 
     let end = loop {
+        if *going_away.borrow_and_update() {
+            break End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+        }
         let too_slow = async {
             match &connection {
                 Some(c) => c.too_slow.notified().await,
@@ -305,6 +337,7 @@ async fn serve(
             () = &mut expiry, if connection.is_some() => {
                 break End::Close(CLOSE_FORBIDDEN, "Forbidden: token expired".into());
             }
+            _ = going_away.changed() => {}
             () = too_slow => {
                 break End::Close(
                     CLOSE_TOO_SLOW,

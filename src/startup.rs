@@ -158,7 +158,16 @@ impl Application {
         let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx)
             .await
             .map_err(StartupError::Events)?;
-        let live_state = web::Data::new(LiveState::new(schema.clone(), jwt.clone(), bus));
+        let (going_away, going_away_rx) = tokio::sync::watch::channel(false);
+        if options.handle_signals {
+            tokio::spawn(live::watch_shutdown_signals(going_away));
+        }
+        let live_state = web::Data::new(LiveState::new(
+            schema.clone(),
+            jwt.clone(),
+            bus,
+            going_away_rx,
+        ));
         let state = web::Data::new(AppState {
             schema,
             jwt,

@@ -640,3 +640,26 @@ async fn the_expired_change_exists_for_admins_only() {
     assert!(!sdl.contains("EXPIRED"), "the agent SDL names EXPIRED");
     assert!(crm::graphql::sdl_for(Role::Admin).contains("\tEXPIRED\n"));
 }
+
+/// SIGTERM: open sockets close at once with 1001 and the process stops
+/// without waiting out the grace period for them.
+#[tokio::test]
+async fn crm_serve_closes_open_sockets_with_1001_on_sigterm() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let mut server = ServerProcess::start(database).await;
+    let mut ws = Ws::as_role(&server.app, Role::Agent).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+    let pid = server.child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, crm::live::CLOSE_GOING_AWAY, "{closed:?}");
+    let status = tokio::time::timeout(StdDuration::from_secs(10), server.child.wait())
+        .await
+        .expect("stops without waiting out the grace period")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
