@@ -273,6 +273,7 @@ async fn serve(
     let mut expiry = pin!(tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX))));
     let mut connection: Option<Arc<LiveConnection>> = None;
     let mut going_away = state.going_away.clone();
+    let mut watching_shutdown = true;
 
     let end = loop {
         if *going_away.borrow_and_update() {
@@ -337,7 +338,10 @@ async fn serve(
             () = &mut expiry, if connection.is_some() => {
                 break End::Close(CLOSE_FORBIDDEN, "Forbidden: token expired".into());
             }
-            _ = going_away.changed() => {}
+            changed = going_away.changed(), if watching_shutdown => {
+                // No sender (signals not handled): stop watching.
+                watching_shutdown = changed.is_ok();
+            }
             () = too_slow => {
                 break End::Close(
                     CLOSE_TOO_SLOW,
