@@ -45,6 +45,9 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one message may wait for the client to take it; a client that
 /// reads slower is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings; a client silent for two periods (not even a
+/// pong) is dropped, so dead peers do not keep their place.
+pub const PING_EVERY: Duration = Duration::from_secs(30);
 /// Client messages queued for the protocol before the client is cut off.
 const INBOX: usize = 64;
 
@@ -274,6 +277,8 @@ async fn serve(
     let mut connection: Option<Arc<LiveConnection>> = None;
     let mut going_away = state.going_away.clone();
     let mut watching_shutdown = true;
+    let mut pinger = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = tokio::time::Instant::now();
 
     let end = loop {
         if *going_away.borrow_and_update() {
@@ -286,38 +291,50 @@ async fn serve(
             }
         };
         tokio::select! {
-            incoming = messages.next() => match incoming {
-                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
-                    let bytes = text.as_bytes();
-                    if let Some(refusal) = not_a_subscription(bytes) {
-                        if send(&mut session, refusal).await.is_err() {
+            _ = pinger.tick() => {
+                if last_heard.elapsed() > 2 * PING_EVERY {
+                    break End::Drop;
+                }
+                match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => break End::Drop,
+                }
+            }
+            incoming = messages.next() => {
+                last_heard = tokio::time::Instant::now();
+                match incoming {
+                    Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
+                        let bytes = text.as_bytes();
+                        if let Some(refusal) = not_a_subscription(bytes) {
+                            if send(&mut session, refusal).await.is_err() {
+                                break End::Drop;
+                            }
+                        } else if inbox.try_send(bytes.to_vec()).is_err() {
+                            break End::Close(CLOSE_FLOOD, "too many messages".into());
+                        }
+                    }
+                    Some(Ok(actix_ws::AggregatedMessage::Binary(bytes))) => {
+                        if let Some(refusal) = not_a_subscription(&bytes) {
+                            if send(&mut session, refusal).await.is_err() {
+                                break End::Drop;
+                            }
+                        } else if inbox.try_send(bytes.to_vec()).is_err() {
+                            break End::Close(CLOSE_FLOOD, "too many messages".into());
+                        }
+                    }
+                    Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
                             break End::Drop;
                         }
-                    } else if inbox.try_send(bytes.to_vec()).is_err() {
-                        break End::Close(CLOSE_FLOOD, "too many messages".into());
                     }
-                }
-                Some(Ok(actix_ws::AggregatedMessage::Binary(bytes))) => {
-                    if let Some(refusal) = not_a_subscription(&bytes) {
-                        if send(&mut session, refusal).await.is_err() {
-                            break End::Drop;
-                        }
-                    } else if inbox.try_send(bytes.to_vec()).is_err() {
-                        break End::Close(CLOSE_FLOOD, "too many messages".into());
+                    Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
+                    // Answer the client's close frame, completing the handshake.
+                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) => {
+                        break End::Close(1000, String::new());
                     }
+                    Some(Err(_)) | None => break End::Drop,
                 }
-                Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
-                    if session.pong(&bytes).await.is_err() {
-                        break End::Drop;
-                    }
-                }
-                Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
-                // Answer the client's close frame, completing the handshake.
-                Some(Ok(actix_ws::AggregatedMessage::Close(_))) => {
-                    break End::Close(1000, String::new());
-                }
-                Some(Err(_)) | None => break End::Drop,
-            },
+            }
             outgoing = protocol.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
                     if connection.is_none() && let Some((c, expires)) = accepted(&admission) {
