@@ -158,6 +158,12 @@ impl JwtKeys {
 
     /// Verify a bearer token: signature, algorithm, `exp`, `iss`, `aud`, role.
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    /// [`Self::verify`], also returning when the token expires (a WebSocket
+    /// ends then).
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, DateTime<Utc>), AppError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -179,16 +185,30 @@ impl JwtKeys {
                 "token issued in the future (iat)".into(),
             ));
         }
-        Ok(Principal {
-            sub: data.claims.sub,
-            role: data.claims.role,
-            issued_at: data.claims.iat,
-            expires_at: data.claims.exp,
-        })
+        let expires = DateTime::from_timestamp(data.claims.exp, 0)
+            .ok_or_else(|| AppError::Unauthenticated("token expiry out of range".into()))?;
+        Ok((
+            Principal {
+                sub: data.claims.sub,
+                role: data.claims.role,
+                issued_at: data.claims.iat,
+                expires_at: data.claims.exp,
+            },
+            expires,
+        ))
     }
 
     /// Read `Authorization: Bearer <token>` and verify it.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AppError> {
+        self.authenticate_until(authorization)
+            .map(|(principal, _)| principal)
+    }
+
+    /// [`Self::authenticate`], also returning when the token expires.
+    pub fn authenticate_until(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<(Principal, DateTime<Utc>), AppError> {
         let header = authorization
             .ok_or_else(|| AppError::Unauthenticated("missing bearer token".into()))?;
         // The scheme word is case-insensitive (RFC 9110 §11.1).
@@ -200,7 +220,7 @@ impl JwtKeys {
             .ok_or_else(|| {
                 AppError::Unauthenticated("authorization header is not `Bearer <token>`".into())
             })?;
-        self.verify(token)
+        self.verify_until(token)
     }
 }
 

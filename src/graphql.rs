@@ -10,12 +10,13 @@ pub mod limits;
 pub mod loaders;
 pub mod opportunity;
 pub mod revocation;
+pub mod subscription;
 pub mod viewer;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Role;
@@ -56,7 +57,9 @@ pub struct MutationRoot(
     revocation::RevocationMutation,
 );
 
-pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub use subscription::SubscriptionRoot;
+
+pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Build the schema with its limits and extensions.
 pub fn build_schema(api: ApiContext) -> CrmSchema {
@@ -70,12 +73,12 @@ pub fn build_schema_without_admin_wall(api: ApiContext) -> CrmSchema {
     builder(api).finish()
 }
 
-fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn);
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(api)
     .data(loader)
@@ -94,7 +97,7 @@ fn sdl_schema() -> CrmSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .finish()
 }

@@ -16,9 +16,11 @@ use crate::auth::{JwtKeys, Role};
 use crate::clock::SharedClock;
 use crate::config::{Settings, redact_url};
 use crate::error::AppError;
+use crate::events::EventBus;
 use crate::graphql::{self, ApiContext, CrmSchema};
 use crate::http::refuse;
 use crate::jobs::expiry_sweep;
+use crate::live::{self, LiveState};
 use crate::store;
 
 pub use crate::http::{BODY_READ_DEADLINE, HEADER_READ_DEADLINE, MAX_BODY_BYTES};
@@ -71,6 +73,11 @@ pub struct Application {
         tokio::sync::watch::Sender<bool>,
     )>,
     dev_tokens: Option<DevTokens>,
+    /// The event listener (PostgreSQL) and its stop signal.
+    events: (
+        Option<tokio::task::JoinHandle<()>>,
+        tokio::sync::watch::Sender<bool>,
+    ),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +97,8 @@ pub enum StartupError {
     WeakSecret(String),
     #[error("cannot load the revoked token subjects: {0}")]
     Partners(AppError),
+    #[error("cannot listen for events: {0}")]
+    Events(sea_orm::sqlx::Error),
 }
 
 impl Application {
@@ -157,6 +166,20 @@ impl Application {
             partners,
         };
         let schema = graphql::build_schema(api.clone());
+        let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
+        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx)
+            .await
+            .map_err(StartupError::Events)?;
+        let (going_away, going_away_rx) = tokio::sync::watch::channel(false);
+        if options.handle_signals {
+            tokio::spawn(live::watch_shutdown_signals(going_away));
+        }
+        let live_state = web::Data::new(LiveState::new(
+            schema.clone(),
+            jwt.clone(),
+            bus,
+            going_away_rx,
+        ));
         let state = web::Data::new(AppState {
             schema,
             jwt,
@@ -182,8 +205,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
                 .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
                 .app_data(state.clone())
+                .app_data(live_state.clone())
                 .service(
                     web::resource("/graphql")
+                        .route(web::get().guard(live::is_upgrade()).to(live::upgrade))
                         .route(web::post().to(graphql_post))
                         .route(web::get().to(graphql_get))
                         .default_service(web::to(method_not_allowed)),
@@ -226,6 +251,7 @@ impl Application {
             db,
             sweeper,
             dev_tokens,
+            events: (event_listener, events_stop),
         })
     }
 
@@ -249,6 +275,11 @@ impl Application {
         if let Some((handle, stop)) = self.sweeper {
             let _ = stop.send(true);
             let _ = handle.await;
+        }
+        let (listener, stop) = self.events;
+        let _ = stop.send(true);
+        if let Some(listener) = listener {
+            let _ = listener.await;
         }
         let _ = self.db.close().await;
         result

@@ -3,9 +3,21 @@
 (function () {
   'use strict';
   var PLACEHOLDER = '<paste a token>';
-  var serverFetcher = GraphiQL.createFetcher({
-    url: window.location.origin + '/graphql',
-  });
+  var wsScheme = window.location.protocol === 'https:' ? 'wss://' : 'ws://';
+  // One fetcher per token: subscriptions (graphql-transport-ws) carry the
+  // token in the connection_init payload, which is fixed per socket.
+  var fetchers = {};
+  var serverFetcher = function (params, options, auth) {
+    if (!fetchers[auth]) {
+      fetchers = {};
+      fetchers[auth] = GraphiQL.createFetcher({
+        url: window.location.origin + '/graphql',
+        subscriptionUrl: wsScheme + window.location.host + '/graphql',
+        wsConnectionParams: { Authorization: auth },
+      });
+    }
+    return fetchers[auth](params, options);
+  };
   // Until a token is in the Headers pane, answer locally with what to do
   // instead of sending a request the server can only refuse.
   var fetcher = function (params, options) {
@@ -23,7 +35,7 @@
         ],
       });
     }
-    return serverFetcher(params, options);
+    return serverFetcher(params, options, auth);
   };
   // A placeholder, never a real token: paste one printed by `crm serve`
   // (development mode) or made with `crm token`.

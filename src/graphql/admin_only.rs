@@ -39,6 +39,11 @@ pub const ADMIN_ONLY_FIELDS: &[(&str, &str)] = &[
     ("Query", "previewLead"),
 ];
 
+/// (enum, value) pairs only ADMIN may see. Output-only enums: no argument
+/// takes them, so a document cannot name them; introspection hides them
+/// (`visible`) and the non-admin SDL drops them.
+pub const ADMIN_ONLY_ENUM_VALUES: &[(&str, &str)] = &[("OpportunityChange", "EXPIRED")];
+
 /// Types reachable only through admin-only fields.
 pub const ADMIN_ONLY_TYPES: &[&str] = &["LeadDecision"];
 
@@ -341,7 +346,10 @@ pub fn strip_from_sdl(sdl: &str, role: Role) -> String {
             current_type = None;
         } else if let Some(type_name) = &current_type {
             let field = trimmed.split([':', '(']).next().unwrap_or_default();
-            if is_hidden_field(role, type_name, field) {
+            let enum_value = ADMIN_ONLY_ENUM_VALUES
+                .iter()
+                .any(|(t, v)| t == type_name && *v == field);
+            if is_hidden_field(role, type_name, field) || enum_value {
                 pending_description.clear();
                 continue;
             }

@@ -13,6 +13,7 @@ use super::is_postgres;
 use super::opportunity::{ExpiryApplier, expire_where};
 use crate::domain::expiry::ExpiryPolicy;
 use crate::error::AppError;
+use crate::events::{self, Event};
 
 /// Rows flagged per transaction, so a lead waiting on a swept row waits for
 /// one small batch, not the whole sweep.
@@ -87,9 +88,13 @@ pub async fn sweep_in_batches(
         } else {
             let rows = expire_where(&txn, scope, now, policy, ExpiryApplier::Sweep).await?;
             let last = rows.iter().map(|o| o.created_at).max();
-            (rows.len() as u64, last)
+            (rows.into_iter().map(|o| o.id).collect::<Vec<_>>(), last)
         };
+        let expired: Vec<Event> = flagged.iter().copied().map(Event::expired).collect();
+        events::stage(&txn, &expired).await?;
         txn.commit().await?;
+        events::committed(db, &expired);
+        let flagged = flagged.len() as u64;
         // Not `< batch_size`: the UPDATE re-checks the rule, so a batch can
         // flag fewer rows than it selected while more remain due.
         if flagged == 0 {
@@ -104,14 +109,14 @@ pub async fn sweep_in_batches(
 
 /// One sweep batch on PostgreSQL in a single round trip: the UPDATE (built
 /// from [`due_condition`]) and the audit rows as one statement with
-/// data-modifying CTEs. Returns how many were flagged and the newest
-/// `created_at` among them.
+/// data-modifying CTEs. Returns the ids flagged and the newest `created_at`
+/// among them.
 async fn flag_batch_postgres(
     txn: &impl ConnectionTrait,
     scope: Condition,
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
-) -> Result<(u64, Option<DateTime<Utc>>), AppError> {
+) -> Result<(Vec<Uuid>, Option<DateTime<Utc>>), AppError> {
     let (update, values) = Query::update()
         .table(opportunity::Entity)
         .value(opportunity::Column::Expiree, true)
@@ -135,7 +140,7 @@ async fn flag_batch_postgres(
          audit AS (INSERT INTO opportunity_expiry_event \
              (opportunity_id, expired_at, window_days, protected_statuses, applied_by) \
              SELECT id, ${}, ${}, ${}, ${} FROM flagged) \
-         SELECT COUNT(*) AS flagged, MAX(created_at) AS last FROM flagged",
+         SELECT string_agg(id::text, ',') AS ids, MAX(created_at) AS last FROM flagged",
         first,
         first + 1,
         first + 2,
@@ -149,9 +154,18 @@ async fn flag_batch_postgres(
         ))
         .await?
         .ok_or_else(|| AppError::Internal("sweep batch returned no row".into()))?;
-    let flagged: i64 = row.try_get("", "flagged")?;
+    let ids: Option<String> = row.try_get("", "ids")?;
     let last: Option<DateTime<Utc>> = row.try_get("", "last")?;
-    Ok((u64::try_from(flagged).unwrap_or_default(), last))
+    let ids = ids
+        .unwrap_or_default()
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.parse()
+                .map_err(|e| AppError::Internal(format!("sweep returned a bad id: {e}")))
+        })
+        .collect::<Result<Vec<Uuid>, AppError>>()?;
+    Ok((ids, last))
 }
 
 async fn try_sweep_lock(txn: &impl ConnectionTrait) -> Result<bool, AppError> {

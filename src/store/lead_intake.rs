@@ -31,6 +31,7 @@ use crate::domain::lead_intake::{
     ValidLead,
 };
 use crate::error::AppError;
+use crate::events::{self, Event};
 
 /// How many times a conflicting transaction is retried before `CONFLICT`.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -90,8 +91,10 @@ pub async fn submit(
         // Dropping the transaction on any error rolls it back.
         let result = async {
             let txn = begin_write(db).await?;
-            let intake = submit_in(&txn, principal, valid, &hash, policy, now).await?;
+            let (intake, events) = submit_in(&txn, principal, valid, &hash, policy, now).await?;
+            events::stage(&txn, &events).await?;
             txn.commit().await?;
+            events::committed(db, &events);
             Ok(intake)
         }
         .await;
@@ -137,7 +140,7 @@ async fn submit_in(
     hash: &str,
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
-) -> Result<Intake, AppError> {
+) -> Result<(Intake, Vec<Event>), AppError> {
     let points = valid.contact_points();
     let idempotency_key = valid.submission.idempotency_key.as_deref();
     let mut keys: Vec<String> = points.iter().map(ContactPoint::key).collect();
@@ -149,7 +152,7 @@ async fn submit_in(
     if let Some(key) = idempotency_key
         && let Some(existing) = lead_store::by_idempotency_key(txn, &principal.sub, key).await?
     {
-        return replay(txn, existing, hash).await;
+        return Ok((replay(txn, existing, hash).await?, Vec::new()));
     }
 
     // 2. The client.
@@ -183,7 +186,7 @@ async fn submit_in(
 
     // 3. The rule, at the lead's time, on the client's opportunities not yet expired.
     let plan = plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?;
-    opp_store::expire(
+    let expired_now = opp_store::expire(
         txn,
         &plan.to_expire,
         now,
@@ -271,13 +274,19 @@ async fn submit_in(
     let opportunity = opp_store::find(txn, opportunity_id)
         .await?
         .ok_or_else(|| AppError::Internal("opportunity vanished".into()))?;
-    Ok(Intake {
+    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
+    if outcome == LeadOutcome::Merged {
+        events.push(Event::lead_merged(lead_id, opportunity_id));
+    }
+    events.push(Event::lead_received(lead_id, opportunity_id));
+    let intake = Intake {
         lead,
         opportunity,
         outcome,
         warnings: valid.warnings.clone(),
         replayed: false,
-    })
+    };
+    Ok((intake, events))
 }
 
 /// The original result of an already-seen idempotency key.

@@ -14,6 +14,7 @@ use super::page::{self, PageRequest};
 use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
 use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
+use crate::events::{self, Event};
 
 /// Which part of the system applied the expiry rule (audit).
 #[derive(Copy, Clone, Debug)]
@@ -181,10 +182,11 @@ pub async fn update_status(
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
     let from = status_of(&current)?;
+    let mut events = Vec::new();
     if from != to {
         // Judge the status it had until now first: an opportunity already
         // due cannot escape by moving into a protected status.
-        let already_due = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
+        let mut expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         opportunity::Entity::update_many()
             .col_expr(opportunity::Column::Status, Expr::value(to.as_str()))
             .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
@@ -192,15 +194,18 @@ pub async fn update_status(
             .exec(&txn)
             .await?;
         record_status_change(&txn, id, Some(from), to, by, now).await?;
-        if already_due.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now)
-        {
-            expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
+        if expired.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now) {
+            expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
+        events.push(Event::status_changed(id));
+        events.extend(expired.into_iter().map(Event::expired));
     }
     let updated = find(&txn, id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
+    events::stage(&txn, &events).await?;
     txn.commit().await?;
+    events::committed(db, &events);
     Ok(updated)
 }
 

@@ -19,3 +19,4 @@ mod opportunities;
 mod partners;
 mod schema;
 mod secrecy;
+mod subscriptions;

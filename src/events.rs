@@ -1,0 +1,404 @@
+//! Live events for subscriptions: what changed, by id only, published after
+//! the change commits.
+//!
+//! Writers call [`stage`] inside their transaction and [`committed`] after
+//! the commit:
+//! - on PostgreSQL, [`stage`] runs `pg_notify` on [`CHANNEL`] inside the
+//!   transaction, so the notification is delivered only if it commits, to
+//!   every instance (each one LISTENs, see [`EventBus::start`]); [`committed`]
+//!   does nothing, so no event is delivered twice;
+//! - on SQLite, [`stage`] does nothing and [`committed`] sends the events to
+//!   the in-process bus of that database file (every application of this
+//!   process on the same file shares it).
+//!
+//! Payloads carry ids only: each subscriber reads the rows back with its own
+//! role. Expiry events travel on a channel of their own that only ADMIN
+//! subscribers read, so nothing about the sweep (not even a lagging buffer)
+//! reaches a non-admin stream.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// The PostgreSQL NOTIFY channel.
+pub const CHANNEL: &str = "crm_events";
+/// Events buffered per channel for the slowest subscriber; a subscriber
+/// further behind is dropped (its socket closed), never buffered for.
+pub const EVENT_BUFFER: usize = 4_096;
+/// Largest NOTIFY payload we send (PostgreSQL's limit is 8,000 bytes).
+const MAX_PAYLOAD_BYTES: usize = 7_000;
+/// Pause before listening again after the listener failed to reconnect.
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
+
+/// What happened.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A lead was accepted (new or merged), `lead` set.
+    #[serde(rename = "L")]
+    LeadReceived,
+    /// A lead joined an existing opportunity, `lead` set.
+    #[serde(rename = "M")]
+    LeadMerged,
+    /// An opportunity's status changed.
+    #[serde(rename = "S")]
+    StatusChanged,
+    /// An opportunity expired (ADMIN streams only).
+    #[serde(rename = "E")]
+    Expired,
+    /// Events may have been missed (the listener lost its connection):
+    /// streams end so that clients resubscribe and refetch.
+    #[serde(rename = "G")]
+    Gap,
+}
+
+/// One event: ids only.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "k")]
+    pub kind: EventKind,
+    #[serde(rename = "o")]
+    pub opportunity: Uuid,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Uuid>,
+}
+
+impl Event {
+    pub fn lead_received(lead: Uuid, opportunity: Uuid) -> Self {
+        Self {
+            kind: EventKind::LeadReceived,
+            opportunity,
+            lead: Some(lead),
+        }
+    }
+
+    pub fn lead_merged(lead: Uuid, opportunity: Uuid) -> Self {
+        Self {
+            kind: EventKind::LeadMerged,
+            opportunity,
+            lead: Some(lead),
+        }
+    }
+
+    pub fn status_changed(opportunity: Uuid) -> Self {
+        Self {
+            kind: EventKind::StatusChanged,
+            opportunity,
+            lead: None,
+        }
+    }
+
+    pub fn expired(opportunity: Uuid) -> Self {
+        Self {
+            kind: EventKind::Expired,
+            opportunity,
+            lead: None,
+        }
+    }
+
+    fn gap() -> Self {
+        Self {
+            kind: EventKind::Gap,
+            opportunity: Uuid::nil(),
+            lead: None,
+        }
+    }
+
+    /// Only ADMIN subscribers may learn of it.
+    pub fn is_admin_only(&self) -> bool {
+        self.kind == EventKind::Expired
+    }
+}
+
+/// An event as fanned out to this instance's subscribers: the rows it
+/// names are read once, by the first subscriber that needs them, and shared
+/// (each subscriber still resolves the fields with its own role).
+pub struct Delivery {
+    pub event: Event,
+    rows: tokio::sync::OnceCell<Rows>,
+}
+
+/// The rows an event names, as read after it was delivered.
+pub struct Rows {
+    /// For [`EventKind::LeadReceived`] only.
+    pub lead: Option<entity::lead::Model>,
+    pub opportunity: Option<entity::opportunity::Model>,
+}
+
+impl Delivery {
+    fn new(event: Event) -> Arc<Self> {
+        Arc::new(Self {
+            event,
+            rows: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The rows, read on first use (a failed read is retried by the next
+    /// subscriber).
+    pub async fn rows(&self, db: &DatabaseConnection) -> Result<&Rows, AppError> {
+        self.rows
+            .get_or_try_init(|| async {
+                let lead = match (self.event.kind, self.event.lead) {
+                    (EventKind::LeadReceived, Some(id)) => crate::store::lead::find(db, id).await?,
+                    _ => None,
+                };
+                let opportunity =
+                    crate::store::opportunity::find(db, self.event.opportunity).await?;
+                Ok(Rows { lead, opportunity })
+            })
+            .await
+    }
+}
+
+/// The local fan-out of one application: a channel for everybody's events
+/// and one for ADMIN-only events.
+#[derive(Clone)]
+pub struct EventBus {
+    public: broadcast::Sender<Arc<Delivery>>,
+    admin: broadcast::Sender<Arc<Delivery>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self {
+            public: broadcast::channel(EVENT_BUFFER).0,
+            admin: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+}
+
+/// The receivers of one subscriber.
+pub struct EventReceivers {
+    pub public: broadcast::Receiver<Arc<Delivery>>,
+    /// Present for ADMIN subscribers only.
+    pub admin: Option<broadcast::Receiver<Arc<Delivery>>>,
+}
+
+impl EventBus {
+    /// The bus of an application on `db`: on SQLite the process-wide bus of
+    /// the database file; on PostgreSQL a bus of its own, fed by a LISTEN
+    /// task on `url` (stopped when `stop` changes). Returns once listening,
+    /// so that no event committed after start-up is missed.
+    pub async fn start(
+        db: &DatabaseConnection,
+        url: &str,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(Self, Option<tokio::task::JoinHandle<()>>), sea_orm::sqlx::Error> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let bus = Self::default();
+                let listener = listener(url).await?;
+                let task = tokio::spawn(listen(listener, bus.clone(), stop));
+                Ok((bus, Some(task)))
+            }
+            _ => Ok((sqlite_bus(db), None)),
+        }
+    }
+
+    /// Subscribe; `admin` decides whether ADMIN-only events are received.
+    pub fn subscribe(&self, admin: bool) -> EventReceivers {
+        EventReceivers {
+            public: self.public.subscribe(),
+            admin: admin.then(|| self.admin.subscribe()),
+        }
+    }
+
+    /// Deliver to this process's subscribers.
+    pub fn send(&self, event: Event) {
+        let delivery = Delivery::new(event);
+        // No receiver is not an error: nobody is listening.
+        let _ = match event.kind {
+            EventKind::Expired => self.admin.send(delivery),
+            EventKind::Gap => {
+                let _ = self.admin.send(delivery.clone());
+                self.public.send(delivery)
+            }
+            _ => self.public.send(delivery),
+        };
+    }
+}
+
+/// Process-wide buses of SQLite databases, by file.
+fn sqlite_buses() -> &'static Mutex<HashMap<PathBuf, broadcast::WeakSender<Arc<Delivery>>>> {
+    static BUSES: OnceLock<Mutex<HashMap<PathBuf, broadcast::WeakSender<Arc<Delivery>>>>> =
+        OnceLock::new();
+    BUSES.get_or_init(Mutex::default)
+}
+
+fn sqlite_key(db: &DatabaseConnection) -> PathBuf {
+    let options = db.get_sqlite_connection_pool().connect_options();
+    let file = options.get_filename();
+    file.canonicalize().unwrap_or_else(|_| file.to_path_buf())
+}
+
+/// Two senders per file (public, admin), kept as one entry of each kind.
+fn sqlite_bus(db: &DatabaseConnection) -> EventBus {
+    let key = sqlite_key(db);
+    let mut buses = sqlite_buses().lock().unwrap_or_else(|e| e.into_inner());
+    buses.retain(|_, weak| weak.strong_count() > 0);
+    let admin_key = admin_key(&key);
+    let existing = buses
+        .get(&key)
+        .and_then(broadcast::WeakSender::upgrade)
+        .zip(
+            buses
+                .get(&admin_key)
+                .and_then(broadcast::WeakSender::upgrade),
+        );
+    match existing {
+        Some((public, admin)) => EventBus { public, admin },
+        None => {
+            let bus = EventBus::default();
+            buses.insert(key, bus.public.downgrade());
+            buses.insert(admin_key, bus.admin.downgrade());
+            bus
+        }
+    }
+}
+
+fn admin_key(key: &std::path::Path) -> PathBuf {
+    let mut admin = key.as_os_str().to_owned();
+    admin.push("#admin");
+    PathBuf::from(admin)
+}
+
+/// Inside the writer's transaction: on PostgreSQL, NOTIFY (delivered on
+/// commit only). Nothing on SQLite.
+pub async fn stage(txn: &impl ConnectionTrait, events: &[Event]) -> Result<(), AppError> {
+    if txn.get_database_backend() != DbBackend::Postgres || events.is_empty() {
+        return Ok(());
+    }
+    for payload in payloads(events) {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANNEL.into(), payload.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// After the writer's commit: on SQLite, deliver in process. Nothing on
+/// PostgreSQL (the listeners deliver what [`stage`] notified).
+pub fn committed(db: &DatabaseConnection, events: &[Event]) {
+    if db.get_database_backend() != DbBackend::Sqlite || events.is_empty() {
+        return;
+    }
+    let key = sqlite_key(db);
+    let buses = sqlite_buses().lock().unwrap_or_else(|e| e.into_inner());
+    let public = buses.get(&key).and_then(broadcast::WeakSender::upgrade);
+    let admin = buses
+        .get(&admin_key(&key))
+        .and_then(broadcast::WeakSender::upgrade);
+    drop(buses);
+    if let (Some(public), Some(admin)) = (public, admin) {
+        let bus = EventBus { public, admin };
+        for event in events {
+            bus.send(*event);
+        }
+    }
+}
+
+/// JSON arrays of events, each under [`MAX_PAYLOAD_BYTES`].
+fn payloads(events: &[Event]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut size = 2;
+    for event in events {
+        let Ok(json) = serde_json::to_string(event) else {
+            continue;
+        };
+        if size + json.len() + 1 > MAX_PAYLOAD_BYTES && !current.is_empty() {
+            out.push(format!("[{}]", current.join(",")));
+            current.clear();
+            size = 2;
+        }
+        size += json.len() + 1;
+        current.push(json);
+    }
+    if !current.is_empty() {
+        out.push(format!("[{}]", current.join(",")));
+    }
+    out
+}
+
+async fn listener(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Forward what `listener` receives into `bus` until `stop` changes.
+///
+/// `PgListener` reconnects by itself when its connection drops and listens
+/// again; notifications sent while it was away are lost, so a [`EventKind::Gap`]
+/// tells subscribers to resubscribe and refetch instead of guessing.
+async fn listen(
+    mut listener: PgListener,
+    bus: EventBus,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tracing::debug!(channel = CHANNEL, "event listener started");
+    loop {
+        tokio::select! {
+            received = listener.try_recv() => match received {
+                Ok(Some(notification)) => forward(&bus, notification.payload()),
+                Ok(None) => {
+                    tracing::warn!("event listener lost its connection; listening again");
+                    bus.send(Event::gap());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "event listener failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RELISTEN_PAUSE) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn forward(bus: &EventBus, payload: &str) {
+    match serde_json::from_str::<Vec<Event>>(payload) {
+        Ok(events) => events.into_iter().for_each(|e| bus.send(e)),
+        Err(error) => tracing::warn!(%error, "ignoring a malformed event notification"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_stay_under_the_notify_limit_and_keep_every_event() {
+        let events: Vec<Event> = (0..1_000).map(|_| Event::expired(Uuid::now_v7())).collect();
+        let payloads = payloads(&events);
+        assert!(payloads.len() > 1);
+        let mut back = Vec::new();
+        for p in &payloads {
+            assert!(p.len() <= MAX_PAYLOAD_BYTES);
+            back.extend(serde_json::from_str::<Vec<Event>>(p).unwrap());
+        }
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn expiry_events_go_to_the_admin_channel_only() {
+        let bus = EventBus::default();
+        let mut agent = bus.subscribe(false);
+        let mut admin = bus.subscribe(true);
+        bus.send(Event::expired(Uuid::nil()));
+        assert!(agent.public.try_recv().is_err());
+        assert!(admin.admin.as_mut().unwrap().try_recv().is_ok());
+    }
+}

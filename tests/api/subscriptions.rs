@@ -1,0 +1,665 @@
+//! Subscriptions over a real WebSocket (`graphql-transport-ws`), against the
+//! spawned server, on SQLite and PostgreSQL; across two `crm serve`
+//! processes on PostgreSQL.
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use crm::auth::Role;
+use crm::domain::expiry::ExpiryPolicy;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{
+    ServerProcess, TestApp, set_status, spawn_app, spawn_app_on, submit_lead, t0,
+};
+
+/// How long a test waits for a message it expects.
+const WAIT: StdDuration = StdDuration::from_secs(10);
+/// How long a test listens to make sure nothing arrives.
+const QUIET: StdDuration = StdDuration::from_millis(700);
+
+const LEAD_RECEIVED: &str =
+    "subscription { leadReceived { lead { id email } opportunity { id status } } }";
+
+/// A `graphql-transport-ws` client.
+pub struct Ws {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How the server closed the socket.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Ws {
+    /// Open a socket on `/graphql` (no `connection_init` yet).
+    pub async fn open(app: &TestApp) -> Self {
+        let url = app.address.replacen("http://", "ws://", 1) + "/graphql";
+        let mut request = url.into_client_request().expect("ws request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket handshake");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        Self { socket }
+    }
+
+    /// Open and authenticate with `token`; asserts the acknowledgement.
+    pub async fn connect(app: &TestApp, token: &str) -> Self {
+        let mut ws = Self::open(app).await;
+        ws.send(json!({
+            "type": "connection_init",
+            "payload": { "Authorization": format!("Bearer {token}") }
+        }))
+        .await;
+        let ack = ws.next().await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+
+    pub async fn as_role(app: &TestApp, role: Role) -> Self {
+        Self::connect(app, &app.token(role)).await
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "type": "subscribe",
+            "id": id,
+            "payload": { "query": query, "variables": variables }
+        }))
+        .await;
+    }
+
+    /// The next protocol message within `within`; `Err` when the server
+    /// closed the socket, `Ok(None)` when nothing came.
+    pub async fn next_within(&mut self, within: StdDuration) -> Result<Option<Value>, Closed> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return Ok(None),
+                Ok(frame) => frame,
+            };
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(serde_json::from_str(&text).expect("JSON message")));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map_or(
+                        Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                        |f| Closed {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        },
+                    ));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    return Err(Closed {
+                        code: 1006,
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The next protocol message, asserting one comes in time.
+    pub async fn next(&mut self) -> Option<Value> {
+        self.next_within(WAIT).await.expect("socket open")
+    }
+
+    /// The payload of the next `next` message for `id`.
+    pub async fn data(&mut self, id: &str) -> Value {
+        let message = self.next().await.expect("a message in time");
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["id"], id, "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        message["payload"]["data"].clone()
+    }
+
+    /// Wait for the server to close the socket.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match self.next_within(WAIT).await {
+                Err(closed) => return closed,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the server did not close the socket in time"),
+            }
+        }
+    }
+}
+
+async fn new_lead(app: &TestApp, email: &str) -> Value {
+    submit_lead(app, json!({ "email": email }), Role::Agent).await
+}
+
+#[tokio::test]
+async fn an_agent_subscribed_to_lead_received_gets_each_new_lead_with_its_opportunity() {
+    let app = spawn_app().await;
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    ws.subscribe("1", LEAD_RECEIVED, json!({})).await;
+    // The subscription is registered once the server has read it; a ping
+    // round trip proves it has.
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws.next().await.unwrap()["type"], "pong");
+
+    let first = new_lead(&app, "live-1@example.com").await;
+    let second = new_lead(&app, "live-2@example.com").await;
+    for sent in [first, second] {
+        let data = ws.data("1").await;
+        assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+        assert_eq!(data["leadReceived"]["lead"]["email"], sent["lead"]["email"]);
+        assert_eq!(
+            data["leadReceived"]["opportunity"]["id"],
+            sent["opportunity"]["id"]
+        );
+        assert_eq!(data["leadReceived"]["opportunity"]["status"], "NOUVEAU");
+    }
+}
+
+/// Subscribe and wait until the server has registered it.
+async fn subscribed(ws: &mut Ws, id: &str, query: &str, variables: Value) {
+    ws.subscribe(id, query, variables).await;
+    ws.send(json!({ "type": "ping" })).await;
+    let pong = ws.next().await.expect("pong");
+    assert_eq!(pong["type"], "pong", "{pong}");
+}
+
+#[tokio::test]
+async fn connection_init_without_a_valid_token_closes_the_socket_with_4403() {
+    let app = spawn_app().await;
+    let expired = app
+        .keys
+        .issue(
+            Role::Agent,
+            "agent-1",
+            Duration::hours(1),
+            Utc::now() - Duration::hours(2),
+        )
+        .unwrap();
+    let payloads = [
+        json!({}),
+        json!({ "Authorization": "Bearer not-a-token" }),
+        json!({ "Authorization": "Basic YWRtaW46YWRtaW4=" }),
+        json!({ "Authorization": format!("Bearer {expired}") }),
+    ];
+    for payload in payloads {
+        let mut ws = Ws::open(&app).await;
+        ws.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let closed = ws.closed().await;
+        assert_eq!(closed.code, 4403, "{payload}: {closed:?}");
+        assert!(closed.reason.starts_with("Forbidden"), "{closed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_subscribe_before_connection_init_closes_the_socket_with_4401() {
+    let app = spawn_app().await;
+    let mut ws = Ws::open(&app).await;
+    ws.subscribe("1", LEAD_RECEIVED, json!({})).await;
+    assert_eq!(ws.closed().await.code, 4401);
+}
+
+#[tokio::test]
+async fn a_plain_get_on_graphql_still_answers_queries() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/graphql?query={{me{{role}}}}", app.address))
+        .bearer_auth(app.token(Role::Agent))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["role"], "AGENT");
+}
+
+#[tokio::test]
+async fn the_socket_closes_when_the_token_expires() {
+    let app = spawn_app().await;
+    let short = app
+        .keys
+        .issue(Role::Agent, "agent-1", Duration::seconds(2), Utc::now())
+        .unwrap();
+    let mut ws = Ws::connect(&app, &short).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 4403);
+    assert!(closed.reason.contains("token expired"), "{closed:?}");
+}
+
+#[tokio::test]
+async fn a_partner_is_refused_at_connection_init() {
+    let app = spawn_app().await;
+    let mut ws = Ws::open(&app).await;
+    ws.send(json!({
+        "type": "connection_init",
+        "payload": { "Authorization": format!("Bearer {}", app.token(Role::Partner)) }
+    }))
+    .await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 4403, "{closed:?}");
+}
+
+#[tokio::test]
+async fn queries_and_mutations_are_refused_over_the_websocket() {
+    let app = spawn_app().await;
+    let mut ws = Ws::as_role(&app, Role::Admin).await;
+    for (id, query) in [
+        ("q", "{ me { role } }"),
+        (
+            "m",
+            "mutation { submitLead(input: {email: \"ws@example.com\"}) { lead { id } } }",
+        ),
+    ] {
+        ws.subscribe(id, query, json!({})).await;
+        let message = ws.next().await.unwrap();
+        assert_eq!(message["type"], "error", "{message}");
+        assert_eq!(message["id"], id);
+        assert_eq!(
+            message["payload"][0]["extensions"]["code"],
+            "BAD_USER_INPUT"
+        );
+    }
+    assert_eq!(app.count("lead").await, 0);
+}
+
+const CHANGED: &str =
+    "subscription($id: ID) { opportunityChanged(id: $id) { change opportunity { id status } } }";
+
+#[tokio::test]
+async fn opportunity_changed_reports_status_changes_and_merged_leads_of_the_watched_opportunity() {
+    let app = spawn_app().await;
+    let watched = new_lead(&app, "watched@example.com").await;
+    let other = new_lead(&app, "other@example.com").await;
+    let id = watched["opportunity"]["id"].as_str().unwrap().to_owned();
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut ws, "w", CHANGED, json!({ "id": id })).await;
+
+    let other_id = other["opportunity"]["id"].as_str().unwrap();
+    set_status(&app, other_id, "PRIS_EN_CHARGE", Role::Agent).await;
+    set_status(&app, &id, "PRIS_EN_CHARGE", Role::Agent).await;
+    let data = ws.data("w").await;
+    assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
+    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
+    assert_eq!(
+        data["opportunityChanged"]["opportunity"]["status"],
+        "PRIS_EN_CHARGE"
+    );
+
+    new_lead(&app, "watched@example.com").await;
+    let data = ws.data("w").await;
+    assert_eq!(data["opportunityChanged"]["change"], "LEAD_MERGED");
+    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
+    assert_eq!(ws.next_within(QUIET).await, Ok(None));
+}
+
+/// The expiry sweep at a controlled time: an ADMIN's stream gets `EXPIRED`
+/// with `expiree`; an AGENT's gets nothing, and its next event is the next
+/// status change.
+#[tokio::test]
+async fn an_expiry_reaches_admin_streams_only() {
+    let app = spawn_app().await;
+    let old = new_lead(&app, "old@example.com").await;
+    let kept = new_lead(&app, "kept@example.com").await;
+    let old_id = old["opportunity"]["id"].as_str().unwrap().to_owned();
+    let kept_id = kept["opportunity"]["id"].as_str().unwrap().to_owned();
+    set_status(&app, &kept_id, "PRIS_EN_CHARGE", Role::Agent).await;
+
+    let mut admin = Ws::as_role(&app, Role::Admin).await;
+    subscribed(
+        &mut admin,
+        "a",
+        "subscription { opportunityChanged { change opportunity { id expiree expiredAt } } }",
+        json!({}),
+    )
+    .await;
+    let mut agent = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut agent, "g", CHANGED, json!({})).await;
+
+    let report = crm::jobs::expiry_sweep::sweep_once(
+        &app.db,
+        &ExpiryPolicy::default(),
+        t0() + Duration::days(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.expired, 1);
+
+    let data = admin.data("a").await;
+    assert_eq!(data["opportunityChanged"]["change"], "EXPIRED");
+    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], old_id);
+    assert_eq!(data["opportunityChanged"]["opportunity"]["expiree"], true);
+
+    set_status(&app, &kept_id, "SUIVI_LONG_TERME", Role::Agent).await;
+    let data = agent.data("g").await;
+    assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
+    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], kept_id);
+    assert_eq!(agent.next_within(QUIET).await, Ok(None));
+}
+
+#[tokio::test]
+async fn a_non_admin_naming_expiree_in_a_subscription_gets_the_unknown_field_error() {
+    let app = spawn_app().await;
+    let query = "{ opportunities(first: 1) { edges { node { expiree } } } }";
+    let over_http = app.post_graphql(query, json!({}), Role::Agent).await;
+    let http_message = over_http["errors"][0]["message"].clone();
+    assert!(
+        http_message
+            .as_str()
+            .unwrap()
+            .contains("Unknown field \"expiree\""),
+        "{over_http}"
+    );
+
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    ws.subscribe(
+        "x",
+        "subscription { opportunityChanged { change opportunity { id expiree } } }",
+        json!({}),
+    )
+    .await;
+    // async-graphql answers a document that fails validation with `next`
+    // carrying the errors, then `complete`.
+    let message = ws.next().await.unwrap();
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(message["id"], "x");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    let errors = message["payload"]["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{message}");
+    assert_eq!(
+        errors[0]["message"], "Unknown field \"expiree\" on type \"Opportunity\".",
+        "{message}"
+    );
+    assert!(!message.to_string().contains("expiree#"), "{message}");
+
+    // The admin may name it.
+    let mut admin = Ws::as_role(&app, Role::Admin).await;
+    subscribed(
+        &mut admin,
+        "y",
+        "subscription { opportunityChanged { opportunity { id expiree } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(admin.next_within(QUIET).await, Ok(None));
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_and_connections_per_user_are_capped() {
+    let app = spawn_app().await;
+    let max_subs = crm::graphql::subscription::MAX_SUBSCRIPTIONS_PER_CONNECTION;
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    // One more than allowed: whichever the server starts last is refused.
+    for i in 0..=max_subs {
+        ws.subscribe(&i.to_string(), LEAD_RECEIVED, json!({})).await;
+    }
+    let message = ws.next().await.unwrap();
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{message}"
+    );
+    let refused_id = message["id"].as_str().unwrap().to_owned();
+    let completed = ws.next().await.unwrap();
+    assert_eq!(completed["type"], "complete");
+    assert_eq!(completed["id"], refused_id.as_str());
+    // Completing one frees its place.
+    let done = if refused_id == "0" { "1" } else { "0" };
+    ws.send(json!({ "type": "complete", "id": done })).await;
+    let completed = ws.next().await.unwrap();
+    assert_eq!(completed["type"], "complete");
+    assert_eq!(completed["id"], done);
+    subscribed(&mut ws, "again", LEAD_RECEIVED, json!({})).await;
+    new_lead(&app, "cap@example.com").await;
+    let mut got = std::collections::HashSet::new();
+    for _ in 0..max_subs {
+        let message = ws.next().await.unwrap();
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        got.insert(message["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(got.len(), max_subs);
+    assert!(got.contains("again"), "{got:?}");
+    assert!(!got.contains(done) && !got.contains(&refused_id), "{got:?}");
+
+    let max_connections = crm::live::MAX_CONNECTIONS_PER_PRINCIPAL;
+    let token = app.token_for(Role::Agent, "agent-many");
+    let mut open = Vec::new();
+    for _ in 0..max_connections {
+        open.push(Ws::connect(&app, &token).await);
+    }
+    let mut refused = Ws::open(&app).await;
+    refused
+        .send(json!({
+            "type": "connection_init",
+            "payload": { "Authorization": format!("Bearer {token}") }
+        }))
+        .await;
+    assert_eq!(refused.closed().await.code, 4429);
+    // Another user is not affected; a closed connection frees a place.
+    Ws::as_role(&app, Role::Admin).await;
+    drop(open.pop());
+    let mut retry = None;
+    for _ in 0..50 {
+        let mut ws = Ws::open(&app).await;
+        ws.send(json!({
+            "type": "connection_init",
+            "payload": { "Authorization": format!("Bearer {token}") }
+        }))
+        .await;
+        if let Ok(Some(ack)) = ws.next_within(WAIT).await {
+            retry = Some(ack);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert_eq!(retry.expect("a place freed")["type"], "connection_ack");
+}
+
+/// Two servers in one process on the same database (the in-process bus on
+/// SQLite, LISTEN/NOTIFY on PostgreSQL): a lead sent to one reaches a
+/// subscriber on the other, once.
+#[tokio::test]
+async fn a_lead_sent_to_one_instance_reaches_a_subscriber_on_another_once() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(a.database.clone(), a.clock.clone()).await;
+    let mut ws = Ws::as_role(&b, Role::Agent).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+    let sent = new_lead(&a, "across@example.com").await;
+    let data = ws.data("1").await;
+    assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+    assert_eq!(ws.next_within(QUIET).await, Ok(None));
+}
+
+/// PostgreSQL: two `crm serve` processes; a lead sent to A reaches a
+/// subscriber on B. (SQLite events stay in their process.)
+#[tokio::test]
+async fn on_postgres_a_lead_sent_to_one_crm_serve_process_reaches_a_subscriber_on_another() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    if !database.is_postgres() {
+        return;
+    }
+    let first = ServerProcess::start(database.clone()).await;
+    let second = ServerProcess::start(database).await;
+    let mut ws = Ws::as_role(&second.app, Role::Agent).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+    let sent = new_lead(&first.app, "processes@example.com").await;
+    let data = ws.data("1").await;
+    assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+    assert_eq!(ws.next_within(QUIET).await, Ok(None));
+}
+
+/// PostgreSQL: the listener's connection is killed; subscribers are told
+/// events may have been missed (their stream ends with an error, nothing
+/// invented), and the listener listens again by itself.
+#[tokio::test]
+async fn on_postgres_the_listener_reconnects_after_its_connection_is_killed() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let Some((_, name)) = app.database.postgres_admin() else {
+        return;
+    };
+    let name = name.to_owned();
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+
+    let killed = app
+        .db
+        .query_one_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            [name.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    let message = ws.next().await.unwrap();
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(
+        message["payload"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resubscribe"),
+        "{message}"
+    );
+    assert_eq!(ws.next().await.unwrap()["type"], "complete");
+
+    // Listening again: a new subscription receives the next lead.
+    subscribed(&mut ws, "2", LEAD_RECEIVED, json!({})).await;
+    let mut sent = Vec::new();
+    let mut delivered = None;
+    for i in 0..50 {
+        let lead = new_lead(&app, &format!("again-{i}@example.com")).await;
+        sent.push(lead["lead"]["id"].clone());
+        if let Ok(Some(message)) = ws.next_within(StdDuration::from_millis(300)).await {
+            delivered = Some(message);
+            break;
+        }
+    }
+    let message = delivered.expect("the listener listens again");
+    assert!(
+        sent.contains(&message["payload"]["data"]["leadReceived"]["lead"]["id"]),
+        "{message}"
+    );
+}
+
+/// Publish events the way the store does: staged in a transaction (NOTIFY
+/// on PostgreSQL), delivered after the commit (in process on SQLite).
+async fn publish(app: &TestApp, events: &[crm::events::Event]) {
+    use sea_orm::TransactionTrait;
+    let txn = app.db.begin().await.unwrap();
+    crm::events::stage(&txn, events).await.unwrap();
+    txn.commit().await.unwrap();
+    crm::events::committed(&app.db, events);
+}
+
+/// More events than the bus buffers, at once: the subscribers that cannot
+/// keep up are closed with 1013 instead of being buffered for, publishing
+/// never waits for them, and intake and new subscribers carry on.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_closed_and_nobody_waits_for_it() {
+    let app = spawn_app().await;
+    let mut slow = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut slow, "1", LEAD_RECEIVED, json!({})).await;
+
+    // Distinct events (PostgreSQL folds identical notifications of one
+    // transaction); their ids match no row, so only the backlog matters.
+    let burst: Vec<_> = (0..crm::events::EVENT_BUFFER * 3)
+        .map(|_| crm::events::Event::lead_received(uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+        .collect();
+    let started = std::time::Instant::now();
+    publish(&app, &burst).await;
+    assert!(
+        started.elapsed() < StdDuration::from_secs(5),
+        "publishing waited"
+    );
+
+    let closed = slow.closed().await;
+    assert_eq!(closed.code, crm::live::CLOSE_TOO_SLOW, "{closed:?}");
+    assert!(closed.reason.contains("too slow"), "{closed:?}");
+
+    let mut fresh = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut fresh, "2", LEAD_RECEIVED, json!({})).await;
+    let sent = new_lead(&app, "after-burst@example.com").await;
+    let data = fresh.data("2").await;
+    assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+}
+
+#[tokio::test]
+async fn the_expired_change_exists_for_admins_only() {
+    let app = spawn_app().await;
+    let query = r#"{ __type(name: "OpportunityChange") { enumValues { name } } }"#;
+    let names = |data: Value| -> Vec<String> {
+        data["__type"]["enumValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let agent = names(app.data(query, json!({}), Role::Agent).await);
+    assert_eq!(agent, ["STATUS_CHANGED", "LEAD_MERGED"]);
+    let admin = names(app.data(query, json!({}), Role::Admin).await);
+    assert!(admin.contains(&"EXPIRED".to_owned()), "{admin:?}");
+
+    let sdl = crm::graphql::sdl_for(Role::Agent);
+    assert!(sdl.contains("enum OpportunityChange"));
+    assert!(!sdl.contains("EXPIRED"), "the agent SDL names EXPIRED");
+    assert!(crm::graphql::sdl_for(Role::Admin).contains("\tEXPIRED\n"));
+}
+
+/// SIGTERM: open sockets close at once with 1001 and the process stops
+/// without waiting out the grace period for them.
+#[tokio::test]
+async fn crm_serve_closes_open_sockets_with_1001_on_sigterm() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let mut server = ServerProcess::start(database).await;
+    let mut ws = Ws::as_role(&server.app, Role::Agent).await;
+    subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+    let pid = server.child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, crm::live::CLOSE_GOING_AWAY, "{closed:?}");
+    let status = tokio::time::timeout(StdDuration::from_secs(10), server.child.wait())
+        .await
+        .expect("stops without waiting out the grace period")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
