@@ -192,6 +192,46 @@ try {
     const fields = await opportunityFields(page);
     check(fields.includes('expiree'), `admin: docs for Opportunity lack expiree: ${fields.join(', ')}`);
     await page.screenshot({ path: join(artifacts, 'graphiql-admin-docs.png') });
+
+    // A subscription over graphql-transport-ws, the token in connection_init:
+    // a lead submitted meanwhile shows in the result pane.
+    const subscribed = new Promise((resolve, reject) => {
+      page.on('websocket', (ws) => {
+        check(ws.url() === `${base.replace('http:', 'ws:')}/graphql`, `admin: socket to ${ws.url()}`);
+        ws.on('framesent', (frame) => {
+          const text = String(frame.payload);
+          if (text.includes('"connection_init"') && !text.includes(adminToken)) {
+            reject(new Error(`admin: connection_init without the token: ${text}`));
+          }
+          if (text.includes('"subscribe"')) resolve();
+        });
+      });
+      setTimeout(() => reject(new Error('admin: no subscription went out')), TIMEOUT);
+    });
+    await setQuery(page, 'subscription {\n  leadReceived {\n    lead {\n      id\n      source\n    }\n  }\n}\n');
+    // GraphiQL re-parses the editor after a debounce; the parsed document is
+    // what tells it to use the socket.
+    await page.waitForTimeout(800);
+    await page.locator('.graphiql-execute-button').click();
+    await subscribed;
+    // The server acknowledges the subscription before it sees the next lead.
+    await page.waitForTimeout(300);
+    const lead = await fetch(`${base}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify({
+        query: 'mutation($i: SubmitLeadInput!) { submitLead(input: $i) { lead { id } } }',
+        variables: { i: { email: 'graphiql-live@example.com', source: 'browser-subscription' } },
+      }),
+    }).then((r) => r.json());
+    const leadId = lead?.data?.submitLead?.lead?.id;
+    check(leadId, `admin: submitLead failed: ${JSON.stringify(lead)}`);
+    const result = page.locator('.graphiql-response .CodeMirror');
+    await page.waitForFunction(
+      ([el, id]) => el.CodeMirror.getValue().includes(id),
+      [await result.elementHandle(), leadId],
+    );
+    await page.screenshot({ path: join(artifacts, 'graphiql-admin-subscription.png') });
     await context.close();
   }
   // AGENT: the same docs have no `expiree`.
