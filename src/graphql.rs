@@ -9,6 +9,7 @@ pub mod lead;
 pub mod limits;
 pub mod loaders;
 pub mod opportunity;
+pub mod privacy;
 pub mod revocation;
 pub mod subscription;
 pub mod viewer;
@@ -46,6 +47,7 @@ pub struct QueryRoot(
     client::ClientQuery,
     lead::LeadQuery,
     revocation::RevocationQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -55,6 +57,7 @@ pub struct MutationRoot(
     client::ClientMutation,
     lead::LeadMutation,
     revocation::RevocationMutation,
+    privacy::PrivacyMutation,
 );
 
 pub use subscription::SubscriptionRoot;

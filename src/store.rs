@@ -9,6 +9,7 @@ pub mod lead_intake;
 pub mod opportunity;
 pub mod page;
 pub mod partner_rate;
+pub mod privacy;
 pub mod revocation;
 
 use std::time::Duration;

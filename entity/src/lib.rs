@@ -7,4 +7,5 @@ pub mod lead;
 pub mod opportunity;
 pub mod opportunity_expiry_event;
 pub mod opportunity_status_change;
+pub mod privacy_event;
 pub mod revoked_subject;

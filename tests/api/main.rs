@@ -17,6 +17,7 @@ mod limits;
 mod observability;
 mod opportunities;
 mod partners;
+mod privacy;
 mod schema;
 mod secrecy;
 mod subscriptions;

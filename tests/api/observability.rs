@@ -22,6 +22,10 @@ struct Server {
 
 impl Server {
     async fn start(log_format: &str) -> Self {
+        Self::start_logging(log_format, "info").await
+    }
+
+    async fn start_logging(log_format: &str, filter: &str) -> Self {
         let database = TestDatabase::create().await;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"))
             .arg("serve")
@@ -29,7 +33,7 @@ impl Server {
             .env("CRM_BIND", "127.0.0.1:0")
             .env("CRM_JWT_SECRET", SECRET)
             .env("CRM_LOG_FORMAT", log_format)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -404,4 +408,46 @@ async fn promtool_check(metrics: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Law 25: nothing that identifies a person reaches the logs, at any level,
+/// on success or on failure.
+#[tokio::test]
+async fn emails_phones_and_names_never_reach_the_log_even_at_trace_level() {
+    let server = Server::start_logging("json", "trace").await;
+    let token = server.token(Role::Agent);
+    let submit = "mutation($i: SubmitLeadInput!) { submitLead(input: $i) { lead { id } } }";
+    for input in [
+        json!({ "firstName": "Zoltan", "lastName": "Quaxley", "email": "Zoltan.Quaxley@Example.COM",
+                "phone": "(514) 555-0142", "message": "about my trade-in" }),
+        // Refused ones too: their error messages must not quote the values.
+        json!({ "firstName": "Zoltan", "email": "zoltan.quaxley@example", "phone": "555-0142" }),
+        json!({ "lastName": "Quaxley\u{202E}", "email": "zoltan.quaxley@example.com" }),
+    ] {
+        server
+            .post(
+                json!({ "query": submit, "variables": { "i": input } }),
+                &token,
+                Some("privacy-probe"),
+            )
+            .await;
+    }
+    server.logs_with("privacy-probe").await;
+    // Let the last request's line and any late ones arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = server.stderr.lock().expect("log lines").clone();
+    assert!(lines.len() > 3, "{lines:?}");
+    for value in [
+        "Zoltan",
+        "Quaxley",
+        "zoltan.quaxley",
+        "Zoltan.Quaxley",
+        "5550142",
+        "555-0142",
+        "555 0142",
+        "trade-in",
+    ] {
+        let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(value)).collect();
+        assert!(leaked.is_empty(), "{value:?} in the log: {leaked:#?}");
+    }
 }

@@ -1,0 +1,330 @@
+//! Quebec's Law 25 in the database: a person's data exported whole, or
+//! anonymized for good, each recorded in `privacy_event` (who, when).
+//!
+//! Anonymization erases what identifies the person — names, contact points,
+//! the contact data and messages of their leads as submitted, the request
+//! hashes computed from those, and the contact values other clients' leads
+//! recorded as conflicts with theirs — and keeps ids, statuses, dates and
+//! `expiree`, so statistics and the rule's audit stay true.
+use chrono::{DateTime, Utc};
+use entity::{client, client_contact, lead, opportunity, opportunity_status_change, privacy_event};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{begin_write, is_postgres};
+use crate::auth::Principal;
+use crate::error::AppError;
+
+/// What `request_hash` holds once its inputs are erased: no replay of the
+/// old body can match it, and nothing is derived from the person any more.
+pub const ERASED_HASH: &str = "anonymized";
+
+/// Everything held about one person, as `exportClientData` returns it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientExport {
+    pub exported_at: DateTime<Utc>,
+    pub client: ClientRecord,
+    pub contact_points: Vec<ContactRecord>,
+    pub leads: Vec<LeadRecord>,
+    pub opportunities: Vec<OpportunityRecord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientRecord {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactRecord {
+    pub kind: String,
+    pub value: String,
+}
+
+/// A lead as it was submitted, and where it went.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadRecord {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub r#type: String,
+    pub source: Option<String>,
+    pub submitted_by: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub submitted_email: Option<String>,
+    pub submitted_phone: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub message: Option<String>,
+    pub vehicle: serde_json::Value,
+    pub warnings: serde_json::Value,
+    pub opportunity_id: Uuid,
+    pub outcome: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpportunityRecord {
+    pub id: Uuid,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status_history: Vec<StatusChangeRecord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChangeRecord {
+    pub from: Option<String>,
+    pub to: String,
+    pub changed_by: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// Kinds of `privacy_event`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PrivacyAction {
+    Export,
+    Anonymization,
+}
+
+impl PrivacyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Export => "EXPORT",
+            Self::Anonymization => "ANONYMIZATION",
+        }
+    }
+}
+
+async fn record(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    action: PrivacyAction,
+    who: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    privacy_event::Entity::insert(privacy_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        client_id: Set(client_id),
+        kind: Set(action.as_str().to_owned()),
+        principal: Set(who.sub.clone()),
+        role: Set(who.role.as_str().to_owned()),
+        at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The person's whole file, and a record that it was exported. `None` if
+/// there is no such client (nothing recorded).
+pub async fn export(
+    db: &DatabaseConnection,
+    client_id: Uuid,
+    who: &Principal,
+    now: DateTime<Utc>,
+) -> Result<Option<ClientExport>, AppError> {
+    let txn = begin_write(db).await?;
+    let Some(client) = client::Entity::find_by_id(client_id).one(&txn).await? else {
+        return Ok(None);
+    };
+    let contact_points = client_contact::Entity::find()
+        .filter(client_contact::Column::ClientId.eq(client_id))
+        .order_by_asc(client_contact::Column::Kind)
+        .order_by_asc(client_contact::Column::Value)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|c| ContactRecord {
+            kind: c.kind,
+            value: c.value,
+        })
+        .collect();
+    let leads = lead::Entity::find()
+        .filter(lead::Column::ClientId.eq(client_id))
+        .order_by_asc(lead::Column::ReceivedAt)
+        .order_by_asc(lead::Column::Id)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(lead_record)
+        .collect();
+    let opportunities = opportunities_of(&txn, client_id).await?;
+    record(&txn, client_id, PrivacyAction::Export, who, now).await?;
+    txn.commit().await?;
+    Ok(Some(ClientExport {
+        exported_at: now,
+        client: ClientRecord {
+            id: client.id,
+            first_name: client.first_name,
+            last_name: client.last_name,
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+        },
+        contact_points,
+        leads,
+        opportunities,
+    }))
+}
+
+fn lead_record(l: lead::Model) -> LeadRecord {
+    LeadRecord {
+        id: l.id,
+        received_at: l.received_at,
+        r#type: l.lead_type,
+        source: l.source,
+        submitted_by: l.submitted_by,
+        first_name: l.first_name,
+        last_name: l.last_name,
+        submitted_email: l.email_raw,
+        submitted_phone: l.phone_raw,
+        email: l.email,
+        phone: l.phone,
+        message: l.message,
+        vehicle: serde_json::json!({
+            "year": l.vehicle_year, "make": l.vehicle_make, "model": l.vehicle_model,
+            "trim": l.vehicle_trim, "vin": l.vehicle_vin,
+            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition,
+        }),
+        warnings: l.warnings,
+        opportunity_id: l.opportunity_id,
+        outcome: l.outcome,
+    }
+}
+
+async fn opportunities_of(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<Vec<OpportunityRecord>, AppError> {
+    let opportunities = opportunity::Entity::find()
+        .filter(opportunity::Column::ClientId.eq(client_id))
+        .order_by_asc(opportunity::Column::CreatedAt)
+        .order_by_asc(opportunity::Column::Id)
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = opportunities.iter().map(|o| o.id).collect();
+    let mut history = opportunity_status_change::Entity::find()
+        .filter(opportunity_status_change::Column::OpportunityId.is_in(ids))
+        .order_by_asc(opportunity_status_change::Column::ChangedAt)
+        .order_by_asc(opportunity_status_change::Column::Id)
+        .all(db)
+        .await?;
+    Ok(opportunities
+        .into_iter()
+        .map(|o| {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                history.drain(..).partition(|h| h.opportunity_id == o.id);
+            history = rest;
+            OpportunityRecord {
+                id: o.id,
+                status: o.status,
+                created_at: o.created_at,
+                updated_at: o.updated_at,
+                status_history: mine
+                    .into_iter()
+                    .map(|h| StatusChangeRecord {
+                        from: h.from_status,
+                        to: h.to_status,
+                        changed_by: h.changed_by,
+                        changed_at: h.changed_at,
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+/// Erase what identifies the person, for good, and record it. `None` if
+/// there is no such client. A second call finds nothing left to erase and
+/// records the attempt again.
+pub async fn anonymize(
+    db: &DatabaseConnection,
+    client_id: Uuid,
+    who: &Principal,
+    now: DateTime<Utc>,
+) -> Result<Option<client::Model>, AppError> {
+    let txn = begin_write(db).await?;
+    // Serializes with lead intake, which locks the client row too.
+    if super::client::lock(&txn, client_id).await?.is_none() {
+        return Ok(None);
+    }
+    client::Entity::update_many()
+        .col_expr(
+            client::Column::FirstName,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            client::Column::LastName,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(client::Column::UpdatedAt, Expr::value(now))
+        .filter(client::Column::Id.eq(client_id))
+        .exec(&txn)
+        .await?;
+    // A later lead with the old email or phone finds nobody: a new client.
+    client_contact::Entity::delete_many()
+        .filter(client_contact::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    let none = || Expr::value(Option::<String>::None);
+    lead::Entity::update_many()
+        .col_expr(lead::Column::FirstName, none())
+        .col_expr(lead::Column::LastName, none())
+        .col_expr(lead::Column::EmailRaw, none())
+        .col_expr(lead::Column::PhoneRaw, none())
+        .col_expr(lead::Column::Email, none())
+        .col_expr(lead::Column::Phone, none())
+        .col_expr(lead::Column::Message, none())
+        // Warnings may quote extra emails or phones a partner sent.
+        .col_expr(lead::Column::Warnings, Expr::value(serde_json::json!([])))
+        .col_expr(lead::Column::RequestHash, Expr::value(ERASED_HASH))
+        .filter(lead::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    erase_conflicts_naming(&txn, client_id).await?;
+    record(&txn, client_id, PrivacyAction::Anonymization, who, now).await?;
+    let client = client::Entity::find_by_id(client_id).one(&txn).await?;
+    txn.commit().await?;
+    Ok(client)
+}
+
+/// Leads that recorded a conflict with this person's phone — theirs, or
+/// another client's lead sent with that phone — keep the fact (the clients'
+/// ids), not the phone, nor a hash computed from it.
+async fn erase_conflicts_naming(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<(), AppError> {
+    let backend = db.get_database_backend();
+    let sql = if is_postgres(backend) {
+        "UPDATE lead SET contact_conflict = jsonb_set(contact_conflict, '{value}', 'null'), \
+                phone = NULL, phone_raw = NULL, request_hash = $2 \
+         WHERE contact_conflict IS NOT NULL \
+           AND (client_id = $1::uuid OR contact_conflict->>'otherClientId' = $1)"
+    } else {
+        "UPDATE lead SET contact_conflict = json_set(contact_conflict, '$.value', NULL), \
+                phone = NULL, phone_raw = NULL, request_hash = $2 \
+         WHERE contact_conflict IS NOT NULL \
+           AND (client_id = $3 OR json_extract(contact_conflict, '$.otherClientId') = $1)"
+    };
+    let mut values: Vec<sea_orm::Value> = vec![client_id.to_string().into(), ERASED_HASH.into()];
+    if !is_postgres(backend) {
+        values.push(client_id.into());
+    }
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
