@@ -40,7 +40,7 @@ pub struct PrivacyMutation;
 impl PrivacyMutation {
     /// Anonymiser / Anonymize (Law 25), irreversibly: names, contact points,
     /// the contact data and messages of the client's leads are erased; ids,
-    /// statuses, dates and `expiree` are kept. A later lead with the old
+    /// statuses, dates and the rule's audit are kept. A later lead with the old
     /// email opens a new client. Recorded (who, when). Admin only.
     #[graphql(guard = "RoleGuard::admin()")]
     async fn anonymize_client(&self, ctx: &Context<'_>, client_id: ID) -> Result<Client> {
