@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use entity::{lead, opportunity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QuerySelect, Statement,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -73,9 +73,11 @@ pub struct Intake {
 }
 
 /// SHA-256 of the submission as sent, to tell a replay from a reused key.
-pub fn request_hash(valid: &ValidLead) -> String {
-    let canonical = serde_json::to_vec(&valid.submission).unwrap_or_default();
-    hex::encode(Sha256::digest(canonical))
+pub fn request_hash(valid: &ValidLead) -> Result<String, AppError> {
+    let canonical = serde_json::to_vec(&valid.submission).map_err(|e| {
+        AppError::Internal(format!("cannot serialize the submission to hash it: {e}"))
+    })?;
+    Ok(hex::encode(Sha256::digest(canonical)))
 }
 
 /// Submit a validated lead at `now`.
@@ -86,7 +88,7 @@ pub async fn submit(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Intake, AppError> {
-    let hash = request_hash(valid);
+    let hash = request_hash(valid)?;
     for attempt in 1..=MAX_ATTEMPTS {
         // Dropping the transaction on any error rolls it back.
         let result = async {
@@ -114,25 +116,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt) * 5 + jitter)
 }
 
-/// Serialize intakes that share a contact point or idempotency key
-/// (PostgreSQL; SQLite's write transaction already serializes).
-async fn lock_keys(txn: &DatabaseTransaction, mut keys: Vec<String>) -> Result<(), AppError> {
-    if !is_postgres(txn.get_database_backend()) {
-        return Ok(());
-    }
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        txn.execute_raw(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("lead-intake:{key}").into()],
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
+/// The transaction, step by step as SPEC section 3 tells it.
 async fn submit_in(
     txn: &DatabaseTransaction,
     principal: &Principal,
@@ -143,20 +127,106 @@ async fn submit_in(
 ) -> Result<(Intake, Vec<Event>), AppError> {
     let points = valid.contact_points();
     let idempotency_key = valid.submission.idempotency_key.as_deref();
-    let mut keys: Vec<String> = points.iter().map(ContactPoint::key).collect();
-    if let Some(key) = idempotency_key {
-        keys.push(format!("IDEMPOTENCY:{}:{key}", principal.sub));
-    }
-    lock_keys(txn, keys).await?;
-
+    lock_contacts(txn, principal, &points, idempotency_key).await?;
     if let Some(key) = idempotency_key
         && let Some(existing) = lead_store::by_idempotency_key(txn, &principal.sub, key).await?
     {
         return Ok((replay(txn, existing, hash).await?, Vec::new()));
     }
+    let (resolution, client_id) = find_or_create_client(txn, valid, &points, now).await?;
+    let (plan, live) = match resolution {
+        ClientResolution::Existing { .. } => {
+            plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?
+        }
+        // A client created in this transaction has no opportunity yet.
+        ClientResolution::New => (lead_intake::plan(&[], policy, now), Vec::new()),
+    };
+    let expired_now = apply_rule(txn, &plan, policy, now).await?;
+    let (opportunity, outcome) =
+        merge_or_open(txn, &plan.route, live, client_id, principal, now).await?;
+    let decision = decision_record(&resolution, &plan, outcome, policy, now);
+    let lead = record_lead(
+        txn,
+        valid,
+        principal,
+        &resolution,
+        &opportunity,
+        outcome,
+        hash,
+        &decision,
+        now,
+    )
+    .await?;
 
-    // 2. The client.
-    let (resolution, owners) = resolve(txn, &points).await?;
+    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
+    if outcome == LeadOutcome::Merged {
+        events.push(Event::lead_merged(lead.id, opportunity.id));
+    }
+    events.push(Event::lead_received(lead.id, opportunity.id));
+    let intake = Intake {
+        lead,
+        opportunity,
+        outcome,
+        warnings: valid.warnings.clone(),
+        replayed: false,
+    };
+    Ok((intake, events))
+}
+
+/// Serialize intakes that share a contact point or idempotency key
+/// (PostgreSQL; SQLite's write transaction already serializes): one
+/// statement takes every advisory lock, in sorted order.
+///
+/// The contact lookup stays a statement of its own: under READ COMMITTED it
+/// must take its snapshot after the locks are held, to see what the
+/// previous holder committed.
+async fn lock_contacts(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    points: &[ContactPoint],
+    idempotency_key: Option<&str>,
+) -> Result<(), AppError> {
+    let backend = txn.get_database_backend();
+    if !is_postgres(backend) {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = points
+        .iter()
+        .map(|p| format!("lead-intake:{}", p.key()))
+        .collect();
+    if let Some(key) = idempotency_key {
+        keys.push(format!("lead-intake:IDEMPOTENCY:{}:{key}", principal.sub));
+    }
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // Volatile functions in the target list are evaluated after the sort,
+    // so the locks are taken in `n` order.
+    let rows: Vec<String> = (1..=keys.len()).map(|n| format!("(${n}, {n})")).collect();
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS t(k, n) ORDER BY n",
+        rows.join(", ")
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        keys.into_iter().map(Into::into),
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The client the contact points lead to (its missing names completed), or a
+/// new one; contact points nobody owns yet are given to it.
+async fn find_or_create_client(
+    txn: &DatabaseTransaction,
+    valid: &ValidLead,
+    points: &[ContactPoint],
+    now: DateTime<Utc>,
+) -> Result<(ClientResolution, Uuid), AppError> {
+    let (resolution, owners) = resolve(txn, points).await?;
     let first_name = valid.submission.first_name.as_deref();
     let last_name = valid.submission.last_name.as_deref();
     let client_id = match &resolution {
@@ -183,20 +253,37 @@ async fn submit_in(
         .cloned()
         .collect();
     client::add_contacts(txn, client_id, &unowned, now).await?;
+    Ok((resolution, client_id))
+}
 
-    // 3. The rule, at the lead's time, on the client's opportunities not yet expired.
-    let plan = plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?;
-    let expired_now = opp_store::expire(
+/// Expire, at the lead's time, what the rule found due.
+async fn apply_rule(
+    txn: &DatabaseTransaction,
+    plan: &IntakePlan,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, AppError> {
+    opp_store::expire(
         txn,
         &plan.to_expire,
         now,
         policy,
         opp_store::ExpiryApplier::LeadIntake,
     )
-    .await?;
+    .await
+}
 
-    // 4. Merge or open.
-    let (opportunity_id, outcome) = match plan.route {
+/// Touch the live candidate the lead merges into, or open a new opportunity.
+/// `live` holds the rows `plan_for` read (and locked) in this transaction.
+async fn merge_or_open(
+    txn: &DatabaseTransaction,
+    route: &Route,
+    live: Vec<opportunity::Model>,
+    client_id: Uuid,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(opportunity::Model, LeadOutcome), AppError> {
+    match *route {
         Route::Merge { opportunity_id } => {
             let touched = opportunity::Entity::update_many()
                 .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
@@ -210,15 +297,35 @@ async fn submit_in(
             if touched.rows_affected == 0 {
                 return Err(AppError::Contention);
             }
-            (opportunity_id, LeadOutcome::Merged)
+            let mut merged = live
+                .into_iter()
+                .find(|o| o.id == opportunity_id)
+                .ok_or_else(|| AppError::Internal("merge candidate not among those read".into()))?;
+            merged.updated_at = now;
+            Ok((merged, LeadOutcome::Merged))
         }
         Route::Open => {
             let created = opp_store::create(txn, client_id, &principal.sub, now).await?;
-            (created.id, LeadOutcome::NewOpportunity)
+            Ok((created, LeadOutcome::NewOpportunity))
         }
-    };
+    }
+}
 
-    let conflict = match &resolution {
+/// Store the lead as received, with what the rule decided; the row written
+/// is the row returned (no read back).
+#[allow(clippy::too_many_arguments)]
+async fn record_lead(
+    txn: &DatabaseTransaction,
+    valid: &ValidLead,
+    principal: &Principal,
+    resolution: &ClientResolution,
+    opportunity: &opportunity::Model,
+    outcome: LeadOutcome,
+    hash: &str,
+    decision: &DecisionRecord,
+    now: DateTime<Utc>,
+) -> Result<lead::Model, AppError> {
+    let conflict = match resolution {
         ClientResolution::Existing {
             conflicting_client: Some(other),
             ..
@@ -229,64 +336,45 @@ async fn submit_in(
         })),
         _ => None,
     };
-    let decision = decision_record(&resolution, &plan, outcome, policy, now);
     let s = &valid.submission;
     let vehicle = s.vehicle.clone().unwrap_or_default();
-    let lead_id = Uuid::now_v7();
-    lead_store::insert(
-        txn,
-        lead::ActiveModel {
-            id: Set(lead_id),
-            client_id: Set(client_id),
-            opportunity_id: Set(opportunity_id),
-            outcome: Set(outcome.as_str().to_owned()),
-            lead_type: Set(s.lead_type.as_str().to_owned()),
-            source: Set(s.source.clone()),
-            first_name: Set(s.first_name.clone()),
-            last_name: Set(s.last_name.clone()),
-            email_raw: Set(s.email.clone()),
-            phone_raw: Set(s.phone.clone()),
-            email: Set(valid.email.as_ref().map(|e| e.as_str().to_owned())),
-            phone: Set(valid.phone.as_ref().map(|p| p.as_str().to_owned())),
-            message: Set(s.message.clone()),
-            vehicle_year: Set(vehicle.year),
-            vehicle_make: Set(vehicle.make),
-            vehicle_model: Set(vehicle.model),
-            vehicle_trim: Set(vehicle.trim),
-            vehicle_vin: Set(vehicle.vin),
-            vehicle_stock_number: Set(vehicle.stock_number),
-            vehicle_condition: Set(vehicle.condition.map(|c| c.as_str().to_owned())),
-            received_at: Set(now),
-            submitted_by: Set(principal.sub.clone()),
-            submitted_role: Set(principal.role.as_str().to_owned()),
-            idempotency_key: Set(s.idempotency_key.clone()),
-            request_hash: Set(hash.to_owned()),
-            warnings: Set(serde_json::to_value(&valid.warnings).unwrap_or_default()),
-            contact_conflict: Set(conflict),
-            decision: Set(serde_json::to_value(&decision).unwrap_or_default()),
-        },
-    )
-    .await?;
-
-    let lead = lead_store::find(txn, lead_id)
-        .await?
-        .ok_or_else(|| AppError::Internal("lead vanished after insert".into()))?;
-    let opportunity = opp_store::find(txn, opportunity_id)
-        .await?
-        .ok_or_else(|| AppError::Internal("opportunity vanished".into()))?;
-    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
-    if outcome == LeadOutcome::Merged {
-        events.push(Event::lead_merged(lead_id, opportunity_id));
-    }
-    events.push(Event::lead_received(lead_id, opportunity_id));
-    let intake = Intake {
-        lead,
-        opportunity,
-        outcome,
-        warnings: valid.warnings.clone(),
-        replayed: false,
+    let lead = lead::Model {
+        id: Uuid::now_v7(),
+        client_id: opportunity.client_id,
+        opportunity_id: opportunity.id,
+        outcome: outcome.as_str().to_owned(),
+        lead_type: s.lead_type.as_str().to_owned(),
+        source: s.source.clone(),
+        first_name: s.first_name.clone(),
+        last_name: s.last_name.clone(),
+        email_raw: s.email.clone(),
+        phone_raw: s.phone.clone(),
+        email: valid.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: valid.phone.as_ref().map(|p| p.as_str().to_owned()),
+        message: s.message.clone(),
+        vehicle_year: vehicle.year,
+        vehicle_make: vehicle.make,
+        vehicle_model: vehicle.model,
+        vehicle_trim: vehicle.trim,
+        vehicle_vin: vehicle.vin,
+        vehicle_stock_number: vehicle.stock_number,
+        vehicle_condition: vehicle.condition.map(|c| c.as_str().to_owned()),
+        received_at: now,
+        submitted_by: principal.sub.clone(),
+        submitted_role: principal.role.as_str().to_owned(),
+        idempotency_key: s.idempotency_key.clone(),
+        request_hash: hash.to_owned(),
+        warnings: to_json("warnings", &valid.warnings)?,
+        contact_conflict: conflict,
+        decision: to_json("decision record", decision)?,
     };
-    Ok((intake, events))
+    lead_store::insert(txn, lead.clone().into()).await?;
+    Ok(lead)
+}
+
+fn to_json(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value, AppError> {
+    serde_json::to_value(value)
+        .map_err(|e| AppError::Internal(format!("cannot serialize the lead's {what}: {e}")))
 }
 
 /// The original result of an already-seen idempotency key.
@@ -323,7 +411,9 @@ async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<I
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {
         outcome: LeadOutcome::parse(&existing.outcome)?,
-        warnings: serde_json::from_value(existing.warnings.clone()).unwrap_or_default(),
+        warnings: serde_json::from_value(existing.warnings.clone()).map_err(|e| {
+            AppError::Internal(format!("lead {} has unreadable warnings: {e}", existing.id))
+        })?,
         opportunity,
         lead: existing,
         replayed: true,
@@ -409,7 +499,7 @@ pub async fn preview(
     let (resolution, _) = resolve(db, &points).await?;
     let plan = match &resolution {
         ClientResolution::Existing { client_id, .. } => {
-            plan_for(db, *client_id, policy, now, Lock::None).await?
+            plan_for(db, *client_id, policy, now, Lock::None).await?.0
         }
         ClientResolution::New => lead_intake::plan(&[], policy, now),
     };
@@ -454,7 +544,7 @@ async fn plan_for(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
     lock: Lock,
-) -> Result<IntakePlan, AppError> {
+) -> Result<(IntakePlan, Vec<opportunity::Model>), AppError> {
     let mut select = opportunity::Entity::find()
         .filter(opportunity::Column::ClientId.eq(client_id))
         .filter(opportunity::Column::Expiree.eq(false));
@@ -471,5 +561,5 @@ async fn plan_for(
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    Ok(lead_intake::plan(&snapshots, policy, now))
+    Ok((lead_intake::plan(&snapshots, policy, now), live))
 }
