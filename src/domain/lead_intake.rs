@@ -136,6 +136,13 @@ impl LeadType {
             Self::Cre => "CRE",
         }
     }
+
+    /// The type `as_str` wrote, or `None` for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Lead, Self::Ren, Self::Cre]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
 }
 
 /// New or used vehicle.
@@ -151,6 +158,13 @@ impl VehicleCondition {
             Self::New => "NEW",
             Self::Used => "USED",
         }
+    }
+
+    /// The condition `as_str` wrote, or `None` for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::New, Self::Used]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::page::{Cursor, SortDirection};
 
 /// Une fiche client / A client.
 pub struct Client(pub client::Model);
@@ -71,7 +71,7 @@ impl Client {
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let request = PageRequest::new(first, after, Some(SortDirection::Desc))?;
+        let request = connection::page_request(first, after, Some(SortDirection::Desc))?;
         let (rows, has_next) = loader
             .load_one(OpportunitiesPage {
                 client: self.0.id,
@@ -130,7 +130,7 @@ impl ClientQuery {
         after: Option<String>,
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;
-        let page = PageRequest::new(first, after, None)?;
+        let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
         let total = if connection::wants_total(ctx) {
             store::client::count_matching(&api.db, search.as_deref()).await?
@@ -197,27 +197,8 @@ impl ClientMutation {
             );
         }
         let now = api.clock.now();
-        use sea_orm::TransactionTrait;
-        let txn = api.db.begin().await.map_err(AppError::from)?;
-        if !store::client::owners(&txn, &points).await?.is_empty() {
-            return Err(AppError::Conflict(
-                "this email or phone already belongs to a client".into(),
-            )
-            .into());
-        }
-        let id = store::client::create(&txn, first, last, now).await?;
-        store::client::add_contacts(&txn, id, &points, now)
-            .await
-            .map_err(|e| match e {
-                AppError::Contention => {
-                    AppError::Conflict("this email or phone already belongs to a client".into())
-                }
-                other => other,
-            })?;
-        let created = store::client::find(&txn, id)
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        txn.commit().await.map_err(AppError::from)?;
+        let created =
+            store::client::create_with_contacts(&api.db, first, last, &points, now).await?;
         Ok(Client(created))
     }
 }

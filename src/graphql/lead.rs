@@ -14,8 +14,10 @@ use crate::auth::{Role, RoleGuard, is_admin, is_staff};
 use crate::domain::lead_intake as domain;
 use crate::error::AppError;
 use crate::store;
-use crate::store::lead_intake::{DecisionRecord, LeadOutcome as StoreOutcome};
-use crate::store::page::{Cursor, PageRequest};
+use crate::store::lead_intake::{
+    ContactConflictRecord, DecisionRecord, LeadOutcome as StoreOutcome,
+};
+use crate::store::page::Cursor;
 
 /// Type de lead / Lead type.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -160,11 +162,11 @@ impl Lead {
 
     #[graphql(name = "type")]
     async fn lead_type(&self) -> Result<LeadType> {
-        Ok(match self.0.lead_type.as_str() {
-            "REN" => LeadType::Ren,
-            "CRE" => LeadType::Cre,
-            _ => LeadType::Lead,
-        })
+        let stored = &self.0.lead_type;
+        let parsed = domain::LeadType::parse(stored).ok_or_else(|| {
+            AppError::Internal(format!("lead {} has unknown type {stored:?}", self.0.id))
+        })?;
+        Ok(parsed.into())
     }
 
     /// Site or partner name, as submitted.
@@ -214,8 +216,17 @@ impl Lead {
         self.0.message.as_deref()
     }
 
-    async fn vehicle(&self) -> Option<Vehicle> {
+    async fn vehicle(&self) -> Result<Option<Vehicle>> {
         let m = &self.0;
+        let condition = m
+            .vehicle_condition
+            .as_deref()
+            .map(|c| {
+                domain::VehicleCondition::parse(c).ok_or_else(|| {
+                    AppError::Internal(format!("lead {} has unknown condition {c:?}", m.id))
+                })
+            })
+            .transpose()?;
         let any = m.vehicle_year.is_some()
             || m.vehicle_make.is_some()
             || m.vehicle_model.is_some()
@@ -223,18 +234,15 @@ impl Lead {
             || m.vehicle_vin.is_some()
             || m.vehicle_stock_number.is_some()
             || m.vehicle_condition.is_some();
-        any.then(|| Vehicle {
+        Ok(any.then(|| Vehicle {
             year: m.vehicle_year,
             make: m.vehicle_make.clone(),
             model: m.vehicle_model.clone(),
             trim: m.vehicle_trim.clone(),
             vin: m.vehicle_vin.clone(),
             stock_number: m.vehicle_stock_number.clone(),
-            condition: m.vehicle_condition.as_deref().map(|c| match c {
-                "NEW" => VehicleCondition::New,
-                _ => VehicleCondition::Used,
-            }),
-        })
+            condition: condition.map(Into::into),
+        }))
     }
 
     /// Who submitted it (token subject).
@@ -247,23 +255,24 @@ impl Lead {
     }
 
     /// Warnings given when it was accepted.
-    async fn warnings(&self) -> Vec<LeadWarning> {
-        serde_json::from_value::<Vec<domain::LeadWarning>>(self.0.warnings.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+    async fn warnings(&self) -> Result<Vec<LeadWarning>> {
+        let stored = serde_json::from_value::<Vec<domain::LeadWarning>>(self.0.warnings.clone())
+            .map_err(|e| {
+                AppError::Internal(format!("lead {} has unreadable warnings: {e}", self.0.id))
+            })?;
+        Ok(stored.into_iter().map(Into::into).collect())
     }
 
     /// Set when the phone belongs to another client than the email's.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
-    async fn contact_conflict(&self) -> Option<ContactConflict> {
-        let c = self.0.contact_conflict.as_ref()?;
-        Some(ContactConflict {
-            kind: c.get("kind")?.as_str()?.to_owned(),
-            value: c.get("value").and_then(|v| v.as_str()).map(str::to_owned),
-            other_client_id: ID(c.get("otherClientId")?.as_str()?.to_owned()),
-        })
+    async fn contact_conflict(&self) -> Result<Option<ContactConflict>> {
+        Ok(
+            ContactConflictRecord::of(&self.0)?.map(|c| ContactConflict {
+                kind: c.kind,
+                value: c.value,
+                other_client_id: ID(c.other_client_id.to_string()),
+            }),
+        )
     }
 
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
@@ -428,7 +437,7 @@ impl LeadQuery {
         let api = api(ctx)?;
         let who = principal(ctx)?;
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
-        let page = PageRequest::new(first, after, None)?;
+        let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
         let total = if connection::wants_total(ctx) {
             store::lead::count(&api.db, only).await?

@@ -14,7 +14,7 @@ use crate::auth::{RoleGuard, is_admin};
 use crate::domain::status;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::page::{Cursor, SortDirection};
 
 /// Statut d'une opportunité / Status of an opportunity.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl Opportunity {
         after: Option<String>,
     ) -> Result<Page<Lead>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let request = PageRequest::new(first, after, Some(SortDirection::Asc))?;
+        let request = connection::page_request(first, after, Some(SortDirection::Asc))?;
         let (rows, has_next) = loader
             .load_one(LeadsPage {
                 opportunity: self.0.id,
@@ -192,7 +192,7 @@ pub struct OpportunityOrder {
     #[graphql(default)]
     pub field: OpportunityOrderField,
     #[graphql(default)]
-    pub direction: SortDirection,
+    pub direction: connection::SortDirection,
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
@@ -227,7 +227,7 @@ impl OpportunityQuery {
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
         let api = api(ctx)?;
-        let page = PageRequest::new(first, after, order_by.map(|o| o.direction))?;
+        let page = connection::page_request(first, after, order_by.map(|o| o.direction.into()))?;
         let filter = filter.unwrap_or_default();
         let filter = store::opportunity::OpportunityFilter {
             statuses: filter

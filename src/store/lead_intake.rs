@@ -18,7 +18,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QuerySelect, Statement,
 };
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -329,11 +328,14 @@ async fn record_lead(
         ClientResolution::Existing {
             conflicting_client: Some(other),
             ..
-        } => Some(json!({
-            "kind": "PHONE",
-            "value": valid.phone.as_ref().map(|p| p.as_str()),
-            "otherClientId": other,
-        })),
+        } => Some(to_json(
+            "contact conflict",
+            &ContactConflictRecord {
+                kind: ContactKind::Phone.as_str().to_owned(),
+                value: valid.phone.as_ref().map(|p| p.as_str().to_owned()),
+                other_client_id: *other,
+            },
+        )?),
         _ => None,
     };
     let s = &valid.submission;
@@ -385,7 +387,7 @@ async fn replay(
 ) -> Result<Intake, AppError> {
     if existing.request_hash != hash {
         return Err(AppError::Conflict(
-            "idempotencyKey was already used with a different lead".into(),
+            "the idempotency key was already used with a different lead".into(),
         ));
     }
     intake_of(txn, existing).await
@@ -418,6 +420,28 @@ async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<I
         lead: existing,
         replayed: true,
     })
+}
+
+/// The lead's `contact_conflict` column: a contact point of the lead that
+/// belongs to another client than the one it was attached to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactConflictRecord {
+    /// `PHONE` (the email wins).
+    pub kind: String,
+    pub value: Option<String>,
+    pub other_client_id: Uuid,
+}
+
+impl ContactConflictRecord {
+    /// The stored record of `lead`, if any.
+    pub fn of(lead: &lead::Model) -> Result<Option<Self>, AppError> {
+        lead.contact_conflict
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| AppError::Internal(format!("lead {} contact conflict: {e}", lead.id)))
+    }
 }
 
 /// What the rule saw and decided, stored on the lead (admin-only
