@@ -587,3 +587,56 @@ async fn plan_for(
         .collect::<Result<Vec<_>, AppError>>()?;
     Ok((lead_intake::plan(&snapshots, policy, now), live))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lead_intake::{LeadType, VehicleCondition};
+    use crate::domain::status::OpportunityStatus;
+
+    fn checked(table: &str, column: &str) -> Vec<&'static str> {
+        let (_, _, values) = migration::STORED_VALUES
+            .iter()
+            .find(|(t, c, _)| *t == table && *c == column)
+            .unwrap_or_else(|| panic!("{table}.{column} has no CHECK"));
+        let mut values = values.to_vec();
+        values.sort_unstable();
+        values
+    }
+
+    fn sorted(mut values: Vec<&'static str>) -> Vec<&'static str> {
+        values.sort_unstable();
+        values
+    }
+
+    #[test]
+    fn the_database_checks_allow_exactly_the_values_the_code_writes() {
+        let statuses = sorted(OpportunityStatus::ALL.iter().map(|s| s.as_str()).collect());
+        assert_eq!(checked("opportunity", "status"), statuses);
+        assert_eq!(
+            checked("opportunity_status_change", "from_status"),
+            statuses
+        );
+        assert_eq!(checked("opportunity_status_change", "to_status"), statuses);
+        let outcomes = [LeadOutcome::NewOpportunity, LeadOutcome::Merged];
+        assert_eq!(
+            checked("lead", "outcome"),
+            sorted(outcomes.iter().map(|o| o.as_str()).collect())
+        );
+        let types = [LeadType::Lead, LeadType::Ren, LeadType::Cre];
+        assert_eq!(
+            checked("lead", "lead_type"),
+            sorted(types.iter().map(|t| t.as_str()).collect())
+        );
+        let conditions = [VehicleCondition::New, VehicleCondition::Used];
+        assert_eq!(
+            checked("lead", "vehicle_condition"),
+            sorted(conditions.iter().map(|c| c.as_str()).collect())
+        );
+        let kinds = [ContactKind::Email, ContactKind::Phone];
+        assert_eq!(
+            checked("client_contact", "kind"),
+            sorted(kinds.iter().map(|k| k.as_str()).collect())
+        );
+    }
+}
