@@ -144,18 +144,13 @@ async fn submit_in(
     let (opportunity, outcome) =
         merge_or_open(txn, &plan.route, live, client_id, principal, now).await?;
     let decision = decision_record(&resolution, &plan, outcome, policy, now);
-    let lead = record_lead(
-        txn,
+    let received = Received {
         valid,
         principal,
-        &resolution,
-        &opportunity,
-        outcome,
         hash,
-        &decision,
         now,
-    )
-    .await?;
+    };
+    let lead = record_lead(txn, &received, &opportunity, outcome, &decision).await?;
 
     let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
     if outcome == LeadOutcome::Merged {
@@ -310,33 +305,39 @@ async fn merge_or_open(
     }
 }
 
+/// What arrived: the lead, who sent it, its hash, when.
+struct Received<'a> {
+    valid: &'a ValidLead,
+    principal: &'a Principal,
+    hash: &'a str,
+    now: DateTime<Utc>,
+}
+
 /// Store the lead as received, with what the rule decided; the row written
 /// is the row returned (no read back).
-#[allow(clippy::too_many_arguments)]
 async fn record_lead(
     txn: &DatabaseTransaction,
-    valid: &ValidLead,
-    principal: &Principal,
-    resolution: &ClientResolution,
+    received: &Received<'_>,
     opportunity: &opportunity::Model,
     outcome: LeadOutcome,
-    hash: &str,
     decision: &DecisionRecord,
-    now: DateTime<Utc>,
 ) -> Result<lead::Model, AppError> {
-    let conflict = match resolution {
-        ClientResolution::Existing {
-            conflicting_client: Some(other),
-            ..
-        } => Some(to_json(
+    let &Received {
+        valid,
+        principal,
+        hash,
+        now,
+    } = received;
+    let conflict = match decision.conflicting_client_id {
+        Some(other) => Some(to_json(
             "contact conflict",
             &ContactConflictRecord {
                 kind: ContactKind::Phone.as_str().to_owned(),
                 value: valid.phone.as_ref().map(|p| p.as_str().to_owned()),
-                other_client_id: *other,
+                other_client_id: other,
             },
         )?),
-        _ => None,
+        None => None,
     };
     let s = &valid.submission;
     let vehicle = s.vehicle.clone().unwrap_or_default();
