@@ -370,8 +370,8 @@ pub fn strip_from_sdl(sdl: &str, role: Role) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use async_graphql::Request;
     use super::*;
+    use async_graphql::Request;
 
     const INTROSPECTION: &str = "{ __schema { types { name \
         fields(includeDeprecated: true) { name } \
@@ -411,8 +411,7 @@ mod tests {
         let (admin_types, admin_members) = visible_to(Role::Admin).await;
         for role in [Role::Agent, Role::Partner] {
             let (types, members) = visible_to(role).await;
-            let hidden_types: BTreeSet<String> =
-                admin_types.difference(&types).cloned().collect();
+            let hidden_types: BTreeSet<String> = admin_types.difference(&types).cloned().collect();
             let listed_types: BTreeSet<String> =
                 super::hidden_types(role).map(str::to_owned).collect();
             assert_eq!(hidden_types, listed_types, "hidden types for {role:?}");
