@@ -128,6 +128,11 @@ mod tests {
     use crate::domain::status::OpportunityStatus::{self, *};
     use chrono::{Duration, TimeZone};
 
+    /// The rule at `t0` with the default policy.
+    fn plan_now(opportunities: &[OpportunitySnapshot]) -> IntakePlan {
+        plan(opportunities, &ExpiryPolicy::default(), t0())
+    }
+
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
     }
@@ -194,18 +199,14 @@ mod tests {
 
     #[test]
     fn a_client_without_opportunities_gets_a_new_one() {
-        let plan = plan(&[], &ExpiryPolicy::default(), t0());
+        let plan = plan_now(&[]);
         assert_eq!(plan.route, Route::Open);
         assert_eq!(plan.candidate, None);
     }
 
     #[test]
     fn a_lead_for_a_live_opportunity_merges_into_it() {
-        let plan = plan(
-            &[opp(1, 10, Nouveau, false)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 10, Nouveau, false)]);
         assert_eq!(
             plan.route,
             Route::Merge {
@@ -217,22 +218,14 @@ mod tests {
 
     #[test]
     fn a_lead_for_an_expired_opportunity_opens_a_new_one() {
-        let plan = plan(
-            &[opp(1, 100, Nouveau, true)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 100, Nouveau, true)]);
         assert_eq!(plan.route, Route::Open);
         assert_eq!(plan.candidate, None);
     }
 
     #[test]
     fn a_lead_at_exactly_eight_weeks_expires_the_candidate_and_opens_a_new_one() {
-        let plan = plan(
-            &[opp(1, 56, Nouveau, false)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 56, Nouveau, false)]);
         assert_eq!(plan.to_expire, [Uuid::from_u128(1)]);
         assert_eq!(
             plan.candidate,
@@ -257,11 +250,7 @@ mod tests {
     #[test]
     fn a_protected_old_opportunity_still_takes_the_lead() {
         for status in [PrisEnCharge, VenduNonLivre, SuiviLongTerme] {
-            let plan = plan(
-                &[opp(1, 300, status, false)],
-                &ExpiryPolicy::default(),
-                t0(),
-            );
+            let plan = plan_now(&[opp(1, 300, status, false)]);
             assert_eq!(
                 plan.route,
                 Route::Merge {

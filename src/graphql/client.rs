@@ -3,9 +3,12 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::client;
+use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::loaders::{ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader};
+use super::loaders::{
+    ClientById, ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader, child_page,
+};
 use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id};
 use crate::auth::RoleGuard;
@@ -30,6 +33,18 @@ impl Client {
             .filter(|c| store::client::kind_of(c) == Some(kind))
             .map(|c| c.value)
             .collect())
+    }
+}
+
+impl Client {
+    /// The client `id` through the request's loader; `NOT_FOUND` if absent.
+    pub(super) async fn load(ctx: &Context<'_>, id: Uuid) -> Result<Self> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let client = loader
+            .load_one(ClientById(id))
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Self(client))
     }
 }
 
@@ -70,32 +85,15 @@ impl Client {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let request = connection::page_request(first, after, Some(SortDirection::Desc))?;
-        let (rows, has_next) = loader
-            .load_one(OpportunitiesPage {
-                client: self.0.id,
-                first: request.first,
-                after: request.after.clone(),
-            })
-            .await?
-            .unwrap_or_default();
-        let total = if connection::wants_total(ctx) {
-            loader
-                .load_one(OpportunityCount(self.0.id))
-                .await?
-                .unwrap_or_default()
-        } else {
-            0
+        let page_key = OpportunitiesPage {
+            client: self.0.id,
+            first: request.first,
+            after: request.after.clone(),
         };
-        Ok(connection::page(
-            rows,
-            has_next,
-            &request,
-            total,
-            super::opportunity::cursor_of,
-            Opportunity,
-        ))
+        let count_key = OpportunityCount(self.0.id);
+        let cursor = super::opportunity::cursor_of;
+        child_page(ctx, &request, page_key, count_key, cursor, Opportunity).await
     }
 }
 

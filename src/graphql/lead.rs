@@ -7,7 +7,7 @@ use entity::lead;
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, OpportunityById, StoreLoader};
+use super::loaders::{OpportunityById, StoreLoader};
 use super::opportunity::{Opportunity, OpportunityStatus};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{Role, RoleGuard, is_admin, is_staff};
@@ -60,8 +60,9 @@ impl From<StoreOutcome> for LeadOutcome {
     }
 }
 
-/// Véhicule d'intérêt / Vehicle of interest.
-#[derive(SimpleObject)]
+/// Véhicule d'intérêt / Vehicle of interest (every part optional).
+#[derive(SimpleObject, InputObject, Default)]
+#[graphql(input_name = "VehicleInput")]
 pub struct Vehicle {
     pub year: Option<i32>,
     pub make: Option<String>,
@@ -70,6 +71,34 @@ pub struct Vehicle {
     pub vin: Option<String>,
     pub stock_number: Option<String>,
     pub condition: Option<VehicleCondition>,
+}
+
+impl From<domain::VehicleOfInterest> for Vehicle {
+    fn from(v: domain::VehicleOfInterest) -> Self {
+        Self {
+            year: v.year,
+            make: v.make,
+            model: v.model,
+            trim: v.trim,
+            vin: v.vin,
+            stock_number: v.stock_number,
+            condition: v.condition.map(Into::into),
+        }
+    }
+}
+
+impl From<Vehicle> for domain::VehicleOfInterest {
+    fn from(v: Vehicle) -> Self {
+        Self {
+            year: v.year,
+            make: v.make,
+            model: v.model,
+            trim: v.trim,
+            vin: v.vin,
+            stock_number: v.stock_number,
+            condition: v.condition.map(Into::into),
+        }
+    }
 }
 
 /// Something about the lead that did not stop it (a value kept raw).
@@ -217,32 +246,7 @@ impl Lead {
     }
 
     async fn vehicle(&self) -> Result<Option<Vehicle>> {
-        let m = &self.0;
-        let condition = m
-            .vehicle_condition
-            .as_deref()
-            .map(|c| {
-                domain::VehicleCondition::parse(c).ok_or_else(|| {
-                    AppError::Internal(format!("lead {} has unknown condition {c:?}", m.id))
-                })
-            })
-            .transpose()?;
-        let any = m.vehicle_year.is_some()
-            || m.vehicle_make.is_some()
-            || m.vehicle_model.is_some()
-            || m.vehicle_trim.is_some()
-            || m.vehicle_vin.is_some()
-            || m.vehicle_stock_number.is_some()
-            || m.vehicle_condition.is_some();
-        Ok(any.then(|| Vehicle {
-            year: m.vehicle_year,
-            make: m.vehicle_make.clone(),
-            model: m.vehicle_model.clone(),
-            trim: m.vehicle_trim.clone(),
-            vin: m.vehicle_vin.clone(),
-            stock_number: m.vehicle_stock_number.clone(),
-            condition: condition.map(Into::into),
-        }))
+        Ok(store::lead::vehicle_of(&self.0)?.map(Vehicle::from))
     }
 
     /// Who submitted it (token subject).
@@ -277,12 +281,7 @@ impl Lead {
 
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// The opportunity the lead created or was merged into.
@@ -305,18 +304,6 @@ impl Lead {
     }
 }
 
-/// Véhicule d'intérêt / Vehicle of interest (every part optional).
-#[derive(InputObject, Default)]
-pub struct VehicleInput {
-    pub year: Option<i32>,
-    pub make: Option<String>,
-    pub model: Option<String>,
-    pub trim: Option<String>,
-    pub vin: Option<String>,
-    pub stock_number: Option<String>,
-    pub condition: Option<VehicleCondition>,
-}
-
 /// Un lead entrant / An inbound lead. At least one valid email or phone.
 #[derive(InputObject, Default)]
 pub struct SubmitLeadInput {
@@ -330,7 +317,7 @@ pub struct SubmitLeadInput {
     pub source: Option<String>,
     #[graphql(name = "type", default)]
     pub lead_type: LeadType,
-    pub vehicle: Option<VehicleInput>,
+    pub vehicle: Option<Vehicle>,
     /// Repeating a key (same principal) returns the original result.
     pub idempotency_key: Option<String>,
 }
@@ -345,15 +332,7 @@ impl From<SubmitLeadInput> for domain::LeadSubmission {
             message: i.message,
             source: i.source,
             lead_type: i.lead_type.into(),
-            vehicle: i.vehicle.map(|v| domain::VehicleOfInterest {
-                year: v.year,
-                make: v.make,
-                model: v.model,
-                trim: v.trim,
-                vin: v.vin,
-                stock_number: v.stock_number,
-                condition: v.condition.map(Into::into),
-            }),
+            vehicle: i.vehicle.map(Into::into),
             idempotency_key: i.idempotency_key,
         }
     }

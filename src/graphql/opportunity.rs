@@ -8,7 +8,7 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{ClientById, HistoryOf, LeadCount, LeadsPage, StoreLoader};
+use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::domain::status;
@@ -63,12 +63,7 @@ impl Opportunity {
     /// Le client / the client.
     #[graphql(guard = "RoleGuard::staff()")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// Every lead that created this opportunity or was merged into it, oldest first.
@@ -79,32 +74,22 @@ impl Opportunity {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let request = connection::page_request(first, after, Some(SortDirection::Asc))?;
-        let (rows, has_next) = loader
-            .load_one(LeadsPage {
-                opportunity: self.0.id,
-                first: request.first,
-                after: request.after.clone(),
-            })
-            .await?
-            .unwrap_or_default();
-        let total = if connection::wants_total(ctx) {
-            loader
-                .load_one(LeadCount(self.0.id))
-                .await?
-                .unwrap_or_default()
-        } else {
-            0
+        let page_key = LeadsPage {
+            opportunity: self.0.id,
+            first: request.first,
+            after: request.after.clone(),
         };
-        Ok(connection::page(
-            rows,
-            has_next,
+        let count_key = LeadCount(self.0.id);
+        child_page(
+            ctx,
             &request,
-            total,
+            page_key,
+            count_key,
             super::lead::cursor_of,
             Lead,
-        ))
+        )
+        .await
     }
 
     /// Every status change (from, to, who, when), oldest first.

@@ -453,8 +453,11 @@ pub struct DecisionRecord {
     pub evaluated_at: DateTime<Utc>,
     /// `EMAIL`, `PHONE` or `NONE` (new client).
     pub matched_by: String,
+    /// The client the lead was attached to (`None`: a new client).
     pub matched_client_id: Option<Uuid>,
+    /// The other owner of the lead's phone, when it is not the matched client.
     pub conflicting_client_id: Option<Uuid>,
+    /// The client's newest opportunity not expired before this lead.
     pub candidate_opportunity_id: Option<Uuid>,
     /// `LIVE`, `EXPIRED_NOW` or `ALREADY_EXPIRED`.
     pub candidate_state: Option<String>,
