@@ -255,10 +255,6 @@ fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
 pub struct RoleGuard(&'static [Role]);
 
 impl RoleGuard {
-    pub const fn new(roles: &'static [Role]) -> Self {
-        Self(roles)
-    }
-
     /// ADMIN only.
     pub const fn admin() -> Self {
         Self(&[Role::Admin])

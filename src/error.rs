@@ -103,7 +103,8 @@ impl From<DbErr> for AppError {
             tracing::warn!(error = %crate::telemetry::mask_personal(&err.to_string()), "database unavailable");
             Self::Unavailable
         } else {
-            tracing::error!(error = %crate::telemetry::mask_personal(&err.to_string()), "database error");
+            // Logged once, where it leaves the process (a response, the
+            // sweep's tick, the command line), not here as well.
             Self::Internal(err.to_string())
         }
     }

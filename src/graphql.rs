@@ -96,7 +96,7 @@ fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, Subscripti
 }
 
 /// A schema that only serves SDL export (no database behind it).
-fn sdl_schema() -> CrmSchema {
+pub(crate) fn sdl_schema() -> CrmSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),

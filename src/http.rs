@@ -57,7 +57,7 @@ pub fn refuse(error: &AppError) -> HttpResponse {
             response.insert_header((actix_web::http::header::ALLOW, "GET, POST"));
         }
         AppError::Internal(detail) => {
-            tracing::error!(%detail, "internal error returned to a client");
+            tracing::error!(detail = %crate::telemetry::mask_personal(detail), "internal error returned to a client");
         }
         _ => {}
     }

@@ -108,53 +108,8 @@ impl Application {
         clock: SharedClock,
         options: RunOptions,
     ) -> Result<Self, StartupError> {
-        if let Some(secret) = &settings.jwt_secret {
-            crate::auth::check_secret(secret).map_err(StartupError::WeakSecret)?;
-        }
-        let db = store::connect(&settings.database_url)
-            .await
-            .map_err(|source| StartupError::Database {
-                url: redact_url(&settings.database_url),
-                source,
-            })?;
-        store::migrate(&db).await.map_err(StartupError::Migration)?;
-
-        let (jwt, dev_tokens) = match &settings.jwt_secret {
-            Some(secret) => (
-                JwtKeys::hs256(
-                    secret.as_bytes(),
-                    &settings.jwt_issuer,
-                    &settings.jwt_audience,
-                ),
-                None,
-            ),
-            None => {
-                let secret = format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                );
-                let jwt = JwtKeys::hs256(
-                    secret.as_bytes(),
-                    &settings.jwt_issuer,
-                    &settings.jwt_audience,
-                );
-                let now = chrono::Utc::now();
-                let tokens = DevTokens {
-                    admin: jwt
-                        .issue(Role::Admin, "dev-admin", DEV_TOKEN_TTL, now)
-                        .map_err(StartupError::Tokens)?,
-                    agent: jwt
-                        .issue(Role::Agent, "dev-agent", DEV_TOKEN_TTL, now)
-                        .map_err(StartupError::Tokens)?,
-                    partner: jwt
-                        .issue(Role::Partner, "dev-partner", DEV_TOKEN_TTL, now)
-                        .map_err(StartupError::Tokens)?,
-                };
-                (jwt, Some(tokens))
-            }
-        };
-
+        let (jwt, dev_tokens) = keys(&settings)?;
+        let db = database(&settings).await?;
         let policy = settings.expiry_policy();
         let partners = crate::partners::PartnerControls::start(&db, settings.partner_rate())
             .await
@@ -186,65 +141,10 @@ impl Application {
             db: db.clone(),
             api,
         });
-
-        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
-            addr: settings.bind.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: settings.bind.clone(),
-                source,
-            })?
-            .port();
-        let cors_origins = settings.cors_origins.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(crate::cors::layer(&cors_origins))
-                .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
-                .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
-                .app_data(state.clone())
-                .app_data(live_state.clone())
-                .service(
-                    web::resource("/graphql")
-                        .route(web::get().guard(live::is_upgrade()).to(live::upgrade))
-                        .route(web::post().to(graphql_post))
-                        .route(web::get().to(graphql_get))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .configure(crate::graphiql::configure)
-                .route("/leads/adf", web::post().to(leads_adf))
-                .route("/health/live", web::get().to(live))
-                .route("/health/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(metrics))
-                .default_service(web::to(not_found))
-        })
-        .client_request_timeout(HEADER_READ_DEADLINE)
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-        if !options.handle_signals {
-            server = server.disable_signals().workers(2);
-        }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: settings.bind.clone(),
-                source,
-            })?
-            .run();
-
-        let sweeper = options.sweep.then(|| {
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let handle = tokio::spawn(expiry_sweep::run(
-                db.clone(),
-                policy,
-                clock,
-                Duration::from_secs(settings.sweep_interval_secs),
-                stop_rx,
-            ));
-            (handle, stop_tx)
-        });
-
+        let (server, port) = http_server(&settings, &options, state, live_state)?;
+        let sweeper = options
+            .sweep
+            .then(|| start_sweeper(&settings, db.clone(), policy, clock));
         Ok(Self {
             port,
             server,
@@ -284,6 +184,128 @@ impl Application {
         let _ = self.db.close().await;
         result
     }
+}
+
+/// The signing keys: from the configured secret, or a random one with
+/// printed development tokens when none is set.
+fn keys(settings: &Settings) -> Result<(JwtKeys, Option<DevTokens>), StartupError> {
+    let Some(secret) = &settings.jwt_secret else {
+        return dev_keys(settings);
+    };
+    crate::auth::check_secret(secret).map_err(StartupError::WeakSecret)?;
+    let jwt = JwtKeys::hs256(
+        secret.as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+    );
+    Ok((jwt, None))
+}
+
+fn dev_keys(settings: &Settings) -> Result<(JwtKeys, Option<DevTokens>), StartupError> {
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let jwt = JwtKeys::hs256(
+        secret.as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+    );
+    let now = chrono::Utc::now();
+    let issue = |role, sub| {
+        jwt.issue(role, sub, DEV_TOKEN_TTL, now)
+            .map_err(StartupError::Tokens)
+    };
+    let tokens = DevTokens {
+        admin: issue(Role::Admin, "dev-admin")?,
+        agent: issue(Role::Agent, "dev-agent")?,
+        partner: issue(Role::Partner, "dev-partner")?,
+    };
+    Ok((jwt, Some(tokens)))
+}
+
+/// The pool, migrated.
+async fn database(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(&settings.database_url),
+            source,
+        })?;
+    store::migrate(&db).await.map_err(StartupError::Migration)?;
+    Ok(db)
+}
+
+/// Bind the listener and start serving the routes; returns the server and
+/// its port.
+fn http_server(
+    settings: &Settings,
+    options: &RunOptions,
+    state: web::Data<AppState>,
+    live_state: web::Data<LiveState>,
+) -> Result<(Server, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        addr: settings.bind.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&settings.bind).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let cors_origins = settings.cors_origins.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(crate::cors::layer(&cors_origins))
+            .wrap(actix_web::middleware::from_fn(crate::cors::json_refusals))
+            .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
+            .app_data(state.clone())
+            .app_data(live_state.clone())
+            .configure(routes)
+    })
+    .client_request_timeout(HEADER_READ_DEADLINE)
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    if !options.handle_signals {
+        server = server.disable_signals().workers(2);
+    }
+    let server = server.listen(listener).map_err(bind_error)?.run();
+    Ok((server, port))
+}
+
+fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/graphql")
+                .route(web::get().guard(live::is_upgrade()).to(live::upgrade))
+                .route(web::post().to(graphql_post))
+                .route(web::get().to(graphql_get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .configure(crate::graphiql::configure)
+        .route("/leads/adf", web::post().to(leads_adf))
+        .route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
+        .default_service(web::to(not_found));
+}
+
+/// The expiry sweep on its interval, and the sender that stops it.
+fn start_sweeper(
+    settings: &Settings,
+    db: DatabaseConnection,
+    policy: crate::domain::expiry::ExpiryPolicy,
+    clock: SharedClock,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(expiry_sweep::run(
+        db,
+        policy,
+        clock,
+        Duration::from_secs(settings.sweep_interval_secs),
+        stop_rx,
+    ));
+    (handle, stop_tx)
 }
 
 /// A request refused before GraphQL runs; its HTTP status comes from

@@ -7,6 +7,9 @@ mod m20261127_000002_create_opportunity_tables;
 mod m20261127_000003_create_lead_table;
 mod m20261128_000001_create_partner_tables;
 mod m20261128_000003_create_privacy_event_table;
+mod m20261128_000010_check_stored_values;
+
+pub use m20261128_000010_check_stored_values::STORED_VALUES;
 
 pub struct Migrator;
 
@@ -19,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_lead_table::Migration),
             Box::new(m20261128_000001_create_partner_tables::Migration),
             Box::new(m20261128_000003_create_privacy_event_table::Migration),
+            Box::new(m20261128_000010_check_stored_values::Migration),
         ]
     }
 }

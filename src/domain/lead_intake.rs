@@ -1,10 +1,16 @@
 //! The routing decision of an incoming lead: which client it belongs to, and
-//! whether it merges into an existing opportunity or opens a new one.
+//! whether it merges into an existing opportunity or opens a new one. The
+//! submission and its validation live in [`submission`].
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::contact::{ContactPoint, Email, Phone};
 use super::expiry::{ExpiryPolicy, ExpiryState, ExpiryVerdict};
+
+mod submission;
+pub use submission::{
+    InvalidLead, LeadSubmission, LeadType, LeadWarning, ValidLead, VehicleCondition,
+    VehicleOfInterest, limits, validate,
+};
 
 /// Which contact point identified the client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -116,350 +122,15 @@ fn newer(a: &OpportunitySnapshot, b: &OpportunitySnapshot) -> bool {
     (a.state.created_at, a.id) > (b.state.created_at, b.id)
 }
 
-/// What kind of request a lead is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
-pub enum LeadType {
-    /// Internet sales lead.
-    #[default]
-    Lead,
-    /// Renewal of a lease or loan.
-    Ren,
-    /// Credit application.
-    Cre,
-}
-
-impl LeadType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lead => "LEAD",
-            Self::Ren => "REN",
-            Self::Cre => "CRE",
-        }
-    }
-}
-
-/// New or used vehicle.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum VehicleCondition {
-    New,
-    Used,
-}
-
-impl VehicleCondition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "NEW",
-            Self::Used => "USED",
-        }
-    }
-}
-
-/// The vehicle of interest, as submitted (every part optional).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct VehicleOfInterest {
-    pub year: Option<i32>,
-    pub make: Option<String>,
-    pub model: Option<String>,
-    pub trim: Option<String>,
-    pub vin: Option<String>,
-    pub stock_number: Option<String>,
-    pub condition: Option<VehicleCondition>,
-}
-
-/// A lead exactly as a partner or agent submitted it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LeadSubmission {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub message: Option<String>,
-    pub source: Option<String>,
-    pub lead_type: LeadType,
-    pub vehicle: Option<VehicleOfInterest>,
-    pub idempotency_key: Option<String>,
-}
-
-/// Length limits of submitted fields, in characters.
-pub mod limits {
-    pub const NAME: usize = 100;
-    pub const EMAIL_RAW: usize = 320;
-    pub const PHONE_RAW: usize = 64;
-    pub const MESSAGE: usize = 5000;
-    pub const SOURCE: usize = 200;
-    pub const VEHICLE_TEXT: usize = 64;
-    pub const VIN: usize = 17;
-    pub const IDEMPOTENCY_KEY: usize = 200;
-    pub const YEAR_MIN: i32 = 1900;
-    pub const YEAR_MAX: i32 = 2100;
-}
-
-/// A submitted field the lead cannot be accepted with.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidLead {
-    pub field: &'static str,
-    pub message: String,
-}
-
-/// Something wrong with a secondary value that did not stop the lead.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LeadWarning {
-    pub field: String,
-    pub message: String,
-}
-
-/// A lead that passed validation: trimmed text, normalized contact points,
-/// and warnings about what was kept raw.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidLead {
-    pub submission: LeadSubmission,
-    pub email: Option<Email>,
-    pub phone: Option<Phone>,
-    pub warnings: Vec<LeadWarning>,
-}
-
-impl ValidLead {
-    /// The normalized contact points, email first.
-    pub fn contact_points(&self) -> Vec<ContactPoint> {
-        let mut points = Vec::new();
-        if let Some(email) = &self.email {
-            points.push(ContactPoint::Email(email.clone()));
-        }
-        if let Some(phone) = &self.phone {
-            points.push(ContactPoint::Phone(phone.clone()));
-        }
-        points
-    }
-}
-
-/// Validate and normalize a submission. At least one valid email or phone
-/// is required; an invalid secondary value is kept raw with a warning.
-pub fn validate(submission: LeadSubmission) -> Result<ValidLead, InvalidLead> {
-    let mut s = submission;
-    let text = |field: &'static str, value: &mut Option<String>, max: usize| {
-        let trimmed = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
-        if trimmed.is_some_and(|v| v.contains('\0')) {
-            return Err(InvalidLead {
-                field,
-                message: "NUL characters are not allowed".into(),
-            });
-        }
-        match trimmed {
-            Some(v) if v.chars().count() > max => Err(InvalidLead {
-                field,
-                message: format!("is longer than {max} characters"),
-            }),
-            other => {
-                *value = other.map(str::to_owned);
-                Ok(())
-            }
-        }
-    };
-    text("firstName", &mut s.first_name, limits::NAME)?;
-    text("lastName", &mut s.last_name, limits::NAME)?;
-    for (field, name) in [("firstName", &s.first_name), ("lastName", &s.last_name)] {
-        if let Some(c) = name.as_deref().and_then(super::contact::bidi_control) {
-            return Err(InvalidLead {
-                field,
-                message: format!(
-                    "holds a bidirectional-control character (U+{:04X})",
-                    u32::from(c)
-                ),
-            });
-        }
-    }
-    text("email", &mut s.email, limits::EMAIL_RAW)?;
-    text("phone", &mut s.phone, limits::PHONE_RAW)?;
-    text("message", &mut s.message, limits::MESSAGE)?;
-    text("source", &mut s.source, limits::SOURCE)?;
-    text(
-        "idempotencyKey",
-        &mut s.idempotency_key,
-        limits::IDEMPOTENCY_KEY,
-    )?;
-    let mut warnings = Vec::new();
-    if let Some(vehicle) = s.vehicle.as_mut() {
-        text("vehicle.make", &mut vehicle.make, limits::VEHICLE_TEXT)?;
-        text("vehicle.model", &mut vehicle.model, limits::VEHICLE_TEXT)?;
-        text("vehicle.trim", &mut vehicle.trim, limits::VEHICLE_TEXT)?;
-        text(
-            "vehicle.stockNumber",
-            &mut vehicle.stock_number,
-            limits::VEHICLE_TEXT,
-        )?;
-        text("vehicle.vin", &mut vehicle.vin, limits::VIN)?;
-        if let Some(year) = vehicle.year
-            && !(limits::YEAR_MIN..=limits::YEAR_MAX).contains(&year)
-        {
-            return Err(InvalidLead {
-                field: "vehicle.year",
-                message: format!(
-                    "must be between {} and {}",
-                    limits::YEAR_MIN,
-                    limits::YEAR_MAX
-                ),
-            });
-        }
-        if let Some(vin) = vehicle.vin.as_mut() {
-            *vin = vin.to_ascii_uppercase();
-            if !is_plausible_vin(vin) {
-                warnings.push(LeadWarning {
-                    field: "vehicle.vin".into(),
-                    message: "is not a 17-character VIN; kept as submitted".into(),
-                });
-            }
-        }
-    }
-
-    let email = s.email.as_deref().map(Email::parse);
-    let phone = s.phone.as_deref().map(Phone::parse);
-    // A hidden character is an attempt to dodge duplicate detection, not a
-    // typo: the whole lead is refused, whatever the other contact point.
-    for (field, parsed) in [
-        ("email", email.as_ref().and_then(|r| r.as_ref().err())),
-        ("phone", phone.as_ref().and_then(|r| r.as_ref().err())),
-    ] {
-        if let Some(e @ super::contact::ContactError::HiddenCharacter(_)) = parsed {
-            return Err(InvalidLead {
-                field,
-                message: e.to_string(),
-            });
-        }
-    }
-    let (email, phone) = match (email, phone) {
-        (None, None) => {
-            return Err(InvalidLead {
-                field: "email",
-                message: "at least one valid email or phone is required".into(),
-            });
-        }
-        (Some(Err(e)), None | Some(Err(_))) => {
-            return Err(InvalidLead {
-                field: "email",
-                message: e.to_string(),
-            });
-        }
-        (None, Some(Err(e))) => {
-            return Err(InvalidLead {
-                field: "phone",
-                message: e.to_string(),
-            });
-        }
-        (email, phone) => (email, phone),
-    };
-    let email = match email {
-        Some(Err(e)) => {
-            warnings.push(LeadWarning {
-                field: "email".into(),
-                message: format!("{e}; kept as submitted, the lead was matched on the phone"),
-            });
-            None
-        }
-        other => other.and_then(Result::ok),
-    };
-    let phone = match phone {
-        Some(Err(e)) => {
-            warnings.push(LeadWarning {
-                field: "phone".into(),
-                message: format!("{e}; kept as submitted, the lead was matched on the email"),
-            });
-            None
-        }
-        other => other.and_then(Result::ok),
-    };
-    Ok(ValidLead {
-        submission: s,
-        email,
-        phone,
-        warnings,
-    })
-}
-
-/// 17 characters, digits and capital letters except I, O and Q.
-fn is_plausible_vin(vin: &str) -> bool {
-    vin.len() == 17
-        && vin.chars().all(|c| {
-            c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, 'I' | 'O' | 'Q'))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::status::OpportunityStatus::{self, *};
     use chrono::{Duration, TimeZone};
 
-    fn submission(email: Option<&str>, phone: Option<&str>) -> LeadSubmission {
-        LeadSubmission {
-            email: email.map(str::to_owned),
-            phone: phone.map(str::to_owned),
-            ..LeadSubmission::default()
-        }
-    }
-
-    #[test]
-    fn a_lead_without_email_or_phone_is_refused_naming_the_field() {
-        let err = validate(submission(None, Some("   "))).unwrap_err();
-        assert_eq!(err.field, "email");
-        assert!(err.message.contains("at least one valid email or phone"));
-    }
-
-    #[test]
-    fn a_lead_whose_only_contact_is_invalid_is_refused() {
-        assert_eq!(
-            validate(submission(Some("nope"), None)).unwrap_err().field,
-            "email"
-        );
-        assert_eq!(
-            validate(submission(None, Some("123"))).unwrap_err().field,
-            "phone"
-        );
-        assert_eq!(
-            validate(submission(Some("nope"), Some("123")))
-                .unwrap_err()
-                .field,
-            "email"
-        );
-    }
-
-    #[test]
-    fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
-        let valid = validate(submission(Some("Marie@Example.com"), Some("555"))).unwrap();
-        assert_eq!(valid.email.unwrap().as_str(), "marie@example.com");
-        assert_eq!(valid.phone, None);
-        assert_eq!(valid.submission.phone.as_deref(), Some("555"));
-        assert_eq!(valid.warnings.len(), 1);
-        assert_eq!(valid.warnings[0].field, "phone");
-    }
-
-    #[test]
-    fn an_over_long_field_is_refused_with_its_limit() {
-        let mut s = submission(Some("a@b.ca"), None);
-        s.message = Some("x".repeat(limits::MESSAGE + 1));
-        let err = validate(s).unwrap_err();
-        assert_eq!(err.field, "message");
-        assert!(err.message.contains("5000"));
-    }
-
-    #[test]
-    fn an_impossible_vehicle_year_is_refused() {
-        let mut s = submission(Some("a@b.ca"), None);
-        s.vehicle = Some(VehicleOfInterest {
-            year: Some(1492),
-            ..Default::default()
-        });
-        assert_eq!(validate(s).unwrap_err().field, "vehicle.year");
-    }
-
-    #[test]
-    fn text_is_trimmed_and_blank_text_is_absent() {
-        let mut s = submission(Some(" a@b.ca "), None);
-        s.first_name = Some("  Marie ".into());
-        s.last_name = Some("   ".into());
-        let valid = validate(s).unwrap();
-        assert_eq!(valid.submission.first_name.as_deref(), Some("Marie"));
-        assert_eq!(valid.submission.last_name, None);
+    /// The rule at `t0` with the default policy.
+    fn plan_now(opportunities: &[OpportunitySnapshot]) -> IntakePlan {
+        plan(opportunities, &ExpiryPolicy::default(), t0())
     }
 
     fn t0() -> DateTime<Utc> {
@@ -528,18 +199,14 @@ mod tests {
 
     #[test]
     fn a_client_without_opportunities_gets_a_new_one() {
-        let plan = plan(&[], &ExpiryPolicy::default(), t0());
+        let plan = plan_now(&[]);
         assert_eq!(plan.route, Route::Open);
         assert_eq!(plan.candidate, None);
     }
 
     #[test]
     fn a_lead_for_a_live_opportunity_merges_into_it() {
-        let plan = plan(
-            &[opp(1, 10, Nouveau, false)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 10, Nouveau, false)]);
         assert_eq!(
             plan.route,
             Route::Merge {
@@ -551,22 +218,14 @@ mod tests {
 
     #[test]
     fn a_lead_for_an_expired_opportunity_opens_a_new_one() {
-        let plan = plan(
-            &[opp(1, 100, Nouveau, true)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 100, Nouveau, true)]);
         assert_eq!(plan.route, Route::Open);
         assert_eq!(plan.candidate, None);
     }
 
     #[test]
     fn a_lead_at_exactly_eight_weeks_expires_the_candidate_and_opens_a_new_one() {
-        let plan = plan(
-            &[opp(1, 56, Nouveau, false)],
-            &ExpiryPolicy::default(),
-            t0(),
-        );
+        let plan = plan_now(&[opp(1, 56, Nouveau, false)]);
         assert_eq!(plan.to_expire, [Uuid::from_u128(1)]);
         assert_eq!(
             plan.candidate,
@@ -591,11 +250,7 @@ mod tests {
     #[test]
     fn a_protected_old_opportunity_still_takes_the_lead() {
         for status in [PrisEnCharge, VenduNonLivre, SuiviLongTerme] {
-            let plan = plan(
-                &[opp(1, 300, status, false)],
-                &ExpiryPolicy::default(),
-                t0(),
-            );
+            let plan = plan_now(&[opp(1, 300, status, false)]);
             assert_eq!(
                 plan.route,
                 Route::Merge {

@@ -60,7 +60,7 @@ pub const STAFF_ONLY_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Types reachable only through staff-only (or admin-only) fields.
-pub const STAFF_ONLY_TYPES: &[&str] = &["ContactConflict"];
+pub const STAFF_ONLY_TYPES: &[&str] = &["ContactConflict", "LeadOutcome"];
 
 /// Appended to hidden names: `#` cannot appear in a GraphQL name, so the
 /// renamed reference matches nothing and no client can write it.
@@ -364,4 +364,68 @@ pub fn strip_from_sdl(sdl: &str, role: Role) -> String {
     }
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use async_graphql::Request;
+
+    const INTROSPECTION: &str = "{ __schema { types { name \
+        fields(includeDeprecated: true) { name } \
+        enumValues(includeDeprecated: true) { name } } } }";
+
+    /// (types, (type, field-or-enum-value) pairs) that introspection shows
+    /// `role`: what the registry's `visible` marks let through.
+    async fn visible_to(role: Role) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+        let principal = Principal {
+            sub: "wall-test".into(),
+            role,
+            issued_at: 0,
+            expires_at: i64::MAX,
+        };
+        let response = crate::graphql::sdl_schema()
+            .execute(Request::new(INTROSPECTION).data(principal))
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().expect("introspection is JSON");
+        let mut types = BTreeSet::new();
+        let mut members = BTreeSet::new();
+        for ty in data["__schema"]["types"].as_array().expect("types") {
+            let name = ty["name"].as_str().expect("type name").to_owned();
+            for list in ["fields", "enumValues"] {
+                for member in ty[list].as_array().into_iter().flatten() {
+                    let member = member["name"].as_str().expect("name").to_owned();
+                    members.insert((name.clone(), member));
+                }
+            }
+            types.insert(name);
+        }
+        (types, members)
+    }
+
+    #[tokio::test]
+    async fn the_walls_lists_are_exactly_what_the_visible_marks_hide() {
+        let (admin_types, admin_members) = visible_to(Role::Admin).await;
+        for role in [Role::Agent, Role::Partner] {
+            let (types, members) = visible_to(role).await;
+            let hidden_types: BTreeSet<String> = admin_types.difference(&types).cloned().collect();
+            let listed_types: BTreeSet<String> =
+                super::hidden_types(role).map(str::to_owned).collect();
+            assert_eq!(hidden_types, listed_types, "hidden types for {role:?}");
+
+            let hidden_members: BTreeSet<(String, String)> = admin_members
+                .difference(&members)
+                .filter(|(t, _)| types.contains(t))
+                .cloned()
+                .collect();
+            let listed_members: BTreeSet<(String, String)> = super::hidden_fields(role)
+                .chain(ADMIN_ONLY_ENUM_VALUES)
+                .map(|(t, f)| ((*t).to_owned(), (*f).to_owned()))
+                .collect();
+            assert_eq!(hidden_members, listed_members, "hidden fields for {role:?}");
+        }
+    }
 }

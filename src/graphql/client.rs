@@ -3,9 +3,12 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::client;
+use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::loaders::{ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader};
+use super::loaders::{
+    ClientById, ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader, child_page,
+};
 use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id};
 use crate::auth::RoleGuard;
@@ -13,7 +16,7 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::page::{Cursor, SortDirection};
 
 /// Une fiche client / A client.
 pub struct Client(pub client::Model);
@@ -30,6 +33,18 @@ impl Client {
             .filter(|c| store::client::kind_of(c) == Some(kind))
             .map(|c| c.value)
             .collect())
+    }
+}
+
+impl Client {
+    /// The client `id` through the request's loader; `NOT_FOUND` if absent.
+    pub(super) async fn load(ctx: &Context<'_>, id: Uuid) -> Result<Self> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let client = loader
+            .load_one(ClientById(id))
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Self(client))
     }
 }
 
@@ -70,32 +85,15 @@ impl Client {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let request = PageRequest::new(first, after, Some(SortDirection::Desc))?;
-        let (rows, has_next) = loader
-            .load_one(OpportunitiesPage {
-                client: self.0.id,
-                first: request.first,
-                after: request.after.clone(),
-            })
-            .await?
-            .unwrap_or_default();
-        let total = if connection::wants_total(ctx) {
-            loader
-                .load_one(OpportunityCount(self.0.id))
-                .await?
-                .unwrap_or_default()
-        } else {
-            0
+        let request = connection::page_request(first, after, Some(SortDirection::Desc))?;
+        let page_key = OpportunitiesPage {
+            client: self.0.id,
+            first: request.first,
+            after: request.after.clone(),
         };
-        Ok(connection::page(
-            rows,
-            has_next,
-            &request,
-            total,
-            super::opportunity::cursor_of,
-            Opportunity,
-        ))
+        let count_key = OpportunityCount(self.0.id);
+        let cursor = super::opportunity::cursor_of;
+        child_page(ctx, &request, page_key, count_key, cursor, Opportunity).await
     }
 }
 
@@ -130,7 +128,7 @@ impl ClientQuery {
         after: Option<String>,
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;
-        let page = PageRequest::new(first, after, None)?;
+        let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
         let total = if connection::wants_total(ctx) {
             store::client::count_matching(&api.db, search.as_deref()).await?
@@ -197,27 +195,8 @@ impl ClientMutation {
             );
         }
         let now = api.clock.now();
-        use sea_orm::TransactionTrait;
-        let txn = api.db.begin().await.map_err(AppError::from)?;
-        if !store::client::owners(&txn, &points).await?.is_empty() {
-            return Err(AppError::Conflict(
-                "this email or phone already belongs to a client".into(),
-            )
-            .into());
-        }
-        let id = store::client::create(&txn, first, last, now).await?;
-        store::client::add_contacts(&txn, id, &points, now)
-            .await
-            .map_err(|e| match e {
-                AppError::Contention => {
-                    AppError::Conflict("this email or phone already belongs to a client".into())
-                }
-                other => other,
-            })?;
-        let created = store::client::find(&txn, id)
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        txn.commit().await.map_err(AppError::from)?;
+        let created =
+            store::client::create_with_contacts(&api.db, first, last, &points, now).await?;
         Ok(Client(created))
     }
 }

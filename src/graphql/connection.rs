@@ -1,8 +1,65 @@
-//! Relay connections with `totalCount`.
-use async_graphql::connection::{Connection, Edge};
-use async_graphql::{OutputType, SimpleObject};
+//! Relay connections with `totalCount`: the GraphQL face of the store's
+//! keyset pages (cursor text, `SortDirection`, the `first`/`after` checks).
+use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::{Enum, OutputType, SimpleObject};
 
-use crate::store::page::{Cursor, PageRequest};
+use crate::error::AppError;
+use crate::store::page::{self, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
+
+/// A store cursor as a Relay cursor.
+pub struct PageCursor(pub Cursor);
+
+impl CursorType for PageCursor {
+    type Error = AppError;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        Cursor::decode(s)
+            .map(Self)
+            .ok_or_else(|| AppError::bad_input("after", "is not a cursor returned by this API"))
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.0.encode()
+    }
+}
+
+/// Sort direction of a list.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::store::page::SortDirection")]
+pub enum SortDirection {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    #[default]
+    Desc,
+}
+
+/// The page `first`, `after` and `direction` ask for, checked.
+pub fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+    direction: Option<page::SortDirection>,
+) -> Result<PageRequest, AppError> {
+    let first = match first {
+        None => DEFAULT_PAGE_SIZE,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_PAGE_SIZE)
+            .ok_or_else(|| {
+                AppError::bad_input("first", format!("must be between 0 and {MAX_PAGE_SIZE}"))
+            })?,
+    };
+    let after = after
+        .as_deref()
+        .map(PageCursor::decode_cursor)
+        .transpose()?
+        .map(|c| c.0);
+    Ok(PageRequest {
+        first,
+        after,
+        direction: direction.unwrap_or_default(),
+    })
+}
 
 /// Extra connection field: how many items the whole list holds.
 #[derive(SimpleObject)]
@@ -11,7 +68,7 @@ pub struct TotalCount {
     pub total_count: u64,
 }
 
-pub type Page<N> = Connection<Cursor, N, TotalCount>;
+pub type Page<N> = Connection<PageCursor, N, TotalCount>;
 
 /// Turn a fetched page into a connection.
 pub fn page<M, N: OutputType>(
@@ -29,7 +86,7 @@ pub fn page<M, N: OutputType>(
     );
     connection.edges.extend(
         rows.into_iter()
-            .map(|row| Edge::new(cursor(&row), node(row))),
+            .map(|row| Edge::new(PageCursor(cursor(&row)), node(row))),
     );
     connection
 }
@@ -37,4 +94,27 @@ pub fn page<M, N: OutputType>(
 /// Whether the client selected `totalCount` (counting is skipped otherwise).
 pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forged_cursor_is_bad_input() {
+        assert!(matches!(
+            PageCursor::decode_cursor("zz"),
+            Err(AppError::BadUserInput { .. })
+        ));
+    }
+
+    #[test]
+    fn page_size_is_capped() {
+        assert!(page_request(Some(101), None, None).is_err());
+        assert!(page_request(Some(-1), None, None).is_err());
+        assert_eq!(
+            page_request(None, None, None).unwrap().first,
+            DEFAULT_PAGE_SIZE
+        );
+    }
 }

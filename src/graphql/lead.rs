@@ -7,15 +7,17 @@ use entity::lead;
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, OpportunityById, StoreLoader};
+use super::loaders::{OpportunityById, StoreLoader};
 use super::opportunity::{Opportunity, OpportunityStatus};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{Role, RoleGuard, is_admin, is_staff};
 use crate::domain::lead_intake as domain;
 use crate::error::AppError;
 use crate::store;
-use crate::store::lead_intake::{DecisionRecord, LeadOutcome as StoreOutcome};
-use crate::store::page::{Cursor, PageRequest};
+use crate::store::lead_intake::{
+    ContactConflictRecord, DecisionRecord, LeadOutcome as StoreOutcome,
+};
+use crate::store::page::Cursor;
 
 /// Type de lead / Lead type.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -58,8 +60,9 @@ impl From<StoreOutcome> for LeadOutcome {
     }
 }
 
-/// Véhicule d'intérêt / Vehicle of interest.
-#[derive(SimpleObject)]
+/// Véhicule d'intérêt / Vehicle of interest (every part optional).
+#[derive(SimpleObject, InputObject, Default)]
+#[graphql(input_name = "VehicleInput")]
 pub struct Vehicle {
     pub year: Option<i32>,
     pub make: Option<String>,
@@ -68,6 +71,34 @@ pub struct Vehicle {
     pub vin: Option<String>,
     pub stock_number: Option<String>,
     pub condition: Option<VehicleCondition>,
+}
+
+impl From<domain::VehicleOfInterest> for Vehicle {
+    fn from(v: domain::VehicleOfInterest) -> Self {
+        Self {
+            year: v.year,
+            make: v.make,
+            model: v.model,
+            trim: v.trim,
+            vin: v.vin,
+            stock_number: v.stock_number,
+            condition: v.condition.map(Into::into),
+        }
+    }
+}
+
+impl From<Vehicle> for domain::VehicleOfInterest {
+    fn from(v: Vehicle) -> Self {
+        Self {
+            year: v.year,
+            make: v.make,
+            model: v.model,
+            trim: v.trim,
+            vin: v.vin,
+            stock_number: v.stock_number,
+            condition: v.condition.map(Into::into),
+        }
+    }
 }
 
 /// Something about the lead that did not stop it (a value kept raw).
@@ -160,11 +191,11 @@ impl Lead {
 
     #[graphql(name = "type")]
     async fn lead_type(&self) -> Result<LeadType> {
-        Ok(match self.0.lead_type.as_str() {
-            "REN" => LeadType::Ren,
-            "CRE" => LeadType::Cre,
-            _ => LeadType::Lead,
-        })
+        let stored = &self.0.lead_type;
+        let parsed = domain::LeadType::parse(stored).ok_or_else(|| {
+            AppError::Internal(format!("lead {} has unknown type {stored:?}", self.0.id))
+        })?;
+        Ok(parsed.into())
     }
 
     /// Site or partner name, as submitted.
@@ -214,27 +245,8 @@ impl Lead {
         self.0.message.as_deref()
     }
 
-    async fn vehicle(&self) -> Option<Vehicle> {
-        let m = &self.0;
-        let any = m.vehicle_year.is_some()
-            || m.vehicle_make.is_some()
-            || m.vehicle_model.is_some()
-            || m.vehicle_trim.is_some()
-            || m.vehicle_vin.is_some()
-            || m.vehicle_stock_number.is_some()
-            || m.vehicle_condition.is_some();
-        any.then(|| Vehicle {
-            year: m.vehicle_year,
-            make: m.vehicle_make.clone(),
-            model: m.vehicle_model.clone(),
-            trim: m.vehicle_trim.clone(),
-            vin: m.vehicle_vin.clone(),
-            stock_number: m.vehicle_stock_number.clone(),
-            condition: m.vehicle_condition.as_deref().map(|c| match c {
-                "NEW" => VehicleCondition::New,
-                _ => VehicleCondition::Used,
-            }),
-        })
+    async fn vehicle(&self) -> Result<Option<Vehicle>> {
+        Ok(store::lead::vehicle_of(&self.0)?.map(Vehicle::from))
     }
 
     /// Who submitted it (token subject).
@@ -247,33 +259,29 @@ impl Lead {
     }
 
     /// Warnings given when it was accepted.
-    async fn warnings(&self) -> Vec<LeadWarning> {
-        serde_json::from_value::<Vec<domain::LeadWarning>>(self.0.warnings.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+    async fn warnings(&self) -> Result<Vec<LeadWarning>> {
+        let stored = serde_json::from_value::<Vec<domain::LeadWarning>>(self.0.warnings.clone())
+            .map_err(|e| {
+                AppError::Internal(format!("lead {} has unreadable warnings: {e}", self.0.id))
+            })?;
+        Ok(stored.into_iter().map(Into::into).collect())
     }
 
     /// Set when the phone belongs to another client than the email's.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
-    async fn contact_conflict(&self) -> Option<ContactConflict> {
-        let c = self.0.contact_conflict.as_ref()?;
-        Some(ContactConflict {
-            kind: c.get("kind")?.as_str()?.to_owned(),
-            value: c.get("value").and_then(|v| v.as_str()).map(str::to_owned),
-            other_client_id: ID(c.get("otherClientId")?.as_str()?.to_owned()),
-        })
+    async fn contact_conflict(&self) -> Result<Option<ContactConflict>> {
+        Ok(
+            ContactConflictRecord::of(&self.0)?.map(|c| ContactConflict {
+                kind: c.kind,
+                value: c.value,
+                other_client_id: ID(c.other_client_id.to_string()),
+            }),
+        )
     }
 
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// The opportunity the lead created or was merged into.
@@ -296,18 +304,6 @@ impl Lead {
     }
 }
 
-/// Véhicule d'intérêt / Vehicle of interest (every part optional).
-#[derive(InputObject, Default)]
-pub struct VehicleInput {
-    pub year: Option<i32>,
-    pub make: Option<String>,
-    pub model: Option<String>,
-    pub trim: Option<String>,
-    pub vin: Option<String>,
-    pub stock_number: Option<String>,
-    pub condition: Option<VehicleCondition>,
-}
-
 /// Un lead entrant / An inbound lead. At least one valid email or phone.
 #[derive(InputObject, Default)]
 pub struct SubmitLeadInput {
@@ -321,7 +317,7 @@ pub struct SubmitLeadInput {
     pub source: Option<String>,
     #[graphql(name = "type", default)]
     pub lead_type: LeadType,
-    pub vehicle: Option<VehicleInput>,
+    pub vehicle: Option<Vehicle>,
     /// Repeating a key (same principal) returns the original result.
     pub idempotency_key: Option<String>,
 }
@@ -336,15 +332,7 @@ impl From<SubmitLeadInput> for domain::LeadSubmission {
             message: i.message,
             source: i.source,
             lead_type: i.lead_type.into(),
-            vehicle: i.vehicle.map(|v| domain::VehicleOfInterest {
-                year: v.year,
-                make: v.make,
-                model: v.model,
-                trim: v.trim,
-                vin: v.vin,
-                stock_number: v.stock_number,
-                condition: v.condition.map(Into::into),
-            }),
+            vehicle: i.vehicle.map(Into::into),
             idempotency_key: i.idempotency_key,
         }
     }
@@ -428,7 +416,7 @@ impl LeadQuery {
         let api = api(ctx)?;
         let who = principal(ctx)?;
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
-        let page = PageRequest::new(first, after, None)?;
+        let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
         let total = if connection::wants_total(ctx) {
             store::lead::count(&api.db, only).await?

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{client, client_contact, lead, opportunity, opportunity_status_change};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -54,6 +54,36 @@ pub struct LeadCount(pub Uuid);
 
 /// A page of rows and whether more follow.
 pub type Rows<M> = (Vec<M>, bool);
+
+/// One page of a parent's children through the loader (`page_key`), with
+/// the total (`count_key`) only when the client selected `totalCount`.
+pub async fn child_page<P, C, M, N>(
+    ctx: &async_graphql::Context<'_>,
+    request: &PageRequest,
+    page_key: P,
+    count_key: C,
+    cursor: impl Fn(&M) -> Cursor,
+    node: impl Fn(M) -> N,
+) -> async_graphql::Result<super::connection::Page<N>>
+where
+    P: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    C: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    M: Send + Sync + Clone + 'static,
+    N: async_graphql::OutputType,
+    StoreLoader: Loader<P, Value = Rows<M>, Error = Arc<AppError>>
+        + Loader<C, Value = u64, Error = Arc<AppError>>,
+{
+    let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+    let (rows, has_next) = loader.load_one(page_key).await?.unwrap_or_default();
+    let total = if super::connection::wants_total(ctx) {
+        loader.load_one(count_key).await?.unwrap_or_default()
+    } else {
+        0
+    };
+    Ok(super::connection::page(
+        rows, has_next, request, total, cursor, node,
+    ))
+}
 /// The status history of an opportunity, oldest first.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryOf(pub Uuid);

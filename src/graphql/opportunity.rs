@@ -8,13 +8,13 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{ClientById, HistoryOf, LeadCount, LeadsPage, StoreLoader};
+use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::domain::status;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::page::{Cursor, SortDirection};
 
 /// Statut d'une opportunité / Status of an opportunity.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -63,12 +63,7 @@ impl Opportunity {
     /// Le client / the client.
     #[graphql(guard = "RoleGuard::staff()")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// Every lead that created this opportunity or was merged into it, oldest first.
@@ -79,32 +74,22 @@ impl Opportunity {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let request = PageRequest::new(first, after, Some(SortDirection::Asc))?;
-        let (rows, has_next) = loader
-            .load_one(LeadsPage {
-                opportunity: self.0.id,
-                first: request.first,
-                after: request.after.clone(),
-            })
-            .await?
-            .unwrap_or_default();
-        let total = if connection::wants_total(ctx) {
-            loader
-                .load_one(LeadCount(self.0.id))
-                .await?
-                .unwrap_or_default()
-        } else {
-            0
+        let request = connection::page_request(first, after, Some(SortDirection::Asc))?;
+        let page_key = LeadsPage {
+            opportunity: self.0.id,
+            first: request.first,
+            after: request.after.clone(),
         };
-        Ok(connection::page(
-            rows,
-            has_next,
+        let count_key = LeadCount(self.0.id);
+        child_page(
+            ctx,
             &request,
-            total,
+            page_key,
+            count_key,
             super::lead::cursor_of,
             Lead,
-        ))
+        )
+        .await
     }
 
     /// Every status change (from, to, who, when), oldest first.
@@ -192,7 +177,7 @@ pub struct OpportunityOrder {
     #[graphql(default)]
     pub field: OpportunityOrderField,
     #[graphql(default)]
-    pub direction: SortDirection,
+    pub direction: connection::SortDirection,
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
@@ -227,7 +212,7 @@ impl OpportunityQuery {
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
         let api = api(ctx)?;
-        let page = PageRequest::new(first, after, order_by.map(|o| o.direction))?;
+        let page = connection::page_request(first, after, order_by.map(|o| o.direction.into()))?;
         let filter = filter.unwrap_or_default();
         let filter = store::opportunity::OpportunityFilter {
             statuses: filter

@@ -8,7 +8,7 @@ use super::viewer::{api, principal};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::page::{Cursor, SortDirection};
 
 /// Un sujet de jeton révoqué / A revoked token subject: its tokens issued
 /// up to `revokedAt` (to the second) are refused.
@@ -47,7 +47,7 @@ impl RevocationQuery {
         after: Option<String>,
     ) -> Result<Page<RevokedSubject>> {
         let db = &api(ctx)?.db;
-        let page = PageRequest::new(first, after, Some(SortDirection::Desc))?;
+        let page = connection::page_request(first, after, Some(SortDirection::Desc))?;
         let (rows, has_next) = store::revocation::list(db, &page).await?;
         let total = if connection::wants_total(ctx) {
             store::revocation::count(db).await?

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{client, client_contact};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -86,6 +86,38 @@ pub async fn create(
     .exec_without_returning(db)
     .await?;
     Ok(id)
+}
+
+/// `createClient`: a new client holding `points`, in one write transaction;
+/// `CONFLICT` when a point already belongs to a client (seen before the
+/// insert, or as the unique constraint on the contact at the insert).
+pub async fn create_with_contacts(
+    db: &DatabaseConnection,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    points: &[ContactPoint],
+    now: DateTime<Utc>,
+) -> Result<client::Model, AppError> {
+    let taken = || AppError::Conflict("this email or phone already belongs to a client".into());
+    let txn = super::begin_write(db).await?;
+    if !owners(&txn, points).await?.is_empty() {
+        return Err(taken());
+    }
+    let id = create(&txn, first_name.clone(), last_name.clone(), now).await?;
+    add_contacts(&txn, id, points, now)
+        .await
+        .map_err(|e| match e {
+            AppError::Contention => taken(),
+            other => other,
+        })?;
+    txn.commit().await?;
+    Ok(client::Model {
+        id,
+        first_name,
+        last_name,
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 /// Fill in names the client does not have yet; never overwrite an agent's edit.

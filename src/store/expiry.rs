@@ -175,10 +175,10 @@ async fn try_sweep_lock(txn: &impl ConnectionTrait) -> Result<bool, AppError> {
             "SELECT pg_try_advisory_xact_lock($1) AS locked",
             [SWEEP_LOCK_KEY.into()],
         ))
-        .await?;
-    Ok(row
-        .and_then(|r| r.try_get::<bool>("", "locked").ok())
-        .unwrap_or(false))
+        .await?
+        .ok_or_else(|| AppError::Internal("the sweep lock query returned no row".into()))?;
+    row.try_get::<bool>("", "locked")
+        .map_err(|e| AppError::Internal(format!("the sweep lock answer is not a boolean: {e}")))
 }
 
 /// What a sweep at `now` would flag: the count and the first `limit` ids.

@@ -5,7 +5,32 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
+use crate::domain::lead_intake::{VehicleCondition, VehicleOfInterest};
 use crate::error::AppError;
+
+/// The lead's vehicle of interest, decoded from its columns; `None` when
+/// the lead named none.
+pub fn vehicle_of(m: &lead::Model) -> Result<Option<VehicleOfInterest>, AppError> {
+    let condition = m
+        .vehicle_condition
+        .as_deref()
+        .map(|c| {
+            VehicleCondition::parse(c).ok_or_else(|| {
+                AppError::Internal(format!("lead {} has unknown condition {c:?}", m.id))
+            })
+        })
+        .transpose()?;
+    let vehicle = VehicleOfInterest {
+        year: m.vehicle_year,
+        make: m.vehicle_make.clone(),
+        model: m.vehicle_model.clone(),
+        trim: m.vehicle_trim.clone(),
+        vin: m.vehicle_vin.clone(),
+        stock_number: m.vehicle_stock_number.clone(),
+        condition,
+    };
+    Ok((vehicle != VehicleOfInterest::default()).then_some(vehicle))
+}
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Model>, AppError> {
     Ok(lead::Entity::find_by_id(id).one(db).await?)

@@ -15,10 +15,9 @@ use chrono::{DateTime, Utc};
 use entity::{lead, opportunity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QuerySelect, Statement,
 };
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -73,9 +72,11 @@ pub struct Intake {
 }
 
 /// SHA-256 of the submission as sent, to tell a replay from a reused key.
-pub fn request_hash(valid: &ValidLead) -> String {
-    let canonical = serde_json::to_vec(&valid.submission).unwrap_or_default();
-    hex::encode(Sha256::digest(canonical))
+pub fn request_hash(valid: &ValidLead) -> Result<String, AppError> {
+    let canonical = serde_json::to_vec(&valid.submission).map_err(|e| {
+        AppError::Internal(format!("cannot serialize the submission to hash it: {e}"))
+    })?;
+    Ok(hex::encode(Sha256::digest(canonical)))
 }
 
 /// Submit a validated lead at `now`.
@@ -86,7 +87,7 @@ pub async fn submit(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Intake, AppError> {
-    let hash = request_hash(valid);
+    let hash = request_hash(valid)?;
     for attempt in 1..=MAX_ATTEMPTS {
         // Dropping the transaction on any error rolls it back.
         let result = async {
@@ -114,25 +115,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt) * 5 + jitter)
 }
 
-/// Serialize intakes that share a contact point or idempotency key
-/// (PostgreSQL; SQLite's write transaction already serializes).
-async fn lock_keys(txn: &DatabaseTransaction, mut keys: Vec<String>) -> Result<(), AppError> {
-    if !is_postgres(txn.get_database_backend()) {
-        return Ok(());
-    }
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        txn.execute_raw(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("lead-intake:{key}").into()],
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
+/// The transaction, step by step as SPEC section 3 tells it.
 async fn submit_in(
     txn: &DatabaseTransaction,
     principal: &Principal,
@@ -143,20 +126,101 @@ async fn submit_in(
 ) -> Result<(Intake, Vec<Event>), AppError> {
     let points = valid.contact_points();
     let idempotency_key = valid.submission.idempotency_key.as_deref();
-    let mut keys: Vec<String> = points.iter().map(ContactPoint::key).collect();
-    if let Some(key) = idempotency_key {
-        keys.push(format!("IDEMPOTENCY:{}:{key}", principal.sub));
-    }
-    lock_keys(txn, keys).await?;
-
+    lock_contacts(txn, principal, &points, idempotency_key).await?;
     if let Some(key) = idempotency_key
         && let Some(existing) = lead_store::by_idempotency_key(txn, &principal.sub, key).await?
     {
         return Ok((replay(txn, existing, hash).await?, Vec::new()));
     }
+    let (resolution, client_id) = find_or_create_client(txn, valid, &points, now).await?;
+    let (plan, live) = match resolution {
+        ClientResolution::Existing { .. } => {
+            plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?
+        }
+        // A client created in this transaction has no opportunity yet.
+        ClientResolution::New => (lead_intake::plan(&[], policy, now), Vec::new()),
+    };
+    let expired_now = apply_rule(txn, &plan, policy, now).await?;
+    let (opportunity, outcome) =
+        merge_or_open(txn, &plan.route, live, client_id, principal, now).await?;
+    let decision = decision_record(&resolution, &plan, outcome, policy, now);
+    let received = Received {
+        valid,
+        principal,
+        hash,
+        now,
+    };
+    let lead = record_lead(txn, &received, &opportunity, outcome, &decision).await?;
 
-    // 2. The client.
-    let (resolution, owners) = resolve(txn, &points).await?;
+    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
+    if outcome == LeadOutcome::Merged {
+        events.push(Event::lead_merged(lead.id, opportunity.id));
+    }
+    events.push(Event::lead_received(lead.id, opportunity.id));
+    let intake = Intake {
+        lead,
+        opportunity,
+        outcome,
+        warnings: valid.warnings.clone(),
+        replayed: false,
+    };
+    Ok((intake, events))
+}
+
+/// Serialize intakes that share a contact point or idempotency key
+/// (PostgreSQL; SQLite's write transaction already serializes): one
+/// statement takes every advisory lock, in sorted order.
+///
+/// The contact lookup stays a statement of its own: under READ COMMITTED it
+/// must take its snapshot after the locks are held, to see what the
+/// previous holder committed.
+async fn lock_contacts(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    points: &[ContactPoint],
+    idempotency_key: Option<&str>,
+) -> Result<(), AppError> {
+    let backend = txn.get_database_backend();
+    if !is_postgres(backend) {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = points
+        .iter()
+        .map(|p| format!("lead-intake:{}", p.key()))
+        .collect();
+    if let Some(key) = idempotency_key {
+        keys.push(format!("lead-intake:IDEMPOTENCY:{}:{key}", principal.sub));
+    }
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // Volatile functions in the target list are evaluated after the sort,
+    // so the locks are taken in `n` order.
+    let rows: Vec<String> = (1..=keys.len()).map(|n| format!("(${n}, {n})")).collect();
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS t(k, n) ORDER BY n",
+        rows.join(", ")
+    );
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        keys.into_iter().map(Into::into),
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The client the contact points lead to (its missing names completed), or a
+/// new one; contact points nobody owns yet are given to it.
+async fn find_or_create_client(
+    txn: &DatabaseTransaction,
+    valid: &ValidLead,
+    points: &[ContactPoint],
+    now: DateTime<Utc>,
+) -> Result<(ClientResolution, Uuid), AppError> {
+    let (resolution, owners) = resolve(txn, points).await?;
     let first_name = valid.submission.first_name.as_deref();
     let last_name = valid.submission.last_name.as_deref();
     let client_id = match &resolution {
@@ -183,20 +247,37 @@ async fn submit_in(
         .cloned()
         .collect();
     client::add_contacts(txn, client_id, &unowned, now).await?;
+    Ok((resolution, client_id))
+}
 
-    // 3. The rule, at the lead's time, on the client's opportunities not yet expired.
-    let plan = plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?;
-    let expired_now = opp_store::expire(
+/// Expire, at the lead's time, what the rule found due.
+async fn apply_rule(
+    txn: &DatabaseTransaction,
+    plan: &IntakePlan,
+    policy: &ExpiryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, AppError> {
+    opp_store::expire(
         txn,
         &plan.to_expire,
         now,
         policy,
         opp_store::ExpiryApplier::LeadIntake,
     )
-    .await?;
+    .await
+}
 
-    // 4. Merge or open.
-    let (opportunity_id, outcome) = match plan.route {
+/// Touch the live candidate the lead merges into, or open a new opportunity.
+/// `live` holds the rows `plan_for` read (and locked) in this transaction.
+async fn merge_or_open(
+    txn: &DatabaseTransaction,
+    route: &Route,
+    live: Vec<opportunity::Model>,
+    client_id: Uuid,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<(opportunity::Model, LeadOutcome), AppError> {
+    match *route {
         Route::Merge { opportunity_id } => {
             let touched = opportunity::Entity::update_many()
                 .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
@@ -210,83 +291,93 @@ async fn submit_in(
             if touched.rows_affected == 0 {
                 return Err(AppError::Contention);
             }
-            (opportunity_id, LeadOutcome::Merged)
+            let mut merged = live
+                .into_iter()
+                .find(|o| o.id == opportunity_id)
+                .ok_or_else(|| AppError::Internal("merge candidate not among those read".into()))?;
+            merged.updated_at = now;
+            Ok((merged, LeadOutcome::Merged))
         }
         Route::Open => {
             let created = opp_store::create(txn, client_id, &principal.sub, now).await?;
-            (created.id, LeadOutcome::NewOpportunity)
+            Ok((created, LeadOutcome::NewOpportunity))
         }
-    };
+    }
+}
 
-    let conflict = match &resolution {
-        ClientResolution::Existing {
-            conflicting_client: Some(other),
-            ..
-        } => Some(json!({
-            "kind": "PHONE",
-            "value": valid.phone.as_ref().map(|p| p.as_str()),
-            "otherClientId": other,
-        })),
-        _ => None,
+/// What arrived: the lead, who sent it, its hash, when.
+struct Received<'a> {
+    valid: &'a ValidLead,
+    principal: &'a Principal,
+    hash: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// Store the lead as received, with what the rule decided; the row written
+/// is the row returned (no read back).
+async fn record_lead(
+    txn: &DatabaseTransaction,
+    received: &Received<'_>,
+    opportunity: &opportunity::Model,
+    outcome: LeadOutcome,
+    decision: &DecisionRecord,
+) -> Result<lead::Model, AppError> {
+    let &Received {
+        valid,
+        principal,
+        hash,
+        now,
+    } = received;
+    let conflict = match decision.conflicting_client_id {
+        Some(other) => Some(to_json(
+            "contact conflict",
+            &ContactConflictRecord {
+                kind: ContactKind::Phone.as_str().to_owned(),
+                value: valid.phone.as_ref().map(|p| p.as_str().to_owned()),
+                other_client_id: other,
+            },
+        )?),
+        None => None,
     };
-    let decision = decision_record(&resolution, &plan, outcome, policy, now);
     let s = &valid.submission;
     let vehicle = s.vehicle.clone().unwrap_or_default();
-    let lead_id = Uuid::now_v7();
-    lead_store::insert(
-        txn,
-        lead::ActiveModel {
-            id: Set(lead_id),
-            client_id: Set(client_id),
-            opportunity_id: Set(opportunity_id),
-            outcome: Set(outcome.as_str().to_owned()),
-            lead_type: Set(s.lead_type.as_str().to_owned()),
-            source: Set(s.source.clone()),
-            first_name: Set(s.first_name.clone()),
-            last_name: Set(s.last_name.clone()),
-            email_raw: Set(s.email.clone()),
-            phone_raw: Set(s.phone.clone()),
-            email: Set(valid.email.as_ref().map(|e| e.as_str().to_owned())),
-            phone: Set(valid.phone.as_ref().map(|p| p.as_str().to_owned())),
-            message: Set(s.message.clone()),
-            vehicle_year: Set(vehicle.year),
-            vehicle_make: Set(vehicle.make),
-            vehicle_model: Set(vehicle.model),
-            vehicle_trim: Set(vehicle.trim),
-            vehicle_vin: Set(vehicle.vin),
-            vehicle_stock_number: Set(vehicle.stock_number),
-            vehicle_condition: Set(vehicle.condition.map(|c| c.as_str().to_owned())),
-            received_at: Set(now),
-            submitted_by: Set(principal.sub.clone()),
-            submitted_role: Set(principal.role.as_str().to_owned()),
-            idempotency_key: Set(s.idempotency_key.clone()),
-            request_hash: Set(hash.to_owned()),
-            warnings: Set(serde_json::to_value(&valid.warnings).unwrap_or_default()),
-            contact_conflict: Set(conflict),
-            decision: Set(serde_json::to_value(&decision).unwrap_or_default()),
-        },
-    )
-    .await?;
-
-    let lead = lead_store::find(txn, lead_id)
-        .await?
-        .ok_or_else(|| AppError::Internal("lead vanished after insert".into()))?;
-    let opportunity = opp_store::find(txn, opportunity_id)
-        .await?
-        .ok_or_else(|| AppError::Internal("opportunity vanished".into()))?;
-    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
-    if outcome == LeadOutcome::Merged {
-        events.push(Event::lead_merged(lead_id, opportunity_id));
-    }
-    events.push(Event::lead_received(lead_id, opportunity_id));
-    let intake = Intake {
-        lead,
-        opportunity,
-        outcome,
-        warnings: valid.warnings.clone(),
-        replayed: false,
+    let lead = lead::Model {
+        id: Uuid::now_v7(),
+        client_id: opportunity.client_id,
+        opportunity_id: opportunity.id,
+        outcome: outcome.as_str().to_owned(),
+        lead_type: s.lead_type.as_str().to_owned(),
+        source: s.source.clone(),
+        first_name: s.first_name.clone(),
+        last_name: s.last_name.clone(),
+        email_raw: s.email.clone(),
+        phone_raw: s.phone.clone(),
+        email: valid.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: valid.phone.as_ref().map(|p| p.as_str().to_owned()),
+        message: s.message.clone(),
+        vehicle_year: vehicle.year,
+        vehicle_make: vehicle.make,
+        vehicle_model: vehicle.model,
+        vehicle_trim: vehicle.trim,
+        vehicle_vin: vehicle.vin,
+        vehicle_stock_number: vehicle.stock_number,
+        vehicle_condition: vehicle.condition.map(|c| c.as_str().to_owned()),
+        received_at: now,
+        submitted_by: principal.sub.clone(),
+        submitted_role: principal.role.as_str().to_owned(),
+        idempotency_key: s.idempotency_key.clone(),
+        request_hash: hash.to_owned(),
+        warnings: to_json("warnings", &valid.warnings)?,
+        contact_conflict: conflict,
+        decision: to_json("decision record", decision)?,
     };
-    Ok((intake, events))
+    lead_store::insert(txn, lead.clone().into()).await?;
+    Ok(lead)
+}
+
+fn to_json(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value, AppError> {
+    serde_json::to_value(value)
+        .map_err(|e| AppError::Internal(format!("cannot serialize the lead's {what}: {e}")))
 }
 
 /// The original result of an already-seen idempotency key.
@@ -297,7 +388,7 @@ async fn replay(
 ) -> Result<Intake, AppError> {
     if existing.request_hash != hash {
         return Err(AppError::Conflict(
-            "idempotencyKey was already used with a different lead".into(),
+            "the idempotency key was already used with a different lead".into(),
         ));
     }
     intake_of(txn, existing).await
@@ -323,11 +414,35 @@ async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<I
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {
         outcome: LeadOutcome::parse(&existing.outcome)?,
-        warnings: serde_json::from_value(existing.warnings.clone()).unwrap_or_default(),
+        warnings: serde_json::from_value(existing.warnings.clone()).map_err(|e| {
+            AppError::Internal(format!("lead {} has unreadable warnings: {e}", existing.id))
+        })?,
         opportunity,
         lead: existing,
         replayed: true,
     })
+}
+
+/// The lead's `contact_conflict` column: a contact point of the lead that
+/// belongs to another client than the one it was attached to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactConflictRecord {
+    /// `PHONE` (the email wins).
+    pub kind: String,
+    pub value: Option<String>,
+    pub other_client_id: Uuid,
+}
+
+impl ContactConflictRecord {
+    /// The stored record of `lead`, if any.
+    pub fn of(lead: &lead::Model) -> Result<Option<Self>, AppError> {
+        lead.contact_conflict
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| AppError::Internal(format!("lead {} contact conflict: {e}", lead.id)))
+    }
 }
 
 /// What the rule saw and decided, stored on the lead (admin-only
@@ -338,8 +453,11 @@ pub struct DecisionRecord {
     pub evaluated_at: DateTime<Utc>,
     /// `EMAIL`, `PHONE` or `NONE` (new client).
     pub matched_by: String,
+    /// The client the lead was attached to (`None`: a new client).
     pub matched_client_id: Option<Uuid>,
+    /// The other owner of the lead's phone, when it is not the matched client.
     pub conflicting_client_id: Option<Uuid>,
+    /// The client's newest opportunity not expired before this lead.
     pub candidate_opportunity_id: Option<Uuid>,
     /// `LIVE`, `EXPIRED_NOW` or `ALREADY_EXPIRED`.
     pub candidate_state: Option<String>,
@@ -409,7 +527,7 @@ pub async fn preview(
     let (resolution, _) = resolve(db, &points).await?;
     let plan = match &resolution {
         ClientResolution::Existing { client_id, .. } => {
-            plan_for(db, *client_id, policy, now, Lock::None).await?
+            plan_for(db, *client_id, policy, now, Lock::None).await?.0
         }
         ClientResolution::New => lead_intake::plan(&[], policy, now),
     };
@@ -454,7 +572,7 @@ async fn plan_for(
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
     lock: Lock,
-) -> Result<IntakePlan, AppError> {
+) -> Result<(IntakePlan, Vec<opportunity::Model>), AppError> {
     let mut select = opportunity::Entity::find()
         .filter(opportunity::Column::ClientId.eq(client_id))
         .filter(opportunity::Column::Expiree.eq(false));
@@ -471,5 +589,58 @@ async fn plan_for(
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    Ok(lead_intake::plan(&snapshots, policy, now))
+    Ok((lead_intake::plan(&snapshots, policy, now), live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lead_intake::{LeadType, VehicleCondition};
+    use crate::domain::status::OpportunityStatus;
+
+    fn checked(table: &str, column: &str) -> Vec<&'static str> {
+        let (_, _, values) = migration::STORED_VALUES
+            .iter()
+            .find(|(t, c, _)| *t == table && *c == column)
+            .unwrap_or_else(|| panic!("{table}.{column} has no CHECK"));
+        let mut values = values.to_vec();
+        values.sort_unstable();
+        values
+    }
+
+    fn sorted(mut values: Vec<&'static str>) -> Vec<&'static str> {
+        values.sort_unstable();
+        values
+    }
+
+    #[test]
+    fn the_database_checks_allow_exactly_the_values_the_code_writes() {
+        let statuses = sorted(OpportunityStatus::ALL.iter().map(|s| s.as_str()).collect());
+        assert_eq!(checked("opportunity", "status"), statuses);
+        assert_eq!(
+            checked("opportunity_status_change", "from_status"),
+            statuses
+        );
+        assert_eq!(checked("opportunity_status_change", "to_status"), statuses);
+        let outcomes = [LeadOutcome::NewOpportunity, LeadOutcome::Merged];
+        assert_eq!(
+            checked("lead", "outcome"),
+            sorted(outcomes.iter().map(|o| o.as_str()).collect())
+        );
+        let types = [LeadType::Lead, LeadType::Ren, LeadType::Cre];
+        assert_eq!(
+            checked("lead", "lead_type"),
+            sorted(types.iter().map(|t| t.as_str()).collect())
+        );
+        let conditions = [VehicleCondition::New, VehicleCondition::Used];
+        assert_eq!(
+            checked("lead", "vehicle_condition"),
+            sorted(conditions.iter().map(|c| c.as_str()).collect())
+        );
+        let kinds = [ContactKind::Email, ContactKind::Phone];
+        assert_eq!(
+            checked("client_contact", "kind"),
+            sorted(kinds.iter().map(|k| k.as_str()).collect())
+        );
+    }
 }

@@ -125,23 +125,22 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<opportunity::Model, AppError> {
     let id = Uuid::now_v7();
-    let model = opportunity::ActiveModel {
-        id: Set(id),
-        client_id: Set(client_id),
-        status: Set(OpportunityStatus::Nouveau.as_str().to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        expiree: Set(false),
-        expired_at: Set(None),
-        created_by: Set(created_by.to_owned()),
+    let model = opportunity::Model {
+        id,
+        client_id,
+        status: OpportunityStatus::Nouveau.as_str().to_owned(),
+        created_at: now,
+        updated_at: now,
+        expiree: false,
+        expired_at: None,
+        created_by: created_by.to_owned(),
     };
-    opportunity::Entity::insert(model)
+    opportunity::Entity::insert(opportunity::ActiveModel::from(model.clone()))
         .exec_without_returning(db)
         .await?;
     record_status_change(db, id, None, OpportunityStatus::Nouveau, created_by, now).await?;
-    find(db, id)
-        .await?
-        .ok_or_else(|| AppError::Internal("opportunity vanished after insert".into()))
+    // The row written is the row returned: no read back.
+    Ok(model)
 }
 
 async fn record_status_change(

@@ -328,7 +328,6 @@ async fn an_expiry_reaches_admin_streams_only() {
     let kept = new_lead(&app, "kept@example.com").await;
     let old_id = old["opportunity"]["id"].as_str().unwrap().to_owned();
     let kept_id = kept["opportunity"]["id"].as_str().unwrap().to_owned();
-    set_status(&app, &kept_id, "PRIS_EN_CHARGE", Role::Agent).await;
 
     let mut admin = Ws::as_role(&app, Role::Admin).await;
     subscribed(
@@ -340,6 +339,15 @@ async fn an_expiry_reaches_admin_streams_only() {
     .await;
     let mut agent = Ws::as_role(&app, Role::Agent).await;
     subscribed(&mut agent, "g", CHANGED, json!({})).await;
+    // Protect one opportunity, with both streams open: its event comes
+    // first on each (on PostgreSQL, events arrive through LISTEN, after the
+    // writer's commit, so one sent before subscribing could still arrive).
+    set_status(&app, &kept_id, "PRIS_EN_CHARGE", Role::Agent).await;
+    for (ws, id) in [(&mut admin, "a"), (&mut agent, "g")] {
+        let data = ws.data(id).await;
+        assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
+        assert_eq!(data["opportunityChanged"]["opportunity"]["id"], kept_id);
+    }
 
     let report = crm::jobs::expiry_sweep::sweep_once(
         &app.db,
