@@ -4,12 +4,16 @@
 pub mod admin_only;
 pub mod client;
 pub mod connection;
+pub mod credit_request;
 pub mod error_codes;
 pub mod lead;
 pub mod limits;
 pub mod loaders;
+pub mod open_file;
 pub mod opportunity;
 pub mod revocation;
+pub mod saved_view;
+pub mod service_case;
 pub mod subscription;
 pub mod viewer;
 
@@ -46,6 +50,9 @@ pub struct QueryRoot(
     client::ClientQuery,
     lead::LeadQuery,
     revocation::RevocationQuery,
+    service_case::ServiceCaseQuery,
+    credit_request::CreditRequestQuery,
+    saved_view::SavedViewQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -55,6 +62,9 @@ pub struct MutationRoot(
     client::ClientMutation,
     lead::LeadMutation,
     revocation::RevocationMutation,
+    service_case::ServiceCaseMutation,
+    credit_request::CreditRequestMutation,
+    saved_view::SavedViewMutation,
 );
 
 pub use subscription::SubscriptionRoot;

@@ -3,13 +3,17 @@
 //! [`AppError`](crate::error::AppError), never raw driver errors.
 
 pub mod client;
+pub mod credit_request;
 pub mod expiry;
 pub mod lead;
 pub mod lead_intake;
+pub mod open_files;
 pub mod opportunity;
 pub mod page;
 pub mod partner_rate;
 pub mod revocation;
+pub mod saved_view;
+pub mod service_case;
 
 use std::time::Duration;
 
@@ -47,7 +51,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// Run pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     use migration::MigratorTrait;
-    migration::Migrator::up(db, None).await
+    migration::Migrator::up(db, None).await?;
+    client::backfill_search_keys(db)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(())
 }
 
 /// A write transaction: IMMEDIATE on SQLite, so two writers never both read

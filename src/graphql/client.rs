@@ -63,6 +63,12 @@ impl Client {
         self.0.created_at
     }
 
+    /// Dossiers ouverts / The client's files that are not closed, every
+    /// department, newest first.
+    async fn open_files(&self, ctx: &Context<'_>) -> Result<Vec<super::open_file::OpenFile>> {
+        super::open_file::open_files_of(ctx, self.0.id).await
+    }
+
     /// The client's opportunities, newest first.
     async fn opportunities(
         &self,
