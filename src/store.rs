@@ -45,7 +45,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
     });
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(|_| crate::metrics::statement_ran());
+    Ok(db)
 }
 
 /// Run pending migrations.
