@@ -121,15 +121,40 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ServiceCase::Table)
-                    .col(ColumnDef::new(ServiceCase::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(ServiceCase::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(ServiceCase::ClientId).uuid().not_null())
-                    .col(ColumnDef::new(ServiceCase::Subject).string_len(200).not_null())
+                    .col(
+                        ColumnDef::new(ServiceCase::Subject)
+                            .string_len(200)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ServiceCase::Description).text().not_null())
-                    .col(ColumnDef::new(ServiceCase::Status).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(ServiceCase::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ServiceCase::Assignee).string_len(200))
-                    .col(ColumnDef::new(ServiceCase::CreatedBy).string_len(200).not_null())
-                    .col(ColumnDef::new(ServiceCase::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(ServiceCase::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(ServiceCase::CreatedBy)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceCase::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceCase::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .check(one_of("status", SERVICE_CASE_STATUSES))
                     .foreign_key(
                         ForeignKey::create()
@@ -140,20 +165,68 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_service_case_created", ServiceCase::Table, vec![ServiceCase::CreatedAt.into_iden(), ServiceCase::Id.into_iden()]).await?;
-        index(manager, "idx_service_case_client", ServiceCase::Table, vec![ServiceCase::ClientId.into_iden(), ServiceCase::CreatedAt.into_iden()]).await?;
-        index(manager, "idx_service_case_status", ServiceCase::Table, vec![ServiceCase::Status.into_iden(), ServiceCase::CreatedAt.into_iden()]).await?;
+        index(
+            manager,
+            "idx_service_case_created",
+            ServiceCase::Table,
+            vec![
+                ServiceCase::CreatedAt.into_iden(),
+                ServiceCase::Id.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_service_case_client",
+            ServiceCase::Table,
+            vec![
+                ServiceCase::ClientId.into_iden(),
+                ServiceCase::CreatedAt.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_service_case_status",
+            ServiceCase::Table,
+            vec![
+                ServiceCase::Status.into_iden(),
+                ServiceCase::CreatedAt.into_iden(),
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(ServiceCaseStatusChange::Table)
-                    .col(ColumnDef::new(ServiceCaseStatusChange::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(ServiceCaseStatusChange::ServiceCaseId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(ServiceCaseStatusChange::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceCaseStatusChange::ServiceCaseId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ServiceCaseStatusChange::FromStatus).string_len(16))
-                    .col(ColumnDef::new(ServiceCaseStatusChange::ToStatus).string_len(16).not_null())
-                    .col(ColumnDef::new(ServiceCaseStatusChange::ChangedBy).string_len(200).not_null())
-                    .col(ColumnDef::new(ServiceCaseStatusChange::ChangedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(ServiceCaseStatusChange::ToStatus)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceCaseStatusChange::ChangedBy)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceCaseStatusChange::ChangedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .check(one_of("to_status", SERVICE_CASE_STATUSES))
                     .check(Expr::cust(format!(
                         "from_status IS NULL OR {}",
@@ -162,31 +235,68 @@ impl MigrationTrait for Migration {
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_service_case_status_change_case")
-                            .from(ServiceCaseStatusChange::Table, ServiceCaseStatusChange::ServiceCaseId)
+                            .from(
+                                ServiceCaseStatusChange::Table,
+                                ServiceCaseStatusChange::ServiceCaseId,
+                            )
                             .to(ServiceCase::Table, ServiceCase::Id),
                     )
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_service_case_status_change_case", ServiceCaseStatusChange::Table, vec![ServiceCaseStatusChange::ServiceCaseId.into_iden(), ServiceCaseStatusChange::ChangedAt.into_iden()]).await?;
+        index(
+            manager,
+            "idx_service_case_status_change_case",
+            ServiceCaseStatusChange::Table,
+            vec![
+                ServiceCaseStatusChange::ServiceCaseId.into_iden(),
+                ServiceCaseStatusChange::ChangedAt.into_iden(),
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(CreditRequest::Table)
-                    .col(ColumnDef::new(CreditRequest::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(CreditRequest::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(CreditRequest::ClientId).uuid().not_null())
-                    .col(ColumnDef::new(CreditRequest::OpportunityId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(CreditRequest::OpportunityId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
-                    .col(ColumnDef::new(CreditRequest::Status).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(CreditRequest::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     // Exact: dollars as integer cents, never a float.
                     .col(ColumnDef::new(CreditRequest::AmountCents).big_integer())
                     .col(ColumnDef::new(CreditRequest::TermMonths).integer())
                     .col(ColumnDef::new(CreditRequest::Lender).string_len(200))
                     .col(ColumnDef::new(CreditRequest::Notes).text())
-                    .col(ColumnDef::new(CreditRequest::CreatedBy).string_len(200).not_null())
-                    .col(ColumnDef::new(CreditRequest::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(CreditRequest::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(CreditRequest::CreatedBy)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CreditRequest::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CreditRequest::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .check(one_of("status", CREDIT_REQUEST_STATUSES))
                     .check(Expr::cust("amount_cents IS NULL OR amount_cents >= 0"))
                     .check(Expr::cust("term_months IS NULL OR term_months > 0"))
@@ -205,20 +315,68 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_credit_request_created", CreditRequest::Table, vec![CreditRequest::CreatedAt.into_iden(), CreditRequest::Id.into_iden()]).await?;
-        index(manager, "idx_credit_request_client", CreditRequest::Table, vec![CreditRequest::ClientId.into_iden(), CreditRequest::CreatedAt.into_iden()]).await?;
-        index(manager, "idx_credit_request_opportunity", CreditRequest::Table, vec![CreditRequest::OpportunityId.into_iden(), CreditRequest::CreatedAt.into_iden()]).await?;
+        index(
+            manager,
+            "idx_credit_request_created",
+            CreditRequest::Table,
+            vec![
+                CreditRequest::CreatedAt.into_iden(),
+                CreditRequest::Id.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_credit_request_client",
+            CreditRequest::Table,
+            vec![
+                CreditRequest::ClientId.into_iden(),
+                CreditRequest::CreatedAt.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_credit_request_opportunity",
+            CreditRequest::Table,
+            vec![
+                CreditRequest::OpportunityId.into_iden(),
+                CreditRequest::CreatedAt.into_iden(),
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(CreditRequestStatusChange::Table)
-                    .col(ColumnDef::new(CreditRequestStatusChange::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(CreditRequestStatusChange::CreditRequestId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(CreditRequestStatusChange::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(CreditRequestStatusChange::CreditRequestId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(CreditRequestStatusChange::FromStatus).string_len(16))
-                    .col(ColumnDef::new(CreditRequestStatusChange::ToStatus).string_len(16).not_null())
-                    .col(ColumnDef::new(CreditRequestStatusChange::ChangedBy).string_len(200).not_null())
-                    .col(ColumnDef::new(CreditRequestStatusChange::ChangedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(CreditRequestStatusChange::ToStatus)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CreditRequestStatusChange::ChangedBy)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CreditRequestStatusChange::ChangedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .check(one_of("to_status", CREDIT_REQUEST_STATUSES))
                     .check(Expr::cust(format!(
                         "from_status IS NULL OR {}",
@@ -227,37 +385,89 @@ impl MigrationTrait for Migration {
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_credit_request_status_change_request")
-                            .from(CreditRequestStatusChange::Table, CreditRequestStatusChange::CreditRequestId)
+                            .from(
+                                CreditRequestStatusChange::Table,
+                                CreditRequestStatusChange::CreditRequestId,
+                            )
                             .to(CreditRequest::Table, CreditRequest::Id),
                     )
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_credit_request_status_change_request", CreditRequestStatusChange::Table, vec![CreditRequestStatusChange::CreditRequestId.into_iden(), CreditRequestStatusChange::ChangedAt.into_iden()]).await?;
+        index(
+            manager,
+            "idx_credit_request_status_change_request",
+            CreditRequestStatusChange::Table,
+            vec![
+                CreditRequestStatusChange::CreditRequestId.into_iden(),
+                CreditRequestStatusChange::ChangedAt.into_iden(),
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(SavedView::Table)
-                    .col(ColumnDef::new(SavedView::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(SavedView::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(SavedView::Module).string_len(32).not_null())
                     .col(ColumnDef::new(SavedView::Name).string_len(200).not_null())
-                    .col(ColumnDef::new(SavedView::Visibility).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(SavedView::Visibility)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(SavedView::Owner).string_len(200).not_null())
                     // True when the filter uses an admin-only field: then the
                     // view exists for admins only, shared or not.
-                    .col(ColumnDef::new(SavedView::AdminOnly).boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new(SavedView::AdminOnly)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .col(ColumnDef::new(SavedView::Filter).json_binary().not_null())
                     .col(ColumnDef::new(SavedView::SortOrder).json_binary())
-                    .col(ColumnDef::new(SavedView::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(SavedView::UpdatedAt).timestamp_with_time_zone().not_null())
-                    .check(one_of("module", &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"]))
+                    .col(
+                        ColumnDef::new(SavedView::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SavedView::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .check(one_of(
+                        "module",
+                        &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"],
+                    ))
                     .check(one_of("visibility", &["PRIVATE", "SHARED"]))
                     .to_owned(),
             )
             .await?;
-        index(manager, "idx_saved_view_module_owner", SavedView::Table, vec![SavedView::Module.into_iden(), SavedView::Owner.into_iden()]).await?;
-        index(manager, "idx_saved_view_module_visibility", SavedView::Table, vec![SavedView::Module.into_iden(), SavedView::Visibility.into_iden()]).await?;
+        index(
+            manager,
+            "idx_saved_view_module_owner",
+            SavedView::Table,
+            vec![SavedView::Module.into_iden(), SavedView::Owner.into_iden()],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_saved_view_module_visibility",
+            SavedView::Table,
+            vec![
+                SavedView::Module.into_iden(),
+                SavedView::Visibility.into_iden(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

@@ -18,7 +18,11 @@ pub enum AmountError {
 /// `"32500.00"` (or `"32500"`, `"32500.5"`) → 3_250_000 cents.
 pub fn parse_cents(text: &str) -> Result<i64, AmountError> {
     let text = text.trim();
-    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-') {
+    if text.is_empty()
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+    {
         return Err(AmountError::NotDecimal);
     }
     let amount = Decimal::from_str_exact(text).map_err(|_| AmountError::NotDecimal)?;

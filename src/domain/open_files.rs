@@ -30,7 +30,12 @@ mod tests {
     fn every_status_but_delivered_and_lost_is_open() {
         assert_eq!(
             open_opportunity_statuses(),
-            ["NOUVEAU", "PRIS_EN_CHARGE", "VENDU_NON_LIVRE", "SUIVI_LONG_TERME"]
+            [
+                "NOUVEAU",
+                "PRIS_EN_CHARGE",
+                "VENDU_NON_LIVRE",
+                "SUIVI_LONG_TERME"
+            ]
         );
     }
 }

@@ -13,7 +13,11 @@ pub fn fold(text: &str) -> String {
         .flat_map(char::to_lowercase)
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .collect();
-    folded.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+    folded
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The stored key of a client: its folded names.
@@ -27,7 +31,11 @@ pub fn client_key(first_name: Option<&str>, last_name: Option<&str>) -> String {
 
 /// The folded words of a query; every one must occur in the key, in any order.
 pub fn words(query: &str) -> Vec<String> {
-    fold(query).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    fold(query)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -43,7 +51,10 @@ mod tests {
 
     #[test]
     fn the_key_holds_both_names() {
-        assert_eq!(client_key(Some("François"), Some("Tremblay")), "francois tremblay");
+        assert_eq!(
+            client_key(Some("François"), Some("Tremblay")),
+            "francois tremblay"
+        );
         assert_eq!(client_key(None, Some("Tremblay")), "tremblay");
     }
 

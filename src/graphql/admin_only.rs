@@ -336,7 +336,11 @@ fn hide_input_fields(
                 renamed_at.extend([variable.pos, default.pos]);
             }
         }
-        directives(&mut operation.node.directives, renamed_variables, renamed_at);
+        directives(
+            &mut operation.node.directives,
+            renamed_variables,
+            renamed_at,
+        );
         selections(
             &mut operation.node.selection_set.node,
             renamed_variables,

@@ -238,9 +238,20 @@ impl OpportunityQuery {
         let api = api(ctx)?;
         let (filter, view_direction) =
             super::saved_view::opportunity_filter(ctx, filter, view_id.as_ref()).await?;
-        let page = PageRequest::new(first, after, order_by.map(|o| o.direction).or(view_direction))?;
+        let page = PageRequest::new(
+            first,
+            after,
+            order_by.map(|o| o.direction).or(view_direction),
+        )?;
         let Some(filter) = filter else {
-            return Ok(connection::page(Vec::new(), false, &page, 0, cursor_of, Opportunity));
+            return Ok(connection::page(
+                Vec::new(),
+                false,
+                &page,
+                0,
+                cursor_of,
+                Opportunity,
+            ));
         };
         let (rows, has_next) = store::opportunity::list(&api.db, &filter, &page).await?;
         let total = if connection::wants_total(ctx) {

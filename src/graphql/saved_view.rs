@@ -109,6 +109,9 @@ pub struct UpdateSavedViewInput {
     pub credit_request_filter: Option<CreditRequestFilter>,
 }
 
+/// A view's stored filter (with whether it is admin-only) and order.
+type StoredParts = (Option<(serde_json::Value, bool)>, Option<serde_json::Value>);
+
 /// The filters an input carries, by module.
 struct GivenFilters<'a> {
     opportunity: Option<&'a OpportunityFilter>,
@@ -120,11 +123,7 @@ struct GivenFilters<'a> {
 impl GivenFilters<'_> {
     /// The stored filter of `module` (and whether it is admin-only), the
     /// stored order; a filter of another module is refused.
-    fn stored(
-        &self,
-        module: ViewModule,
-        who: &Principal,
-    ) -> Result<(Option<(serde_json::Value, bool)>, Option<serde_json::Value>), AppError> {
+    fn stored(&self, module: ViewModule, who: &Principal) -> Result<StoredParts, AppError> {
         let foreign = |field: &str| {
             AppError::bad_input(field, "is the filter of another module than the view's")
         };
@@ -200,7 +199,11 @@ fn stored_opportunity_filter(
             .status
             .iter()
             .flatten()
-            .map(|s| crate::domain::status::OpportunityStatus::from(*s).as_str().to_owned())
+            .map(|s| {
+                crate::domain::status::OpportunityStatus::from(*s)
+                    .as_str()
+                    .to_owned()
+            })
             .collect(),
         client_id: filter
             .client_id

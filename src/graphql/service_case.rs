@@ -262,7 +262,11 @@ async fn client_by_contact(
         ));
     }
     let owners = store::client::owners(db, &points).await?;
-    let mut found: Vec<uuid::Uuid> = points.iter().filter_map(|p| owners.get(p)).copied().collect();
+    let mut found: Vec<uuid::Uuid> = points
+        .iter()
+        .filter_map(|p| owners.get(p))
+        .copied()
+        .collect();
     found.dedup();
     match found.as_slice() {
         [] => Err(AppError::NotFound("client")),
@@ -300,13 +304,18 @@ impl ServiceCaseQuery {
         view_id: Option<ID>,
     ) -> Result<Page<ServiceCase>> {
         let api = api(ctx)?;
-        let view = super::saved_view::view_filter(ctx, view_id.as_ref(), super::saved_view::ViewModule::ServiceCases).await?;
+        let view = super::saved_view::view_filter(
+            ctx,
+            view_id.as_ref(),
+            super::saved_view::ViewModule::ServiceCases,
+        )
+        .await?;
         let view_filter: Option<store::service_case::ServiceCaseFilter> = view
             .as_ref()
             .map(|v| serde_json::from_value(v.filter.clone()))
             .transpose()
             .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
-        let direction = view.as_ref().and_then(|v| super::saved_view::direction_of(v));
+        let direction = view.as_ref().and_then(super::saved_view::direction_of);
         let page = PageRequest::new(first, after, direction)?;
         let explicit = filter.unwrap_or_default().to_store()?;
         let mut filters = vec![&explicit];
@@ -366,9 +375,7 @@ impl ServiceCaseMutation {
                     .ok_or(AppError::NotFound("client"))?
                     .id
             }
-            None => {
-                client_by_contact(&txn, input.email.as_deref(), input.phone.as_deref()).await?
-            }
+            None => client_by_contact(&txn, input.email.as_deref(), input.phone.as_deref()).await?,
         };
         let created = store::service_case::create(
             &txn,

@@ -269,7 +269,8 @@ async fn submit_in(
     .await?;
 
     if s.lead_type == lead_intake::LeadType::Cre {
-        super::credit_request::create_for_lead(txn, lead_id, opportunity_id, &principal.sub, now).await?;
+        super::credit_request::create_for_lead(txn, lead_id, opportunity_id, &principal.sub, now)
+            .await?;
     }
     let lead = lead_store::find(txn, lead_id)
         .await?

@@ -2,8 +2,7 @@
 use chrono::{DateTime, Utc};
 use entity::saved_view::{self, ViewModule, ViewVisibility};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -177,9 +176,7 @@ pub async fn update(
     }
     active.updated_at = Set(now);
     // By primary key: this row and no other.
-    saved_view::Entity::update(active)
-        .exec(db)
-        .await?;
+    saved_view::Entity::update(active).exec(db).await?;
     find(db, id).await?.ok_or(AppError::NotFound("saved view"))
 }
 

@@ -46,9 +46,18 @@ async fn seed(app: &TestApp, clients: usize) {
             Role::Agent,
         )
         .await;
-        crate::helpers::submit_lead(app, json!({ "email": format!("c{i}@example.com") }), Role::Agent).await;
+        crate::helpers::submit_lead(
+            app,
+            json!({ "email": format!("c{i}@example.com") }),
+            Role::Agent,
+        )
+        .await;
         let client = app
-            .query_opportunity(payload["opportunity"]["id"].as_str().unwrap(), "client { id }", Role::Agent)
+            .query_opportunity(
+                payload["opportunity"]["id"].as_str().unwrap(),
+                "client { id }",
+                Role::Agent,
+            )
             .await["opportunity"]["client"]["id"]
             .as_str()
             .unwrap()
@@ -63,16 +72,28 @@ async fn cost(n: usize) -> u64 {
     seed(&app, n).await;
     let server = ServerProcess::start(database).await;
     let token = server.app.token(Role::Agent);
-    // Warm up (prepared statements, the sweep at start), then measure.
+    // Warm up (prepared statements, the sweep at start), then measure. The
+    // process also reloads revoked token subjects every 500 ms: the least of
+    // three runs leaves that background statement out.
     server.app.post_as(QUERY, json!({ "n": n }), &token).await;
-    let before = statements(&server.app).await;
-    let body = server.app.post_as(QUERY, json!({ "n": n }), &token).await;
-    let after = statements(&server.app).await;
+    let mut least = u64::MAX;
+    let mut body = json!(null);
+    for _ in 0..3 {
+        let before = statements(&server.app).await;
+        body = server.app.post_as(QUERY, json!({ "n": n }), &token).await;
+        least = least.min(statements(&server.app).await - before);
+    }
     assert!(body.get("errors").is_none(), "{body}");
     let edges = body["data"]["opportunities"]["edges"].as_array().unwrap();
     assert_eq!(edges.len(), n);
-    assert_eq!(edges[0]["node"]["client"]["openFiles"].as_array().unwrap().len(), 3);
-    after - before
+    assert_eq!(
+        edges[0]["node"]["client"]["openFiles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    least
 }
 
 #[tokio::test]

@@ -25,7 +25,11 @@ async fn a_partner_is_forbidden_every_crm_query_and_mutation() {
         "mutation($id: ID!) { deleteSavedView(id: $id) }",
     ];
     for operation in operations {
-        let variables = if operation.contains("$id") { json!({ "id": id }) } else { json!({}) };
+        let variables = if operation.contains("$id") {
+            json!({ "id": id })
+        } else {
+            json!({})
+        };
         let body = app.post_graphql(operation, variables, Role::Partner).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{operation}: {body}");
     }

@@ -30,7 +30,11 @@ async fn the_bdc_opens_a_service_case_for_a_client_found_by_phone_in_any_spellin
         json!({ "email": "luc@example.com", "phone": "5145550199", "subject": "S", "description": "D" }),
     ] {
         let body = create_case(&app, input, Role::Admin).await;
-        assert_eq!(body["data"]["createServiceCase"]["client"]["id"], id.as_str(), "{body}");
+        assert_eq!(
+            body["data"]["createServiceCase"]["client"]["id"],
+            id.as_str(),
+            "{body}"
+        );
     }
 }
 
@@ -79,12 +83,22 @@ async fn updating_a_service_case_records_each_status_change_in_its_history() {
     let app = spawn_app().await;
     let id = client(&app, "Luc", "Roy", "luc@example.com", None).await;
     let case = case_for(&app, &id, "Bruit", Some("tech-1")).await;
-    let updated = update_case(&app, &case, json!({ "status": "EN_COURS", "subject": "Bruit au frein" })).await;
+    let updated = update_case(
+        &app,
+        &case,
+        json!({ "status": "EN_COURS", "subject": "Bruit au frein" }),
+    )
+    .await;
     assert_eq!(updated["status"], "EN_COURS");
     assert_eq!(updated["subject"], "Bruit au frein");
     assert_eq!(updated["assignee"], "tech-1");
     // Not a status change: no history entry; null unassigns.
-    let updated = update_case(&app, &case, json!({ "assignee": null, "description": "Réglé?" })).await;
+    let updated = update_case(
+        &app,
+        &case,
+        json!({ "assignee": null, "description": "Réglé?" }),
+    )
+    .await;
     assert_eq!(updated["assignee"], json!(null));
     assert_eq!(updated["description"], "Réglé?");
     let updated = update_case(&app, &case, json!({ "status": "FERME" })).await;
@@ -136,9 +150,18 @@ async fn service_cases_are_listed_newest_first_and_filtered_by_status_client_and
         }
     };
     assert_eq!(list(json!(null)).await, [c.clone(), b.clone(), a.clone()]);
-    assert_eq!(list(json!({ "status": ["OUVERT", "EN_COURS"] })).await, [c.clone(), a.clone()]);
-    assert_eq!(list(json!({ "clientId": luc })).await, [b.clone(), a.clone()]);
-    assert_eq!(list(json!({ "assignee": "tech-1", "clientId": luc })).await, [a.clone()]);
+    assert_eq!(
+        list(json!({ "status": ["OUVERT", "EN_COURS"] })).await,
+        [c.clone(), a.clone()]
+    );
+    assert_eq!(
+        list(json!({ "clientId": luc })).await,
+        [b.clone(), a.clone()]
+    );
+    assert_eq!(
+        list(json!({ "assignee": "tech-1", "clientId": luc })).await,
+        [a.as_str()]
+    );
     let data = app
         .data(
             &format!("query($id: ID!) {{ serviceCase(id: $id) {{ {CASE_FIELDS} }} }}"),

@@ -5,7 +5,13 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, submit_lead};
 
 /// A client created by hand; returns its id.
-pub async fn client(app: &TestApp, first: &str, last: &str, email: &str, phone: Option<&str>) -> String {
+pub async fn client(
+    app: &TestApp,
+    first: &str,
+    last: &str,
+    email: &str,
+    phone: Option<&str>,
+) -> String {
     let data = app
         .data(
             r#"mutation($input: CreateClientInput!) { createClient(input: $input) { id } }"#,
@@ -32,7 +38,12 @@ pub async fn create_case(app: &TestApp, input: Value, role: Role) -> Value {
 }
 
 /// A service case for `client_id`; returns its id.
-pub async fn case_for(app: &TestApp, client_id: &str, subject: &str, assignee: Option<&str>) -> String {
+pub async fn case_for(
+    app: &TestApp,
+    client_id: &str,
+    subject: &str,
+    assignee: Option<&str>,
+) -> String {
     let body = create_case(
         app,
         json!({ "clientId": client_id, "subject": subject, "description": "Bruit au freinage", "assignee": assignee }),
@@ -40,7 +51,10 @@ pub async fn case_for(app: &TestApp, client_id: &str, subject: &str, assignee: O
     )
     .await;
     assert!(body.get("errors").is_none(), "{body}");
-    body["data"]["createServiceCase"]["id"].as_str().unwrap().to_owned()
+    body["data"]["createServiceCase"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// A lead as an agent; returns (lead id, opportunity id).
@@ -61,7 +75,10 @@ pub async fn credit_request(app: &TestApp, opportunity: &str, amount: &str) -> S
             Role::Agent,
         )
         .await;
-    data["createCreditRequest"]["id"].as_str().unwrap().to_owned()
+    data["createCreditRequest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// `updateServiceCase` as an agent, asserting success.
