@@ -16,8 +16,9 @@ use super::service_case::ServiceCase;
 use crate::error::AppError;
 use crate::store;
 
-/// Most open files of one kind listed for one client.
-pub const OPEN_FILES_CAP: u64 = 50;
+/// Most open files listed for one client (the newest): the weight the
+/// request limits give a plain list, so its cost is counted honestly.
+pub const OPEN_FILES_CAP: u64 = super::limits::LIST_WEIGHT;
 
 /// Département d'un dossier / The department a file belongs to.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -97,8 +98,10 @@ impl Loader<OpenFilesOf> for StoreLoader {
                 .extend(rows.into_iter().map(OpenFileRow::CreditRequest));
         }
         for rows in files.values_mut() {
-            // Newest first, every department together.
+            // Newest first, every department together; the newest
+            // `OPEN_FILES_CAP` of all (each kind was fetched up to the cap).
             rows.sort_by_key(|r| std::cmp::Reverse(r.sort_key()));
+            rows.truncate(OPEN_FILES_CAP as usize);
         }
         Ok(files)
     }

@@ -184,3 +184,17 @@ async fn clients_stored_before_the_search_key_existed_are_found_after_a_restart(
         .await;
     assert_eq!(data["clients"]["edges"][0]["node"]["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn open_files_are_bounded_to_the_newest_twenty() {
+    let app = spawn_app().await;
+    let id = client(&app, "Luc", "Roy", "luc@example.com", None).await;
+    let mut cases = Vec::new();
+    for i in 0..22 {
+        app.clock.advance(Duration::seconds(1));
+        cases.push(case_for(&app, &id, &format!("Cas {i}"), None).await);
+    }
+    let files = open_files(&app, &id, Role::Agent).await;
+    let newest: Vec<&str> = cases.iter().rev().take(20).map(String::as_str).collect();
+    assert_eq!(ids(&files), newest);
+}
