@@ -33,6 +33,12 @@ async fn a_cre_lead_creates_one_received_credit_request_on_the_opportunity_it_la
     let data = app.data(&query, json!({ "id": plain }), Role::Agent).await;
     assert_eq!(data["lead"]["creditRequest"], json!(null));
     assert_eq!(app.count("credit_request").await, 2);
+    // A replayed CRE lead stores nothing new, its credit request included.
+    let keyed = json!({ "email": "ana@example.com", "type": "CRE", "idempotencyKey": "k-1" });
+    let (once, _) = lead(&app, keyed.clone()).await;
+    let (again, _) = lead(&app, keyed).await;
+    assert_eq!(once, again);
+    assert_eq!(app.count("credit_request").await, 3);
 }
 
 #[tokio::test]

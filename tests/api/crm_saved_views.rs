@@ -366,3 +366,40 @@ async fn the_expiree_filter_and_the_views_using_it_exist_for_admins_only() {
     assert_eq!(data["opportunities"]["totalCount"], 2);
     assert_eq!(node_ids(&data["opportunities"]), [live, old]);
 }
+
+/// Second wall: without the validation wall, the resolvers still refuse a
+/// non-admin's `expiree` filter, directly and in a saved view.
+#[tokio::test]
+async fn the_resolvers_refuse_the_expiree_filter_to_a_non_admin_even_without_the_wall() {
+    use std::sync::Arc;
+
+    use crm::auth::Principal;
+    use crm::graphql::{ApiContext, build_schema_without_admin_wall};
+
+    let app = spawn_app().await;
+    let schema = build_schema_without_admin_wall(ApiContext {
+        db: app.db.clone(),
+        policy: Arc::new(ExpiryPolicy::default()),
+        clock: Arc::new(app.clock.clone()),
+        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
+            .await
+            .unwrap(),
+    });
+    for query in [
+        "{ opportunities(filter: { expiree: true }) { totalCount } }",
+        "mutation { createSavedView(input: { module: OPPORTUNITIES, name: \"x\", visibility: SHARED, opportunityFilter: { expiree: true } }) { id } }",
+    ] {
+        let request = async_graphql::Request::new(query).data(Principal {
+            sub: "agent-1".into(),
+            role: Role::Agent,
+            issued_at: 0,
+            expires_at: i64::MAX,
+        });
+        let response = serde_json::to_value(schema.execute(request).await).unwrap();
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{response}"
+        );
+    }
+    assert_eq!(app.count("saved_view").await, 0);
+}
