@@ -5,4 +5,7 @@ pub mod adf;
 pub mod contact;
 pub mod expiry;
 pub mod lead_intake;
+pub mod money;
+pub mod open_files;
+pub mod search;
 pub mod status;

@@ -4,13 +4,17 @@
 pub mod admin_only;
 pub mod client;
 pub mod connection;
+pub mod credit_request;
 pub mod error_codes;
 pub mod lead;
 pub mod limits;
 pub mod loaders;
+pub mod open_file;
 pub mod opportunity;
 pub mod privacy;
 pub mod revocation;
+pub mod saved_view;
+pub mod service_case;
 pub mod subscription;
 pub mod viewer;
 
@@ -48,6 +52,9 @@ pub struct QueryRoot(
     lead::LeadQuery,
     revocation::RevocationQuery,
     privacy::PrivacyQuery,
+    service_case::ServiceCaseQuery,
+    credit_request::CreditRequestQuery,
+    saved_view::SavedViewQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -58,6 +65,9 @@ pub struct MutationRoot(
     lead::LeadMutation,
     revocation::RevocationMutation,
     privacy::PrivacyMutation,
+    service_case::ServiceCaseMutation,
+    credit_request::CreditRequestMutation,
+    saved_view::SavedViewMutation,
 );
 
 pub use subscription::SubscriptionRoot;

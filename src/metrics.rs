@@ -86,6 +86,23 @@ static POOL: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
     Some(gauge)
 });
 
+static STATEMENTS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    let counter = IntCounter::new(
+        "crm_db_statements_total",
+        "SQL statements sent to the database by this process.",
+    )
+    .ok()?;
+    REGISTRY.register(Box::new(counter.clone())).ok()?;
+    Some(counter)
+});
+
+/// One SQL statement ran (the pool's metric callback).
+pub fn statement_ran() {
+    if let Some(c) = STATEMENTS.as_ref() {
+        c.inc();
+    }
+}
+
 static OPERATIONS: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 
 /// `operation` as a label value, or `other` once the set is full.
@@ -161,6 +178,7 @@ pub fn render() -> String {
         &*HTTP_REQUESTS,
         &*HTTP_SECONDS,
         &*POOL,
+        &*STATEMENTS,
     );
     let mut buffer = Vec::new();
     if prometheus::TextEncoder::new()

@@ -3,14 +3,18 @@
 //! [`AppError`](crate::error::AppError), never raw driver errors.
 
 pub mod client;
+pub mod credit_request;
 pub mod expiry;
 pub mod lead;
 pub mod lead_intake;
+pub mod open_files;
 pub mod opportunity;
 pub mod page;
 pub mod partner_rate;
 pub mod privacy;
 pub mod revocation;
+pub mod saved_view;
+pub mod service_case;
 
 use std::time::Duration;
 
@@ -42,13 +46,19 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
     });
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(|_| crate::metrics::statement_ran());
+    Ok(db)
 }
 
 /// Run pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     use migration::MigratorTrait;
-    migration::Migrator::up(db, None).await
+    migration::Migrator::up(db, None).await?;
+    client::backfill_search_keys(db)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(())
 }
 
 /// A write transaction: IMMEDIATE on SQLite, so two writers never both read

@@ -8,6 +8,8 @@ pub struct Model {
     pub id: Uuid,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// Names and contact points folded (NFKD, no marks, lowercase) for search.
+    pub search_key: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -6,6 +6,7 @@ mod m20261127_000001_create_client_tables;
 mod m20261127_000002_create_opportunity_tables;
 mod m20261127_000003_create_lead_table;
 mod m20261128_000001_create_partner_tables;
+mod m20261128_000002_create_crm_tables;
 mod m20261128_000003_create_privacy_event_table;
 mod m20261128_000010_check_stored_values;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_opportunity_tables::Migration),
             Box::new(m20261127_000003_create_lead_table::Migration),
             Box::new(m20261128_000001_create_partner_tables::Migration),
+            Box::new(m20261128_000002_create_crm_tables::Migration),
             Box::new(m20261128_000003_create_privacy_event_table::Migration),
             Box::new(m20261128_000010_check_stored_values::Migration),
         ]

@@ -18,16 +18,21 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use std::any::TypeId;
+
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
+    BaseType, Directive, DocumentOperations, ExecutableDocument, OperationType, Selection,
+    SelectionSet, Type,
 };
 use async_graphql::registry::{MetaTypeName, Registry};
 use async_graphql::{
-    Name, Pos, Positioned, ServerError, ServerResult, ValidationResult, Variables,
+    Name, Pos, Positioned, Request, ServerError, ServerResult, ValidationResult, Variables,
 };
+use async_graphql_value::{ConstValue, Value};
 
 use crate::auth::{Principal, Role};
 
@@ -37,7 +42,17 @@ pub const ADMIN_ONLY_FIELDS: &[(&str, &str)] = &[
     ("Opportunity", "expiredAt"),
     ("Lead", "decision"),
     ("Query", "previewLead"),
+    // An input field: renamed wherever an object value names it (see
+    // `hide_input_fields`).
+    ("OpportunityFilter", "expiree"),
 ];
+
+/// Input fields only ADMIN may name (also in [`ADMIN_ONLY_FIELDS`], which
+/// hides them from the SDL). Every object value, in the document or in the
+/// variables, has such keys renamed for anyone else, so async-graphql
+/// refuses them exactly as it refuses an unknown input field. No other input
+/// type has a field of these names, and no input takes free-form JSON.
+pub const ADMIN_ONLY_INPUT_FIELDS: &[&str] = &["expiree"];
 
 /// (enum, value) pairs only ADMIN may see. Output-only enums: no argument
 /// takes them, so a document cannot name them; introspection hides them
@@ -57,6 +72,7 @@ pub const STAFF_ONLY_FIELDS: &[(&str, &str)] = &[
     ("Lead", "opportunity"),
     ("Lead", "client"),
     ("Lead", "contactConflict"),
+    ("Lead", "creditRequest"),
 ];
 
 /// Types reachable only through staff-only (or admin-only) fields.
@@ -106,10 +122,39 @@ impl ExtensionFactory for AdminOnlyWall {
 #[derive(Default)]
 struct AdminOnlyWallExtension {
     renamed_at: Mutex<HashSet<Pos>>,
+    /// Variables whose value had an admin-only input field renamed.
+    renamed_variables: Mutex<HashSet<String>>,
 }
 
 #[async_trait::async_trait]
 impl Extension for AdminOnlyWallExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let role = request
+            .data
+            .get(&TypeId::of::<Principal>())
+            .and_then(|d| d.downcast_ref::<Principal>())
+            .or_else(|| ctx.data_opt::<Principal>())
+            .map_or(Role::Partner, |p| p.role);
+        if role != Role::Admin {
+            let mut renamed = HashSet::new();
+            for (name, value) in request.variables.iter_mut() {
+                if hide_input_keys_const(value) {
+                    renamed.insert(name.to_string());
+                }
+            }
+            *self
+                .renamed_variables
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = renamed;
+        }
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -130,6 +175,13 @@ impl Extension for AdminOnlyWallExtension {
                 &mut document,
                 &mut renamed_at,
             );
+            let renamed_variables = std::mem::take(
+                &mut *self
+                    .renamed_variables
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            hide_input_fields(&mut document, &renamed_variables, &mut renamed_at);
         }
         *self.renamed_at.lock().unwrap_or_else(|e| e.into_inner()) = renamed_at;
         Ok(document)
@@ -154,6 +206,154 @@ impl Extension for AdminOnlyWallExtension {
             }
         }
         Err(errors)
+    }
+}
+
+/// Rename admin-only input keys in a variable's value; true if any was.
+fn hide_input_keys_const(value: &mut ConstValue) -> bool {
+    match value {
+        ConstValue::Object(map) => {
+            let mut renamed = false;
+            let old = std::mem::take(map);
+            for (key, mut inner) in old {
+                renamed |= hide_input_keys_const(&mut inner);
+                if ADMIN_ONLY_INPUT_FIELDS.contains(&key.as_str()) {
+                    map.insert(hidden(key.as_str()), inner);
+                    renamed = true;
+                } else {
+                    map.insert(key, inner);
+                }
+            }
+            renamed
+        }
+        ConstValue::List(items) => items
+            .iter_mut()
+            .fold(false, |acc, item| hide_input_keys_const(item) | acc),
+        _ => false,
+    }
+}
+
+/// Rename admin-only input keys in a document value; true if any was.
+fn hide_input_keys(value: &mut Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            let mut renamed = false;
+            let old = std::mem::take(map);
+            for (key, mut inner) in old {
+                renamed |= hide_input_keys(&mut inner);
+                if ADMIN_ONLY_INPUT_FIELDS.contains(&key.as_str()) {
+                    map.insert(hidden(key.as_str()), inner);
+                    renamed = true;
+                } else {
+                    map.insert(key, inner);
+                }
+            }
+            renamed
+        }
+        Value::List(items) => items
+            .iter_mut()
+            .fold(false, |acc, item| hide_input_keys(item) | acc),
+        _ => false,
+    }
+}
+
+fn uses_any(value: &Value, variables: &HashSet<String>) -> bool {
+    match value {
+        Value::Variable(name) => variables.contains(name.as_str()),
+        Value::Object(map) => map.values().any(|v| uses_any(v, variables)),
+        Value::List(items) => items.iter().any(|v| uses_any(v, variables)),
+        _ => false,
+    }
+}
+
+/// Rename admin-only input fields in every argument and variable default of
+/// the document, and record where the validator will report them: at an
+/// argument holding one, or using a variable whose value held one.
+fn hide_input_fields(
+    document: &mut ExecutableDocument,
+    renamed_variables: &HashSet<String>,
+    renamed_at: &mut HashSet<Pos>,
+) {
+    fn arguments(
+        args: &mut [(Positioned<Name>, Positioned<Value>)],
+        renamed_variables: &HashSet<String>,
+        renamed_at: &mut HashSet<Pos>,
+    ) {
+        for (name, value) in args {
+            if hide_input_keys(&mut value.node) | uses_any(&value.node, renamed_variables) {
+                renamed_at.extend([name.pos, value.pos]);
+            }
+        }
+    }
+    fn directives(
+        list: &mut [Positioned<Directive>],
+        renamed_variables: &HashSet<String>,
+        renamed_at: &mut HashSet<Pos>,
+    ) {
+        for directive in list {
+            arguments(&mut directive.node.arguments, renamed_variables, renamed_at);
+        }
+    }
+    fn selections(
+        set: &mut SelectionSet,
+        renamed_variables: &HashSet<String>,
+        renamed_at: &mut HashSet<Pos>,
+    ) {
+        for selection in &mut set.items {
+            match &mut selection.node {
+                Selection::Field(field) => {
+                    arguments(&mut field.node.arguments, renamed_variables, renamed_at);
+                    directives(&mut field.node.directives, renamed_variables, renamed_at);
+                    selections(
+                        &mut field.node.selection_set.node,
+                        renamed_variables,
+                        renamed_at,
+                    );
+                }
+                Selection::InlineFragment(fragment) => {
+                    directives(&mut fragment.node.directives, renamed_variables, renamed_at);
+                    selections(
+                        &mut fragment.node.selection_set.node,
+                        renamed_variables,
+                        renamed_at,
+                    );
+                }
+                Selection::FragmentSpread(spread) => {
+                    directives(&mut spread.node.directives, renamed_variables, renamed_at);
+                }
+            }
+        }
+    }
+    let operations: Vec<&mut Positioned<_>> = match &mut document.operations {
+        DocumentOperations::Single(operation) => vec![operation],
+        DocumentOperations::Multiple(operations) => operations.values_mut().collect(),
+    };
+    for operation in operations {
+        for variable in &mut operation.node.variable_definitions {
+            if let Some(default) = variable.node.default_value.as_mut()
+                && hide_input_keys_const(&mut default.node)
+            {
+                renamed_at.extend([variable.pos, default.pos]);
+            }
+        }
+        directives(
+            &mut operation.node.directives,
+            renamed_variables,
+            renamed_at,
+        );
+        selections(
+            &mut operation.node.selection_set.node,
+            renamed_variables,
+            renamed_at,
+        );
+    }
+    for fragment in document.fragments.values_mut() {
+        directives(&mut fragment.node.directives, renamed_variables, renamed_at);
+        selections(
+            &mut fragment.node.selection_set.node,
+            renamed_variables,
+            renamed_at,
+        );
     }
 }
 
@@ -375,9 +575,10 @@ mod tests {
 
     const INTROSPECTION: &str = "{ __schema { types { name \
         fields(includeDeprecated: true) { name } \
+        inputFields { name } \
         enumValues(includeDeprecated: true) { name } } } }";
 
-    /// (types, (type, field-or-enum-value) pairs) that introspection shows
+    /// (types, (type, field, input field or enum value) pairs) that introspection shows
     /// `role`: what the registry's `visible` marks let through.
     async fn visible_to(role: Role) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
         let principal = Principal {
@@ -395,7 +596,7 @@ mod tests {
         let mut members = BTreeSet::new();
         for ty in data["__schema"]["types"].as_array().expect("types") {
             let name = ty["name"].as_str().expect("type name").to_owned();
-            for list in ["fields", "enumValues"] {
+            for list in ["fields", "inputFields", "enumValues"] {
                 for member in ty[list].as_array().into_iter().flatten() {
                     let member = member["name"].as_str().expect("name").to_owned();
                     members.insert((name.clone(), member));

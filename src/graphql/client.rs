@@ -78,6 +78,14 @@ impl Client {
         self.0.created_at
     }
 
+    /// Dossiers ouverts / The client's files that are not closed, every
+    /// department, newest first (the 20 newest). Closed: an opportunity
+    /// `VENDU_LIVRE` or `PERDU`, a service case `FERME`, a credit request
+    /// `APPROUVEE`, `REFUSEE` or `ANNULEE`.
+    async fn open_files(&self, ctx: &Context<'_>) -> Result<Vec<super::open_file::OpenFile>> {
+        super::open_file::open_files_of(ctx, self.0.id).await
+    }
+
     /// The client's opportunities, newest first.
     async fn opportunities(
         &self,

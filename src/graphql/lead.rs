@@ -284,6 +284,15 @@ impl Lead {
         Client::load(ctx, self.0.client_id).await
     }
 
+    /// The credit request a `CRE` lead created (null for other types).
+    #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
+    async fn credit_request(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::credit_request::CreditRequest>> {
+        super::credit_request::of_lead(ctx, self.0.id).await
+    }
+
     /// The opportunity the lead created or was merged into.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {

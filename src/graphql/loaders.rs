@@ -20,6 +20,11 @@ impl StoreLoader {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
+
+    /// The pool, for loaders defined beside their types.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
 }
 
 /// A client by id.

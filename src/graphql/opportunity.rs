@@ -44,6 +44,11 @@ impl Opportunity {
         ID(self.0.id.to_string())
     }
 
+    /// Always `VENTES`.
+    async fn department(&self) -> super::open_file::Department {
+        super::open_file::Department::Ventes
+    }
+
     async fn status(&self) -> Result<OpportunityStatus> {
         Ok(store::opportunity::status_of(&self.0)?.into())
     }
@@ -161,6 +166,9 @@ pub struct OpportunityFilter {
     pub status: Option<Vec<OpportunityStatus>>,
     /// Only this client's opportunities.
     pub client_id: Option<ID>,
+    /// Expired (true) or live (false) opportunities. Admin only.
+    #[graphql(visible = "is_admin")]
+    pub expiree: Option<bool>,
 }
 
 /// Sort key of the opportunity list.
@@ -210,22 +218,25 @@ impl OpportunityQuery {
         order_by: Option<OpportunityOrder>,
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
+        view_id: Option<ID>,
     ) -> Result<Page<Opportunity>> {
         let api = api(ctx)?;
-        let page = connection::page_request(first, after, order_by.map(|o| o.direction.into()))?;
-        let filter = filter.unwrap_or_default();
-        let filter = store::opportunity::OpportunityFilter {
-            statuses: filter
-                .status
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-            client_id: filter
-                .client_id
-                .as_ref()
-                .map(|id| parse_id("filter.clientId", id))
-                .transpose()?,
+        let (filter, view_direction) =
+            super::saved_view::opportunity_filter(ctx, filter, view_id.as_ref()).await?;
+        let page = connection::page_request(
+            first,
+            after,
+            order_by.map(|o| o.direction.into()).or(view_direction),
+        )?;
+        let Some(filter) = filter else {
+            return Ok(connection::page(
+                Vec::new(),
+                false,
+                &page,
+                0,
+                cursor_of,
+                Opportunity,
+            ));
         };
         let (rows, has_next) = store::opportunity::list(&api.db, &filter, &page).await?;
         let total = if connection::wants_total(ctx) {

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{client, client_contact};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::page::{self, PageRequest};
 use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
+use crate::domain::search;
 use crate::error::AppError;
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<client::Model>, AppError> {
@@ -76,8 +77,10 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<Uuid, AppError> {
     let id = Uuid::now_v7();
+    let search_key = search::client_key(first_name.as_deref(), last_name.as_deref());
     client::Entity::insert(client::ActiveModel {
         id: Set(id),
+        search_key: Set(Some(search_key)),
         first_name: Set(first_name),
         last_name: Set(last_name),
         created_at: Set(now),
@@ -113,6 +116,10 @@ pub async fn create_with_contacts(
     txn.commit().await?;
     Ok(client::Model {
         id,
+        search_key: Some(search::client_key(
+            first_name.as_deref(),
+            last_name.as_deref(),
+        )),
         first_name,
         last_name,
         created_at: now,
@@ -143,7 +150,12 @@ pub async fn complete_names(
         changed = true;
     }
     if changed {
+        let key = search::client_key(
+            existing.first_name.as_deref().or(first_name),
+            existing.last_name.as_deref().or(last_name),
+        );
         update
+            .col_expr(client::Column::SearchKey, Expr::value(key))
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .exec(db)
             .await?;
@@ -175,7 +187,7 @@ pub async fn add_contacts(
 }
 
 /// Search clients: an email or phone finds its owner exactly; any other text
-/// matches first or last names (case-insensitive, contains).
+/// matches name words in any order, case- and accent-insensitive.
 pub async fn search(
     db: &impl ConnectionTrait,
     text: Option<&str>,
@@ -220,18 +232,42 @@ fn matching(text: Option<&str>) -> sea_orm::Select<client::Entity> {
                     ),
                 ),
                 None => {
-                    let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-                    let like = |col: client::Column| {
-                        Expr::expr(Func::lower(Expr::col(col)))
-                            .like(LikeExpr::new(pattern.clone()).escape('\\'))
-                    };
-                    select.filter(
-                        Condition::any()
-                            .add(like(client::Column::FirstName))
-                            .add(like(client::Column::LastName)),
-                    )
+                    // Every folded word in the folded names, in any order.
+                    let mut all = Condition::all();
+                    for word in search::words(text) {
+                        let pattern = format!("%{}%", escape_like(&word));
+                        all = all.add(
+                            Expr::col(client::Column::SearchKey)
+                                .like(LikeExpr::new(pattern).escape('\\')),
+                        );
+                    }
+                    select.filter(all)
                 }
             }
+        }
+    }
+}
+
+/// Fill the search key of clients stored before it existed (run at start).
+pub async fn backfill_search_keys(db: &impl ConnectionTrait) -> Result<u64, AppError> {
+    let mut done = 0;
+    loop {
+        let batch = client::Entity::find()
+            .filter(client::Column::SearchKey.is_null())
+            .limit(500)
+            .all(db)
+            .await?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        for c in batch {
+            let key = search::client_key(c.first_name.as_deref(), c.last_name.as_deref());
+            client::Entity::update_many()
+                .col_expr(client::Column::SearchKey, Expr::value(key))
+                .filter(client::Column::Id.eq(c.id))
+                .exec(db)
+                .await?;
+            done += 1;
         }
     }
 }

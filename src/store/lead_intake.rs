@@ -372,6 +372,11 @@ async fn record_lead(
         decision: to_json("decision record", decision)?,
     };
     lead_store::insert(txn, lead.clone().into()).await?;
+    // A credit application opens its credit request in the same transaction.
+    if s.lead_type == crate::domain::lead_intake::LeadType::Cre {
+        super::credit_request::create_for_lead(txn, lead.id, opportunity.id, &principal.sub, now)
+            .await?;
+    }
     Ok(lead)
 }
 

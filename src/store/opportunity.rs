@@ -39,6 +39,8 @@ impl ExpiryApplier {
 pub struct OpportunityFilter {
     pub statuses: Vec<OpportunityStatus>,
     pub client_id: Option<Uuid>,
+    /// Admin-only: expired (true) or live (false) opportunities.
+    pub expiree: Option<bool>,
 }
 
 impl OpportunityFilter {
@@ -53,6 +55,9 @@ impl OpportunityFilter {
         }
         if let Some(client_id) = self.client_id {
             select = select.filter(opportunity::Column::ClientId.eq(client_id));
+        }
+        if let Some(expiree) = self.expiree {
+            select = select.filter(opportunity::Column::Expiree.eq(expiree));
         }
         select
     }

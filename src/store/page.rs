@@ -125,6 +125,35 @@ where
     E: EntityTrait,
     C: ColumnTrait + IntoColumnRef + Copy,
 {
+    fetch_per_parent_where::<E, C>(
+        db,
+        parent,
+        created_at,
+        id,
+        parents,
+        page,
+        Condition::all(),
+        parent_of,
+    )
+    .await
+}
+
+/// [`fetch_per_parent`] over the children that also meet `condition`.
+#[expect(clippy::too_many_arguments, reason = "the columns of one keyset page")]
+pub async fn fetch_per_parent_where<E, C>(
+    db: &impl ConnectionTrait,
+    parent: C,
+    created_at: C,
+    id: C,
+    parents: Vec<Uuid>,
+    page: &PageRequest,
+    condition: impl sea_orm::sea_query::IntoCondition,
+    parent_of: impl Fn(&E::Model) -> Uuid,
+) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoColumnRef + Copy,
+{
     let direction = match page.direction {
         SortDirection::Asc => "ASC",
         SortDirection::Desc => "DESC",
@@ -137,6 +166,7 @@ where
     ));
     let mut inner = E::find()
         .filter(parent.is_in(parents))
+        .filter(condition)
         .column_as(rank, "page_rank");
     if let Some(past) = after_cursor(created_at, id, page) {
         inner = inner.filter(past);

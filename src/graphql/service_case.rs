@@ -1,0 +1,430 @@
+//! Service à la clientèle: after-sales service cases (SPEC 6).
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{service_case, service_case_status_change};
+
+use super::client::Client;
+use super::connection::{self, Page};
+use super::loaders::{ClientById, StoreLoader};
+use super::open_file::Department;
+use super::viewer::{api, parse_id, principal};
+use crate::auth::RoleGuard;
+use crate::domain::contact::{ContactPoint, Email, Phone};
+use crate::error::AppError;
+use crate::store;
+use crate::store::page::Cursor;
+
+/// Statut d'un dossier de service / Status of a service case.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "entity::service_case::ServiceCaseStatus")]
+pub enum ServiceCaseStatus {
+    /// Ouvert : vient d'être ouvert. / Open: just opened.
+    Ouvert,
+    /// En cours : quelqu'un s'en occupe. / In progress: being handled.
+    EnCours,
+    /// Fermé : réglé. / Closed: settled.
+    Ferme,
+}
+
+/// Un dossier du service à la clientèle / An after-sales service case.
+pub struct ServiceCase(pub service_case::Model);
+
+#[Object]
+impl ServiceCase {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Always `SERVICE`.
+    async fn department(&self) -> Department {
+        Department::Service
+    }
+
+    /// Le client / the client.
+    async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let client = loader
+            .load_one(ClientById(self.0.client_id))
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        Ok(Client(client))
+    }
+
+    /// Objet / Subject.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// L'explication de la situation / The explanation of the situation.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    async fn status(&self) -> ServiceCaseStatus {
+        self.0.status.into()
+    }
+
+    /// Who handles it (user id), if anybody.
+    async fn assignee(&self) -> Option<&str> {
+        self.0.assignee.as_deref()
+    }
+
+    /// Who opened it (token subject).
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Every status change (from, to, who, when), oldest first.
+    async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<ServiceCaseStatusChange>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let history = loader
+            .load_one(ServiceCaseHistoryOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(history.into_iter().map(ServiceCaseStatusChange).collect())
+    }
+}
+
+/// Un changement de statut d'un dossier de service / A service case status change.
+pub struct ServiceCaseStatusChange(pub service_case_status_change::Model);
+
+#[Object]
+impl ServiceCaseStatusChange {
+    /// Previous status; null for the status the case was opened with.
+    async fn from(&self) -> Option<ServiceCaseStatus> {
+        self.0.from_status.map(Into::into)
+    }
+
+    async fn to(&self) -> ServiceCaseStatus {
+        self.0.to_status.into()
+    }
+
+    /// Who made the change (token subject).
+    async fn changed_by(&self) -> &str {
+        &self.0.changed_by
+    }
+
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+}
+
+/// The status history of a service case (batched).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceCaseHistoryOf(pub uuid::Uuid);
+
+impl async_graphql::dataloader::Loader<ServiceCaseHistoryOf> for StoreLoader {
+    type Value = Vec<service_case_status_change::Model>;
+    type Error = std::sync::Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[ServiceCaseHistoryOf],
+    ) -> Result<std::collections::HashMap<ServiceCaseHistoryOf, Self::Value>, Self::Error> {
+        let rows =
+            store::service_case::history_of(self.db(), keys.iter().map(|k| k.0).collect()).await?;
+        let mut map: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+        for row in rows {
+            map.entry(ServiceCaseHistoryOf(row.service_case_id))
+                .or_default()
+                .push(row);
+        }
+        Ok(map)
+    }
+}
+
+/// Filtres de la liste des dossiers de service / Service case list filters.
+#[derive(InputObject, Default, Clone)]
+pub struct ServiceCaseFilter {
+    /// Any of these statuses.
+    pub status: Option<Vec<ServiceCaseStatus>>,
+    /// Only this client's cases.
+    pub client_id: Option<ID>,
+    /// Only the cases of this assignee.
+    #[graphql(validator(max_length = 200))]
+    pub assignee: Option<String>,
+}
+
+impl ServiceCaseFilter {
+    /// The stored form of the filter.
+    pub fn to_store(&self) -> Result<store::service_case::ServiceCaseFilter, AppError> {
+        Ok(store::service_case::ServiceCaseFilter {
+            statuses: self
+                .status
+                .iter()
+                .flatten()
+                .map(|s| {
+                    sea_orm::ActiveEnum::to_value(&entity::service_case::ServiceCaseStatus::from(
+                        *s,
+                    ))
+                })
+                .collect(),
+            client_id: self
+                .client_id
+                .as_ref()
+                .map(|id| parse_id("filter.clientId", id))
+                .transpose()?,
+            assignee: self.assignee.clone(),
+        })
+    }
+}
+
+/// Ouvrir un dossier de service / Open a service case.
+#[derive(InputObject)]
+pub struct CreateServiceCaseInput {
+    /// The client, by id; or give `email` and/or `phone` instead.
+    pub client_id: Option<ID>,
+    /// Finds the client by email (normalized as for leads).
+    pub email: Option<String>,
+    /// Finds the client by phone (any spelling).
+    pub phone: Option<String>,
+    #[graphql(validator(max_length = 200))]
+    pub subject: String,
+    #[graphql(validator(max_length = 10000))]
+    pub description: String,
+    #[graphql(validator(max_length = 200))]
+    pub assignee: Option<String>,
+}
+
+/// Modifier un dossier de service / Change a service case (absent fields stay).
+#[derive(InputObject)]
+pub struct UpdateServiceCaseInput {
+    /// A change is recorded in `statusHistory`.
+    pub status: Option<ServiceCaseStatus>,
+    /// `null` unassigns.
+    #[graphql(validator(max_length = 200))]
+    pub assignee: MaybeUndefined<String>,
+    #[graphql(validator(max_length = 200))]
+    pub subject: Option<String>,
+    #[graphql(validator(max_length = 10000))]
+    pub description: Option<String>,
+}
+
+/// Trimmed text, refused when empty or holding bidirectional controls.
+pub(super) fn required_text(field: &str, value: &str) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AppError::bad_input(field, "must not be empty"));
+    }
+    if crate::domain::contact::bidi_control(value).is_some() {
+        return Err(AppError::bad_input(
+            field,
+            "holds a bidirectional-control character",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Optional text: blank is none.
+pub(super) fn optional_text(field: &str, value: Option<&str>) -> Result<Option<String>, AppError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => required_text(field, v).map(Some),
+    }
+}
+
+pub(super) fn cursor_of(c: &service_case::Model) -> Cursor {
+    Cursor {
+        created_at: c.created_at,
+        id: c.id,
+    }
+}
+
+/// The client named by `email` and/or `phone`: none → `NOT_FOUND`; the two
+/// pointing to different clients → `BAD_USER_INPUT`.
+async fn client_by_contact(
+    db: &impl sea_orm::ConnectionTrait,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<uuid::Uuid, AppError> {
+    let mut points = Vec::new();
+    if let Some(email) = email.filter(|e| !e.trim().is_empty()) {
+        let email = Email::parse(email).map_err(|e| AppError::bad_input("email", e.to_string()))?;
+        points.push(ContactPoint::Email(email));
+    }
+    if let Some(phone) = phone.filter(|p| !p.trim().is_empty()) {
+        let phone = Phone::parse(phone).map_err(|e| AppError::bad_input("phone", e.to_string()))?;
+        points.push(ContactPoint::Phone(phone));
+    }
+    if points.is_empty() {
+        return Err(AppError::bad_input(
+            "input",
+            "give clientId, or an email and/or a phone of the client",
+        ));
+    }
+    let owners = store::client::owners(db, &points).await?;
+    let mut found: Vec<uuid::Uuid> = points
+        .iter()
+        .filter_map(|p| owners.get(p))
+        .copied()
+        .collect();
+    found.dedup();
+    match found.as_slice() {
+        [] => Err(AppError::NotFound("client")),
+        [one] => Ok(*one),
+        _ => Err(AppError::bad_input(
+            "phone",
+            "the email and the phone belong to two different clients",
+        )),
+    }
+}
+
+#[derive(Default)]
+pub struct ServiceCaseQuery;
+
+#[Object]
+impl ServiceCaseQuery {
+    /// Un dossier de service par id / One service case by id (null if none).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn service_case(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ServiceCase>> {
+        let id = parse_id("id", &id)?;
+        Ok(store::service_case::find(&api(ctx)?.db, id)
+            .await?
+            .map(ServiceCase))
+    }
+
+    /// Les dossiers de service / Service cases, newest first. `viewId` applies
+    /// a saved view; `filter` narrows it further (both must hold).
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn service_cases(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ServiceCaseFilter>,
+        view_id: Option<ID>,
+    ) -> Result<Page<ServiceCase>> {
+        let api = api(ctx)?;
+        let view = super::saved_view::view_filter(
+            ctx,
+            view_id.as_ref(),
+            super::saved_view::ViewModule::ServiceCases,
+        )
+        .await?;
+        let view_filter: Option<store::service_case::ServiceCaseFilter> = view
+            .as_ref()
+            .map(|v| serde_json::from_value(v.filter.clone()))
+            .transpose()
+            .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
+        let direction = view.as_ref().and_then(super::saved_view::direction_of);
+        let page = super::connection::page_request(first, after, direction)?;
+        let explicit = filter.unwrap_or_default().to_store()?;
+        let mut filters = vec![&explicit];
+        if let Some(v) = &view_filter {
+            filters.push(v);
+        }
+        let (rows, has_next) = store::service_case::list(&api.db, &filters, &page).await?;
+        let total = if connection::wants_total(ctx) {
+            store::service_case::count(&api.db, &filters).await?
+        } else {
+            0
+        };
+        Ok(connection::page(
+            rows,
+            has_next,
+            &page,
+            total,
+            cursor_of,
+            ServiceCase,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct ServiceCaseMutation;
+
+#[Object]
+impl ServiceCaseMutation {
+    /// Ouvrir un dossier de service (`OUVERT`) / Open a service case for a
+    /// client given by id, or by email and/or phone. No client found →
+    /// `NOT_FOUND`; email and phone of two different clients →
+    /// `BAD_USER_INPUT`; nothing is created in either case.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn create_service_case(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateServiceCaseInput,
+    ) -> Result<ServiceCase> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let subject = required_text("subject", &input.subject)?;
+        let description = required_text("description", &input.description)?;
+        let assignee = optional_text("assignee", input.assignee.as_deref())?;
+        let txn = store::begin_write(&api.db).await?;
+        let client_id = match &input.client_id {
+            Some(id) => {
+                if input.email.is_some() || input.phone.is_some() {
+                    return Err(AppError::bad_input(
+                        "clientId",
+                        "give clientId or an email/phone, not both",
+                    )
+                    .into());
+                }
+                let id = parse_id("clientId", id)?;
+                store::client::find(&txn, id)
+                    .await?
+                    .ok_or(AppError::NotFound("client"))?
+                    .id
+            }
+            None => client_by_contact(&txn, input.email.as_deref(), input.phone.as_deref()).await?,
+        };
+        let created = store::service_case::create(
+            &txn,
+            store::service_case::NewServiceCase {
+                client_id,
+                subject,
+                description,
+                assignee,
+            },
+            &who.sub,
+            api.clock.now(),
+        )
+        .await?;
+        txn.commit().await.map_err(AppError::from)?;
+        Ok(ServiceCase(created))
+    }
+
+    /// Modifier un dossier de service / Change a service case; a status
+    /// change is recorded in `statusHistory`.
+    #[graphql(guard = "RoleGuard::staff()")]
+    async fn update_service_case(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateServiceCaseInput,
+    ) -> Result<ServiceCase> {
+        let api = api(ctx)?;
+        let who = principal(ctx)?;
+        let id = parse_id("id", &id)?;
+        let changes = store::service_case::ServiceCaseChanges {
+            status: input.status.map(Into::into),
+            assignee: match input.assignee {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(optional_text("assignee", Some(&v))?),
+            },
+            subject: input
+                .subject
+                .as_deref()
+                .map(|s| required_text("subject", s))
+                .transpose()?,
+            description: input
+                .description
+                .as_deref()
+                .map(|s| required_text("description", s))
+                .transpose()?,
+        };
+        let updated =
+            store::service_case::update(&api.db, id, changes, &who.sub, api.clock.now()).await?;
+        Ok(ServiceCase(updated))
+    }
+}

@@ -1,0 +1,35 @@
+//! The open files of clients, every department (SPEC 6): opportunities
+//! whose status is not closed — expiry plays no part.
+use std::collections::HashMap;
+
+use entity::opportunity;
+use sea_orm::{ColumnTrait, ConnectionTrait};
+use uuid::Uuid;
+
+use super::page::{self, PageRequest};
+use crate::error::AppError;
+
+/// The open opportunities (status not closed; expiry plays no part) of
+/// several clients, newest first, at most `cap` each, in one statement.
+pub async fn opportunities_of_clients(
+    db: &impl ConnectionTrait,
+    clients: Vec<Uuid>,
+    cap: u64,
+) -> Result<HashMap<Uuid, Vec<opportunity::Model>>, AppError> {
+    let pages = page::fetch_per_parent_where::<opportunity::Entity, _>(
+        db,
+        opportunity::Column::ClientId,
+        opportunity::Column::CreatedAt,
+        opportunity::Column::Id,
+        clients,
+        &PageRequest {
+            first: cap,
+            after: None,
+            direction: page::SortDirection::Desc,
+        },
+        opportunity::Column::Status.is_in(crate::domain::open_files::open_opportunity_statuses()),
+        |o| o.client_id,
+    )
+    .await?;
+    Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
+}
