@@ -1,6 +1,7 @@
 //! The GraphQL API: schema assembly, request limits, the admin-only wall and
 //! the one place errors get their `extensions.code`.
 
+pub mod access_log;
 pub mod admin_only;
 pub mod client;
 pub mod connection;
@@ -52,6 +53,7 @@ pub struct QueryRoot(
     lead::LeadQuery,
     revocation::RevocationQuery,
     privacy::PrivacyQuery,
+    access_log::AccessLogQuery,
     service_case::ServiceCaseQuery,
     credit_request::CreditRequestQuery,
     saved_view::SavedViewQuery,

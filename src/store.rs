@@ -2,6 +2,7 @@
 //! so they run on a pool or inside a transaction alike, and return
 //! [`AppError`](crate::error::AppError), never raw driver errors.
 
+pub mod access_log;
 pub mod client;
 pub mod credit_request;
 pub mod expiry;

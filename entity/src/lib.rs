@@ -4,6 +4,7 @@
 pub mod client;
 pub mod client_contact;
 pub mod credit_request;
+pub mod credit_request_access;
 pub mod credit_request_status_change;
 pub mod lead;
 pub mod opportunity;

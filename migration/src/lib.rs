@@ -8,6 +8,7 @@ mod m20261127_000003_create_lead_table;
 mod m20261128_000001_create_partner_tables;
 mod m20261128_000002_create_crm_tables;
 mod m20261128_000003_create_privacy_event_table;
+mod m20261128_000004_create_credit_request_access_table;
 mod m20261128_000010_check_stored_values;
 
 pub use m20261128_000010_check_stored_values::STORED_VALUES;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_partner_tables::Migration),
             Box::new(m20261128_000002_create_crm_tables::Migration),
             Box::new(m20261128_000003_create_privacy_event_table::Migration),
+            Box::new(m20261128_000004_create_credit_request_access_table::Migration),
             Box::new(m20261128_000010_check_stored_values::Migration),
         ]
     }

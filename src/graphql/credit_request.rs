@@ -18,6 +18,7 @@ use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
 use crate::store;
+use crate::store::access_log::ReadVia;
 use crate::store::page::Cursor;
 
 /// Dollars as an exact decimal string, e.g. `"32500.00"`; never a float.
@@ -213,10 +214,11 @@ impl async_graphql::dataloader::Loader<CreditRequestOfLead> for StoreLoader {
 /// `Lead.creditRequest`: the request a `CRE` lead created (null otherwise).
 pub async fn of_lead(ctx: &Context<'_>, lead: uuid::Uuid) -> Result<Option<CreditRequest>> {
     let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-    Ok(loader
-        .load_one(CreditRequestOfLead(lead))
-        .await?
-        .map(CreditRequest))
+    let found = loader.load_one(CreditRequestOfLead(lead)).await?;
+    if let Some(request) = &found {
+        super::access_log::record_nested(ctx, &[request.id], ReadVia::Lead).await?;
+    }
+    Ok(found.map(CreditRequest))
 }
 
 /// Filtres de la liste des demandes de crédit / Credit request list filters.
@@ -314,9 +316,11 @@ impl CreditRequestQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn credit_request(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CreditRequest>> {
         let id = parse_id("id", &id)?;
-        Ok(store::credit_request::find(&api(ctx)?.db, id)
-            .await?
-            .map(CreditRequest))
+        let found = store::credit_request::find(&api(ctx)?.db, id).await?;
+        if let Some(request) = &found {
+            super::access_log::record_reads(ctx, &[request.id], ReadVia::Single).await?;
+        }
+        Ok(found.map(CreditRequest))
     }
 
     /// Les demandes de crédit / Credit requests, newest first. `viewId`
@@ -350,6 +354,8 @@ impl CreditRequestQuery {
             filters.push(v);
         }
         let (rows, has_next) = store::credit_request::list(&api.db, &filters, &page).await?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
         let total = if connection::wants_total(ctx) {
             store::credit_request::count(&api.db, &filters).await?
         } else {

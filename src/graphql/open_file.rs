@@ -114,6 +114,19 @@ pub async fn open_files_of(ctx: &Context<'_>, client: Uuid) -> Result<Vec<OpenFi
         .load_one(OpenFilesOf(client))
         .await?
         .unwrap_or_default();
+    let credit_requests: Vec<Uuid> = rows
+        .iter()
+        .filter_map(|row| match row {
+            OpenFileRow::CreditRequest(m) => Some(m.id),
+            _ => None,
+        })
+        .collect();
+    super::access_log::record_nested(
+        ctx,
+        &credit_requests,
+        crate::store::access_log::ReadVia::OpenFiles,
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| match row {

@@ -5,13 +5,17 @@
 //! the contact data and messages of their leads as submitted, the request
 //! hashes computed from those, and the contact values other clients' leads
 //! recorded as conflicts with theirs — and keeps ids, statuses, dates and
-//! `expiree`, so statistics and the rule's audit stay true.
+//! `expiree`, so statistics and the rule's audit stay true. Credit-request
+//! notes and service-case explanations are erased too.
 use chrono::{DateTime, Utc};
-use entity::{client, client_contact, lead, opportunity, opportunity_status_change, privacy_event};
+use entity::{
+    client, client_contact, credit_request, credit_request_status_change, lead, opportunity,
+    opportunity_status_change, privacy_event, service_case, service_case_status_change,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Statement,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Statement,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -33,6 +37,39 @@ pub struct ClientExport {
     pub contact_points: Vec<ContactRecord>,
     pub leads: Vec<LeadRecord>,
     pub opportunities: Vec<OpportunityRecord>,
+    pub service_cases: Vec<ServiceCaseRecord>,
+    pub credit_requests: Vec<CreditRequestRecord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceCaseRecord {
+    pub id: Uuid,
+    pub subject: String,
+    pub description: String,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status_history: Vec<StatusChangeRecord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditRequestRecord {
+    pub id: Uuid,
+    pub opportunity_id: Uuid,
+    pub status: String,
+    /// Dollars, exact (`"32500.00"`).
+    pub amount: Option<String>,
+    pub term_months: Option<i32>,
+    pub lender: Option<String>,
+    pub notes: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status_history: Vec<StatusChangeRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,6 +200,8 @@ pub async fn export(
         .map(lead_record)
         .collect();
     let opportunities = opportunities_of(&txn, client_id).await?;
+    let service_cases = service_cases_of(&txn, client_id).await?;
+    let credit_requests = credit_requests_of(&txn, client_id).await?;
     record(&txn, client_id, PrivacyAction::Export, who, now).await?;
     txn.commit().await?;
     Ok(Some(ClientExport {
@@ -177,7 +216,101 @@ pub async fn export(
         contact_points,
         leads,
         opportunities,
+        service_cases,
+        credit_requests,
     }))
+}
+
+fn status_text(value: impl ActiveEnum<Value = String>) -> String {
+    value.to_value()
+}
+
+async fn service_cases_of(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<Vec<ServiceCaseRecord>, AppError> {
+    let cases = service_case::Entity::find()
+        .filter(service_case::Column::ClientId.eq(client_id))
+        .order_by_asc(service_case::Column::CreatedAt)
+        .order_by_asc(service_case::Column::Id)
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
+    let history = service_case_status_change::Entity::find()
+        .filter(service_case_status_change::Column::ServiceCaseId.is_in(ids))
+        .order_by_asc(service_case_status_change::Column::ChangedAt)
+        .order_by_asc(service_case_status_change::Column::Id)
+        .all(db)
+        .await?;
+    Ok(cases
+        .into_iter()
+        .map(|c| ServiceCaseRecord {
+            status_history: history
+                .iter()
+                .filter(|h| h.service_case_id == c.id)
+                .map(|h| StatusChangeRecord {
+                    from: h.from_status.map(status_text),
+                    to: status_text(h.to_status),
+                    changed_by: h.changed_by.clone(),
+                    changed_at: h.changed_at,
+                })
+                .collect(),
+            id: c.id,
+            subject: c.subject,
+            description: c.description,
+            status: status_text(c.status),
+            assignee: c.assignee,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        })
+        .collect())
+}
+
+async fn credit_requests_of(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<Vec<CreditRequestRecord>, AppError> {
+    let requests = credit_request::Entity::find()
+        .filter(credit_request::Column::ClientId.eq(client_id))
+        .order_by_asc(credit_request::Column::CreatedAt)
+        .order_by_asc(credit_request::Column::Id)
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = requests.iter().map(|c| c.id).collect();
+    let history = credit_request_status_change::Entity::find()
+        .filter(credit_request_status_change::Column::CreditRequestId.is_in(ids))
+        .order_by_asc(credit_request_status_change::Column::ChangedAt)
+        .order_by_asc(credit_request_status_change::Column::Id)
+        .all(db)
+        .await?;
+    Ok(requests
+        .into_iter()
+        .map(|c| CreditRequestRecord {
+            status_history: history
+                .iter()
+                .filter(|h| h.credit_request_id == c.id)
+                .map(|h| StatusChangeRecord {
+                    from: h.from_status.map(status_text),
+                    to: status_text(h.to_status),
+                    changed_by: h.changed_by.clone(),
+                    changed_at: h.changed_at,
+                })
+                .collect(),
+            id: c.id,
+            opportunity_id: c.opportunity_id,
+            status: status_text(c.status),
+            amount: c
+                .amount_cents
+                .map(|cents| format!("{}.{:02}", cents / 100, (cents % 100).abs())),
+            term_months: c.term_months,
+            lender: c.lender,
+            notes: c.notes,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        })
+        .collect())
 }
 
 fn lead_record(l: lead::Model) -> LeadRecord {
@@ -295,6 +428,17 @@ pub async fn anonymize(
         .exec(&txn)
         .await?;
     erase_conflicts_naming(&txn, client_id).await?;
+    credit_request::Entity::update_many()
+        .col_expr(credit_request::Column::Notes, none())
+        .filter(credit_request::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    // The explanation of the situation is the person's story.
+    service_case::Entity::update_many()
+        .col_expr(service_case::Column::Description, Expr::value(""))
+        .filter(service_case::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
     record(&txn, client_id, PrivacyAction::Anonymization, who, now).await?;
     let client = client::Entity::find_by_id(client_id).one(&txn).await?;
     txn.commit().await?;

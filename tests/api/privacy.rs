@@ -295,3 +295,101 @@ async fn anonymization_erases_the_person_everywhere_and_keeps_ids_statuses_dates
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
     }
 }
+
+#[tokio::test]
+async fn every_read_of_a_credit_request_is_logged_before_it_is_returned() {
+    let app = spawn_app().await;
+    let (lead_id, opportunity) = crate::crm_support::lead(
+        &app,
+        json!({ "email": "credit@example.com", "type": "CRE" }),
+    )
+    .await;
+    let request = crate::crm_support::credit_request(&app, &opportunity, "32500.00").await;
+    let client = app
+        .query_opportunity(&opportunity, "client { id }", Role::Agent)
+        .await["opportunity"]["client"]["id"]
+        .clone();
+    // Creating is not reading.
+    assert_eq!(app.count("credit_request_access").await, 0);
+
+    let one = app
+        .data(
+            "query($id: ID!) { creditRequest(id: $id) { id amount } }",
+            json!({ "id": request }),
+            Role::Agent,
+        )
+        .await;
+    assert_eq!(one["creditRequest"]["amount"], "32500.00");
+    let list = app
+        .data(
+            "{ creditRequests(first: 10) { edges { node { id } } } }",
+            json!({}),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(list["creditRequests"]["edges"].as_array().unwrap().len(), 2);
+    app.data(
+        "query($id: ID!) { lead(id: $id) { creditRequest { id } } }",
+        json!({ "id": lead_id }),
+        Role::Agent,
+    )
+    .await;
+    app.data(
+        "query($id: ID!) { client(id: $id) { openFiles { ... on CreditRequest { id } } } }",
+        json!({ "id": client }),
+        Role::Agent,
+    )
+    .await;
+    // 1 single + 2 in the list + 1 through the lead + 2 in the open files.
+    assert_eq!(app.count("credit_request_access").await, 6);
+
+    let log = app
+        .data(
+            r#"query($id: ID) { creditRequestAccessLog(first: 10, creditRequestId: $id) {
+                 totalCount edges { node { creditRequestId principal role via at } } } }"#,
+            json!({ "id": request }),
+            Role::Admin,
+        )
+        .await["creditRequestAccessLog"]
+        .clone();
+    assert_eq!(log["totalCount"], 3);
+    let vias: Vec<&str> = log["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["via"].as_str().unwrap())
+        .collect();
+    assert_eq!(vias, ["OPEN_FILES", "LIST", "SINGLE"], "newest first");
+    assert_eq!(log["edges"][2]["node"]["principal"], "agent-1");
+    assert_eq!(log["edges"][2]["node"]["role"], "AGENT");
+    let by_admin = app
+        .data(
+            r#"{ creditRequestAccessLog(principal: "admin-1") { totalCount } }"#,
+            json!({}),
+            Role::Admin,
+        )
+        .await;
+    assert_eq!(by_admin["creditRequestAccessLog"]["totalCount"], 2);
+    for role in [Role::Agent, Role::Partner] {
+        let body = app
+            .post_graphql("{ creditRequestAccessLog { totalCount } }", json!({}), role)
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    }
+
+    // No unlogged read: when the log cannot be written, the read fails.
+    app.db
+        .execute_unprepared("DROP TABLE credit_request_access")
+        .await
+        .unwrap();
+    let body = app
+        .post_graphql(
+            "query($id: ID!) { creditRequest(id: $id) { id amount } }",
+            json!({ "id": request }),
+            Role::Agent,
+        )
+        .await;
+    assert_eq!(body["data"]["creditRequest"], Value::Null, "{body}");
+    assert!(body["errors"].is_array(), "{body}");
+    assert!(!body.to_string().contains("32500"), "{body}");
+}
