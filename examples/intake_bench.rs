@@ -71,8 +71,8 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
     )))
-        .execute(&admin)
-        .await?;
+    .execute(&admin)
+    .await?;
     result
 }
 
@@ -268,11 +268,21 @@ async fn run(url: &str) -> anyhow::Result<()> {
     println!("opportunities expired by intake (server and limit): {expired_by_intake}");
     println!(
         "server peak RSS (VmHWM of the server process): {}",
-        hwm.map_or("unknown".into(), |kb| format!("{:.1} MB", kb as f64 / 1024.0))
+        hwm.map_or("unknown".into(), |kb| format!(
+            "{:.1} MB",
+            kb as f64 / 1024.0
+        ))
     );
 
     // The read path's throughput, on the data written above.
-    let read = drive_read(&http, &endpoint, &admin, 4, Duration::from_secs(secs.min(5))).await;
+    let read = drive_read(
+        &http,
+        &endpoint,
+        &admin,
+        4,
+        Duration::from_secs(secs.min(5)),
+    )
+    .await;
     println!(
         "read path opportunities(first: 50) {{ client leads(first: 5) }} at c=4: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
         read.rate(),
@@ -337,7 +347,10 @@ impl Mix {
     fn next(&self, rng: &mut Rng) -> (Kind, String) {
         let r = rng.next() % 100;
         if r < 60 {
-            (Kind::New, format!("new-{}@example.com", Uuid::new_v4().simple()))
+            (
+                Kind::New,
+                format!("new-{}@example.com", Uuid::new_v4().simple()),
+            )
         } else if r < 96 {
             (
                 Kind::Returning,
@@ -575,11 +588,12 @@ async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::
         .bind(format!("lead-intake:EMAIL:{email}"))
         .execute(&mut *tx)
         .await?;
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("SELECT client_id FROM client_contact WHERE kind = 'EMAIL' AND value = $1")
-            .bind(email)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "SELECT client_id FROM client_contact WHERE kind = 'EMAIL' AND value = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *tx)
+    .await?;
     let mut merge_into = None;
     let client_id = match owner {
         Some(client_id) => {
@@ -849,12 +863,7 @@ fn count_messages(pending: &mut Vec<u8>, started: &mut bool, wire: &Wire) {
 
 /// Statements per request, from a second server (in process) whose
 /// database connections go through [`counting_proxy`].
-async fn count_statements(
-    url: &str,
-    partner: &str,
-    admin: &str,
-    mix: &Mix,
-) -> anyhow::Result<()> {
+async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> anyhow::Result<()> {
     let (proxy_port, wire) = counting_proxy(host_port(url)).await?;
     let db_name = url.rsplit('/').next().unwrap_or_default();
     let scheme_user = url
@@ -894,7 +903,9 @@ async fn count_statements(
     const SAMPLES: u64 = 20;
     println!();
     println!("statements per request (counted on the wire, mean of {SAMPLES}, caches warm):");
-    let expired_base = mix.expired_next.fetch_add(SAMPLES as usize, Ordering::SeqCst);
+    let expired_base = mix
+        .expired_next
+        .fetch_add(SAMPLES as usize, Ordering::SeqCst);
     for (label, email_of) in [
         (
             "submitLead, new client",
@@ -913,7 +924,10 @@ async fn count_statements(
         let (s0, r0) = wire.read();
         let mut errors = 0;
         for i in 0..SAMPLES {
-            if submit(&http, &endpoint, partner, &email_of(i)).await.is_err() {
+            if submit(&http, &endpoint, partner, &email_of(i))
+                .await
+                .is_err()
+            {
                 errors += 1;
             }
         }
