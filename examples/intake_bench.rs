@@ -341,7 +341,7 @@ enum Kind {
 
 impl Mix {
     fn rng(&self) -> Rng {
-        Rng(0x9E37_79B9_7F4A_7C15 ^ (self.seed.fetch_add(1, Ordering::Relaxed) + 1) * 0x2545_F491)
+        Rng(0x9E37_79B9_7F4A_7C15 ^ ((self.seed.fetch_add(1, Ordering::Relaxed) + 1) * 0x2545_F491))
     }
 
     fn next(&self, rng: &mut Rng) -> (Kind, String) {
