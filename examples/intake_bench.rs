@@ -1,0 +1,992 @@
+//! Benchmark of lead intake on PostgreSQL, against the SQL one lead needs,
+//! in the same run; and of the opportunity list's read path.
+//!
+//! ```sh
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release --example intake_bench
+//! ```
+//!
+//! In a scratch database (dropped at the end):
+//! 1. the server runs as a child process (this executable re-run with
+//!    `--serve`), so its peak RSS (`VmHWM`) and CPU time are its own, not the
+//!    load generator's;
+//! 2. at concurrency 1, 4, 32 and 64 (`INTAKE_BENCH_LEVELS`), for
+//!    `INTAKE_BENCH_SECS` seconds each (default 10), N tasks send
+//!    `submitLead` over HTTP back to back: 60% new clients, 40% returning,
+//!    a tenth of the returning ones holding an opportunity created 90 days
+//!    ago (expired at the lead's time);
+//! 3. the limit, right after each level: the same mix replayed as plain SQL
+//!    (sqlx, prepared statements, one connection per task up to 32) straight to the
+//!    same database: advisory lock on the contact key, find the client by
+//!    contact or create client + contact, expire the due opportunities with
+//!    their audit rows, touch the newest live one or open a new one with its
+//!    status change, insert the lead, notify, commit;
+//! 4. checks that every lead the server acknowledged is in the database;
+//! 5. statements and round trips per request, counted by a PostgreSQL
+//!    protocol-counting proxy between a second (in-process) server and the
+//!    database: `submitLead` for a new client, a returning one, one with an
+//!    expired opportunity; the opportunity list with `leads(first: 5)` at
+//!    page sizes 5 and 50;
+//! 6. the read path's throughput at concurrency 4.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crm::auth::{JwtKeys, Role};
+use crm::clock::SystemClock;
+use crm::config::Settings;
+use crm::startup::{Application, RunOptions};
+use sea_orm::sqlx::{self, AssertSqlSafe, PgPool, postgres::PgPoolOptions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use uuid::Uuid;
+
+const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
+/// Returning clients with a live opportunity (created a day ago).
+const LIVE_POOL: u64 = 5_000;
+/// Returning clients holding an opportunity created 90 days ago, each used once.
+const EXPIRED_POOL: usize = 30_000;
+const READ_QUERY: &str = "query($n: Int!) { opportunities(first: $n) { edges { node { client { firstName } leads(first: 5) { edges { node { id } } } } } } }";
+const SUBMIT: &str = "mutation($i: SubmitLeadInput!) { submitLead(input: $i) { lead { id } } }";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        let url = args.get(2).ok_or_else(|| anyhow::anyhow!("--serve URL"))?;
+        return serve(url).await;
+    }
+    let admin_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    anyhow::ensure!(
+        admin_url.starts_with("postgres"),
+        "the benchmark needs PostgreSQL"
+    );
+    let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = PgPool::connect(&admin_url).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await?;
+    let url = with_path(&admin_url, &name);
+    let result = run(&url).await;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    result
+}
+
+fn settings(url: &str) -> Settings {
+    let mut settings = Settings::with_database(url);
+    settings.jwt_secret = Some(SECRET.into());
+    // The partner rate limit is not what is measured.
+    settings.partner_rate_per_min = u32::MAX;
+    settings
+}
+
+/// The child: the real server on port 0, its port on stdout.
+async fn serve(url: &str) -> anyhow::Result<()> {
+    let app = Application::build(
+        settings(url),
+        Arc::new(SystemClock),
+        RunOptions {
+            sweep: false,
+            handle_signals: true,
+        },
+    )
+    .await?;
+    println!("PORT {}", app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// `url` with its database (path) replaced by `db`.
+fn with_path(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{db}")
+}
+
+/// `host:port` of a PostgreSQL URL.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
+fn tokens() -> anyhow::Result<(String, String)> {
+    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    let ttl = chrono::Duration::hours(2);
+    Ok((
+        keys.issue(Role::Partner, "bench-partner", ttl, Utc::now())?,
+        keys.issue(Role::Admin, "bench-admin", ttl, Utc::now())?,
+    ))
+}
+
+async fn run(url: &str) -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("INTAKE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let levels: Vec<usize> = std::env::var("INTAKE_BENCH_LEVELS")
+        .ok()
+        .map(|l| l.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4, 32, 64]);
+    let duration = Duration::from_secs(secs);
+
+    // The server, as a child process (it migrates the database).
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["--serve", url])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("server exited"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port: u16 = loop {
+        let line = lines
+            .next_line()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("server exited before printing its port"))?;
+        if let Some(p) = line.strip_prefix("PORT ") {
+            break p.trim().parse()?;
+        }
+    };
+    let endpoint = format!("http://127.0.0.1:{port}/graphql");
+
+    let db = PgPoolOptions::new().max_connections(4).connect(url).await?;
+    seed(&db).await?;
+    let (partner, admin) = tokens()?;
+    let mix = Arc::new(Mix::default());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+
+    println!(
+        "machine: {} cores, load average before: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!(
+        "{secs} s per level; mix: 60% new clients, 36% returning (live opportunity), 4% returning with an expired one"
+    );
+    // Warm up: connections, prepared statements, first pages.
+    drive_server(&http, &endpoint, &partner, &mix, 4, Duration::from_secs(2)).await;
+
+    let mut rows = Vec::new();
+    let mut acknowledged: Vec<Uuid> = Vec::new();
+    for &c in &levels {
+        let cpu_before = cpu_ticks(pid);
+        let server = drive_server(&http, &endpoint, &partner, &mix, c, duration).await;
+        let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
+        let limit = drive_limit(url, &mix, c, duration).await?;
+        acknowledged.extend(server.ids.iter().copied());
+        println!(
+            "c={c:<3} server {:>7.0} req/s p99 {:>6.1} ms err {} | limit {:>7.0} tps p99 {:>6.1} ms err {} | load {}",
+            server.rate(),
+            ms(server.pct(0.99)),
+            server.errors,
+            limit.rate(),
+            ms(limit.pct(0.99)),
+            limit.errors,
+            load_average()
+        );
+        if let Some(sample) = &server.sample_error {
+            println!("      first server error: {sample}");
+        }
+        if let Some(sample) = &limit.sample_error {
+            println!("      first limit error: {sample}");
+        }
+        rows.push((c, server, limit, cpu));
+    }
+    let hwm = vm_hwm(pid);
+
+    println!();
+    println!(
+        "| c | server req/s | p50 ms | p95 ms | p99 ms | errors | server CPU µs/lead | limit tps | p50 ms | p95 ms | p99 ms | errors | server/limit |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (c, s, l, cpu) in &rows {
+        let cpu_per_lead = if s.ok > 0 {
+            (*cpu as f64) * 10_000.0 / s.ok as f64
+        } else {
+            0.0
+        };
+        println!(
+            "| {c} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
+            s.rate(),
+            ms(s.pct(0.5)),
+            ms(s.pct(0.95)),
+            ms(s.pct(0.99)),
+            s.errors,
+            cpu_per_lead,
+            l.rate(),
+            ms(l.pct(0.5)),
+            ms(l.pct(0.95)),
+            ms(l.pct(0.99)),
+            l.errors,
+            s.rate() / l.rate().max(f64::MIN_POSITIVE)
+        );
+    }
+    let expired_used = mix.expired_next.load(Ordering::Relaxed);
+    println!(
+        "returning clients with an expired opportunity used: {expired_used} (pool {EXPIRED_POOL}{})",
+        if expired_used > EXPIRED_POOL {
+            "; EXHAUSTED, the rest were live"
+        } else {
+            ""
+        }
+    );
+
+    // Every acknowledged lead is stored.
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM lead WHERE id = ANY($1)")
+        .bind(&acknowledged)
+        .fetch_one(&db)
+        .await?;
+    println!(
+        "acknowledged leads: {}, found in the database: {found}{}",
+        acknowledged.len(),
+        if found as usize == acknowledged.len() {
+            " (all)"
+        } else {
+            " MISSING SOME"
+        }
+    );
+    let expired_by_intake: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM opportunity_expiry_event WHERE applied_by = 'LEAD_INTAKE'",
+    )
+    .fetch_one(&db)
+    .await?;
+    println!("opportunities expired by intake (server and limit): {expired_by_intake}");
+    println!(
+        "server peak RSS (VmHWM of the server process): {}",
+        hwm.map_or("unknown".into(), |kb| format!(
+            "{:.1} MB",
+            kb as f64 / 1024.0
+        ))
+    );
+
+    // The read path's throughput, on the data written above.
+    let read = drive_read(
+        &http,
+        &endpoint,
+        &admin,
+        4,
+        Duration::from_secs(secs.min(5)),
+    )
+    .await;
+    println!(
+        "read path opportunities(first: 50) {{ client leads(first: 5) }} at c=4: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
+        read.rate(),
+        ms(read.pct(0.5)),
+        ms(read.pct(0.99)),
+        read.errors
+    );
+    if let Some(sample) = &read.sample_error {
+        println!("      first read error: {sample}");
+    }
+    drop(child);
+
+    count_statements(url, &partner, &admin, &mix).await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Returning clients: `live-K@example.com` with an opportunity created a day
+/// ago, `exp-K@example.com` with one created 90 days ago (backdated).
+async fn seed(db: &PgPool) -> anyhow::Result<()> {
+    for (prefix, count, age) in [
+        ("live", LIVE_POOL as usize, "1 day"),
+        ("exp", EXPIRED_POOL, "90 days"),
+    ] {
+        sqlx::query(AssertSqlSafe(format!(
+            "WITH c AS (
+                INSERT INTO client (id, first_name, last_name, created_at, updated_at)
+                SELECT gen_random_uuid(), 'Bench', '{prefix}-' || i, now() - interval '{age}', now() - interval '{age}'
+                FROM generate_series(0, {count} - 1) i RETURNING id, last_name),
+             cc AS (
+                INSERT INTO client_contact (id, client_id, kind, value, created_at)
+                SELECT gen_random_uuid(), id, 'EMAIL', last_name || '@example.com', now() FROM c)
+             INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, expired_at, created_by)
+             SELECT gen_random_uuid(), id, 'NOUVEAU', now() - interval '{age}', now() - interval '{age}', false, NULL, 'bench'
+             FROM c"
+        )))
+        .execute(db)
+        .await?;
+    }
+    sqlx::raw_sql("VACUUM ANALYZE").execute(db).await?;
+    Ok(())
+}
+
+/// Which client the next lead is for.
+#[derive(Default)]
+struct Mix {
+    expired_next: AtomicUsize,
+    seed: AtomicU64,
+}
+
+enum Kind {
+    New,
+    Returning,
+    Expired,
+}
+
+impl Mix {
+    fn rng(&self) -> Rng {
+        Rng(0x9E37_79B9_7F4A_7C15 ^ ((self.seed.fetch_add(1, Ordering::Relaxed) + 1) * 0x2545_F491))
+    }
+
+    fn next(&self, rng: &mut Rng) -> (Kind, String) {
+        let r = rng.next() % 100;
+        if r < 60 {
+            (
+                Kind::New,
+                format!("new-{}@example.com", Uuid::new_v4().simple()),
+            )
+        } else if r < 96 {
+            (
+                Kind::Returning,
+                format!("live-{}@example.com", rng.next() % LIVE_POOL),
+            )
+        } else {
+            let i = self.expired_next.fetch_add(1, Ordering::Relaxed);
+            if i < EXPIRED_POOL {
+                (Kind::Expired, format!("exp-{i}@example.com"))
+            } else {
+                (
+                    Kind::Returning,
+                    format!("live-{}@example.com", rng.next() % LIVE_POOL),
+                )
+            }
+        }
+    }
+}
+
+/// xorshift64*: enough to pick clients.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// What one load level measured.
+#[derive(Default)]
+struct Run {
+    ok: u64,
+    errors: u64,
+    elapsed: Duration,
+    /// Sorted latencies of the successful requests, in µs.
+    latencies: Vec<u32>,
+    ids: Vec<Uuid>,
+    sample_error: Option<String>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    fn pct(&self, p: f64) -> u32 {
+        if self.latencies.is_empty() {
+            return 0;
+        }
+        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
+        self.latencies[i]
+    }
+
+    fn merge(runs: Vec<Run>, elapsed: Duration) -> Run {
+        let mut all = Run {
+            elapsed,
+            ..Run::default()
+        };
+        for r in runs {
+            all.ok += r.ok;
+            all.errors += r.errors;
+            all.latencies.extend(r.latencies);
+            all.ids.extend(r.ids);
+            if all.sample_error.is_none() {
+                all.sample_error = r.sample_error;
+            }
+        }
+        all.latencies.sort_unstable();
+        all
+    }
+}
+
+fn ms(us: u32) -> f64 {
+    f64::from(us) / 1000.0
+}
+
+fn lead_body(email: &str) -> serde_json::Value {
+    serde_json::json!({
+        "query": SUBMIT,
+        "variables": { "i": {
+            "email": email,
+            "firstName": "Bench",
+            "lastName": "Lead",
+            "source": "intake_bench",
+            "message": "Is the car still available?"
+        } }
+    })
+}
+
+/// One `submitLead`: the new lead's id, or what went wrong.
+async fn submit(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    email: &str,
+) -> Result<Uuid, String> {
+    let response = http
+        .post(endpoint)
+        .bearer_auth(token)
+        .json(&lead_body(email))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    body.pointer("/data/submitLead/lead/id")
+        .and_then(|v| v.as_str())
+        .and_then(|id| id.parse().ok())
+        .filter(|_| status.is_success() && body.get("errors").is_none())
+        .ok_or_else(|| format!("{status}: {body}"))
+}
+
+async fn drive_server(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    mix: &Arc<Mix>,
+    concurrency: usize,
+    duration: Duration,
+) -> Run {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, endpoint, token, mix) = (
+            http.clone(),
+            endpoint.to_owned(),
+            token.to_owned(),
+            mix.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut rng = mix.rng();
+            while Instant::now() < deadline {
+                let (_, email) = mix.next(&mut rng);
+                let sent = Instant::now();
+                match submit(&http, &endpoint, &token, &email).await {
+                    Ok(id) => {
+                        run.ok += 1;
+                        run.latencies.push(micros(sent.elapsed()));
+                        run.ids.push(id);
+                    }
+                    Err(e) => {
+                        run.errors += 1;
+                        run.sample_error.get_or_insert(e);
+                    }
+                }
+            }
+            run
+        }));
+    }
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.extend(t.await.ok());
+    }
+    Run::merge(runs, started.elapsed())
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// The limit: the same mix as SQL straight to the database, one connection
+/// per task.
+async fn drive_limit(
+    url: &str,
+    mix: &Arc<Mix>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Run> {
+    let connections = concurrency.min(limit_connections());
+    let pool = PgPoolOptions::new()
+        .max_connections(connections as u32)
+        .min_connections(connections as u32)
+        .connect(url)
+        .await?;
+    // Open every connection before the clock starts.
+    let mut held = Vec::new();
+    for _ in 0..connections {
+        held.push(pool.acquire().await?);
+    }
+    drop(held);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (pool, mix) = (pool.clone(), mix.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut rng = mix.rng();
+            while Instant::now() < deadline {
+                let (kind, email) = mix.next(&mut rng);
+                let sent = Instant::now();
+                match lead_sql(&pool, &email, &kind).await {
+                    Ok(()) => {
+                        run.ok += 1;
+                        run.latencies.push(micros(sent.elapsed()));
+                    }
+                    Err(e) => {
+                        run.errors += 1;
+                        run.sample_error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            run
+        }));
+    }
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.extend(t.await.ok());
+    }
+    let run = Run::merge(runs, started.elapsed());
+    pool.close().await;
+    Ok(run)
+}
+
+/// Connections of the limit's pool: one per task up to this many
+/// (`INTAKE_BENCH_LIMIT_CONNECTIONS`, default 32), beyond which tasks queue
+/// for a connection as the server's requests queue for its pool of 16; the
+/// shared database allows 100 connections in all.
+fn limit_connections() -> usize {
+    std::env::var("INTAKE_BENCH_LIMIT_CONNECTIONS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32)
+}
+
+/// The SQL one lead needs, as prepared statements in one transaction.
+async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("lead-intake:EMAIL:{email}"))
+        .execute(&mut *tx)
+        .await?;
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "SELECT client_id FROM client_contact WHERE kind = 'EMAIL' AND value = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let mut merge_into = None;
+    let client_id = match owner {
+        Some(client_id) => {
+            let live: Vec<(Uuid, bool)> = sqlx::query_as(
+                "SELECT id, created_at <= now() - interval '56 days'
+                     AND status NOT IN ('PRIS_EN_CHARGE','VENDU_NON_LIVRE','SUIVI_LONG_TERME') AS due
+                 FROM opportunity WHERE client_id = $1 AND NOT expiree
+                 ORDER BY created_at DESC FOR UPDATE",
+            )
+            .bind(client_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let due: Vec<Uuid> = live.iter().filter(|(_, d)| *d).map(|(id, _)| *id).collect();
+            if !due.is_empty() {
+                sqlx::query(
+                    "WITH flagged AS (UPDATE opportunity SET expiree = true, expired_at = now()
+                         WHERE id = ANY($1) RETURNING id)
+                     INSERT INTO opportunity_expiry_event
+                         (opportunity_id, expired_at, window_days, protected_statuses, applied_by)
+                     SELECT id, now(), 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'LEAD_INTAKE'
+                     FROM flagged",
+                )
+                .bind(&due)
+                .execute(&mut *tx)
+                .await?;
+            }
+            merge_into = live.iter().find(|(_, d)| !d).map(|(id, _)| *id);
+            client_id
+        }
+        None => {
+            let client_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO client (id, first_name, last_name, created_at, updated_at)
+                 VALUES ($1, 'Bench', 'Lead', now(), now())",
+            )
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO client_contact (id, client_id, kind, value, created_at)
+                 VALUES ($1, $2, 'EMAIL', $3, now())",
+            )
+            .bind(Uuid::now_v7())
+            .bind(client_id)
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+            client_id
+        }
+    };
+    let (opportunity_id, outcome) = match merge_into {
+        Some(id) => {
+            sqlx::query("UPDATE opportunity SET updated_at = now() WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            (id, "MERGED")
+        }
+        None => {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+                 VALUES ($1, $2, 'NOUVEAU', now(), now(), false, 'bench-partner')",
+            )
+            .bind(id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
+                 VALUES ($1, $2, NULL, 'NOUVEAU', 'bench-partner', now())",
+            )
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            (id, "NEW_OPPORTUNITY")
+        }
+    };
+    let lead_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
+             email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
+         VALUES ($1, $2, $3, $4, 'LEAD', 'intake_bench', 'Bench', 'Lead', $5, $5,
+             'Is the car still available?', now(), 'bench-partner', 'PARTNER', $6, '[]'::jsonb, $7::jsonb)",
+    )
+    .bind(lead_id)
+    .bind(client_id)
+    .bind(opportunity_id)
+    .bind(outcome)
+    .bind(email)
+    .bind("0".repeat(64))
+    .bind(format!(
+        r#"{{"outcome":"{outcome}","windowDays":56,"candidateOpportunityId":"{opportunity_id}"}}"#
+    ))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('crm_events', $1)")
+        .bind(format!(
+            r#"{{"kind":"LEAD_RECEIVED","leadId":"{lead_id}","opportunityId":"{opportunity_id}"}}"#
+        ))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+async fn drive_read(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Run {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, endpoint, token) = (http.clone(), endpoint.to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match read_page(&http, &endpoint, &token, 50).await {
+                    Ok(_) => {
+                        run.ok += 1;
+                        run.latencies.push(micros(sent.elapsed()));
+                    }
+                    Err(e) => {
+                        run.errors += 1;
+                        run.sample_error.get_or_insert(e);
+                    }
+                }
+            }
+            run
+        }));
+    }
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.extend(t.await.ok());
+    }
+    Run::merge(runs, started.elapsed())
+}
+
+/// One page of the opportunity list: how many opportunities it returned.
+async fn read_page(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    first: usize,
+) -> Result<usize, String> {
+    let response = http
+        .post(endpoint)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "query": READ_QUERY, "variables": { "n": first } }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    body.pointer("/data/opportunities/edges")
+        .and_then(|e| e.as_array())
+        .map(Vec::len)
+        .filter(|_| status.is_success() && body.get("errors").is_none())
+        .ok_or_else(|| format!("{status}: {body}"))
+}
+
+/// Statements (`Query` + `Execute` messages) and round trips (`Query` +
+/// `Sync`) a client sent to PostgreSQL, counted on the wire.
+#[derive(Default)]
+struct Wire {
+    statements: AtomicU64,
+    round_trips: AtomicU64,
+}
+
+impl Wire {
+    fn read(&self) -> (u64, u64) {
+        (
+            self.statements.load(Ordering::SeqCst),
+            self.round_trips.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// A TCP proxy to `upstream` that counts the frontend messages.
+async fn counting_proxy(upstream: String) -> anyhow::Result<(u16, Arc<Wire>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let wire = Arc::new(Wire::default());
+    let counters = wire.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, counters) = (upstream.clone(), counters.clone());
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut pending: Vec<u8> = Vec::new();
+                let mut started = false;
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&chunk[..n]);
+                    count_messages(&mut pending, &mut started, &counters);
+                    if server_write.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok((port, wire))
+}
+
+/// Consume the complete messages at the front of `pending`.
+fn count_messages(pending: &mut Vec<u8>, started: &mut bool, wire: &Wire) {
+    let mut at = 0;
+    loop {
+        let rest = &pending[at..];
+        if !*started {
+            // Untyped: the startup message (or an SSL/GSS request first).
+            if rest.len() < 8 {
+                break;
+            }
+            let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let code = i32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            if rest.len() < len {
+                break;
+            }
+            if code != 80_877_103 && code != 80_877_104 {
+                *started = true;
+            }
+            at += len;
+        } else {
+            if rest.len() < 5 {
+                break;
+            }
+            let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            if rest.len() < 1 + len {
+                break;
+            }
+            match rest[0] {
+                b'Q' => {
+                    wire.statements.fetch_add(1, Ordering::SeqCst);
+                    wire.round_trips.fetch_add(1, Ordering::SeqCst);
+                }
+                b'E' => {
+                    wire.statements.fetch_add(1, Ordering::SeqCst);
+                }
+                b'S' => {
+                    wire.round_trips.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {}
+            }
+            at += 1 + len;
+        }
+    }
+    pending.drain(..at);
+}
+
+/// Statements per request, from a second server (in process) whose
+/// database connections go through [`counting_proxy`].
+async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> anyhow::Result<()> {
+    let (proxy_port, wire) = counting_proxy(host_port(url)).await?;
+    let db_name = url.rsplit('/').next().unwrap_or_default();
+    let scheme_user = url
+        .split_once("://")
+        .map(|(s, rest)| {
+            let user = rest
+                .split(['/', '?'])
+                .next()
+                .and_then(|a| a.rsplit_once('@'))
+                .map_or(String::new(), |(u, _)| format!("{u}@"));
+            format!("{s}://{user}")
+        })
+        .unwrap_or_default();
+    let proxied = format!("{scheme_user}127.0.0.1:{proxy_port}/{db_name}?sslmode=disable");
+    let app = Application::build(
+        settings(&proxied),
+        Arc::new(SystemClock),
+        RunOptions {
+            sweep: false,
+            handle_signals: false,
+        },
+    )
+    .await?;
+    let endpoint = format!("http://127.0.0.1:{}/graphql", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+
+    // Warm the statement caches of the pool's connections.
+    for i in 0..40 {
+        let _ = submit(&http, &endpoint, partner, &format!("warm-{i}@example.com")).await;
+        let _ = submit(&http, &endpoint, partner, &format!("live-{i}@example.com")).await;
+        let _ = read_page(&http, &endpoint, admin, 5).await;
+        let _ = read_page(&http, &endpoint, admin, 50).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    const SAMPLES: u64 = 20;
+    println!();
+    println!("statements per request (counted on the wire, mean of {SAMPLES}, caches warm):");
+    let expired_base = mix
+        .expired_next
+        .fetch_add(SAMPLES as usize, Ordering::SeqCst);
+    for (label, email_of) in [
+        (
+            "submitLead, new client",
+            Box::new(|i: u64| format!("count-{i}-{}@example.com", Uuid::new_v4().simple()))
+                as Box<dyn Fn(u64) -> String>,
+        ),
+        (
+            "submitLead, returning client (live opportunity)",
+            Box::new(|i: u64| format!("live-{}@example.com", 1000 + i)),
+        ),
+        (
+            "submitLead, returning client (expired opportunity)",
+            Box::new(move |i: u64| format!("exp-{}@example.com", expired_base as u64 + i)),
+        ),
+    ] {
+        let (s0, r0) = wire.read();
+        let mut errors = 0;
+        for i in 0..SAMPLES {
+            if submit(&http, &endpoint, partner, &email_of(i))
+                .await
+                .is_err()
+            {
+                errors += 1;
+            }
+        }
+        let (s1, r1) = wire.read();
+        println!(
+            "  {label:<52} {:>5.1} statements, {:>5.1} round trips{}",
+            (s1 - s0) as f64 / SAMPLES as f64,
+            (r1 - r0) as f64 / SAMPLES as f64,
+            if errors > 0 {
+                format!(" ({errors} errors)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for first in [5, 50] {
+        let (s0, r0) = wire.read();
+        let mut rows = 0;
+        for _ in 0..SAMPLES {
+            rows = read_page(&http, &endpoint, admin, first)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
+        let (s1, r1) = wire.read();
+        println!(
+            "  opportunities(first: {first:<2}) {{ client leads(first: 5) }} ({rows} rows) {:>5.1} statements, {:>5.1} round trips",
+            (s1 - s0) as f64 / SAMPLES as f64,
+            (r1 - r0) as f64 / SAMPLES as f64
+        );
+    }
+    Ok(())
+}
+
+/// utime + stime of process `pid`, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which ends with ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0)
+}
+
+/// Peak resident set of process `pid`, in kB.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
