@@ -105,6 +105,7 @@ fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, Subscripti
     .disable_suggestions()
     .extension(error_codes::ErrorCodes)
     .extension(limits::QueryLimits::new())
+    .extension(access_log::AccessLogFlush)
 }
 
 /// A schema that only serves SDL export (no database behind it).

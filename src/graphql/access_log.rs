@@ -1,18 +1,22 @@
 //! Law 25 access log of credit requests: every path that returns a credit
-//! request records the read first (`record_reads` for the top-level lists,
-//! a batched loader for nested ones, so a page of N clients costs one
-//! statement more, not N); `creditRequestAccessLog` lists it (ADMIN).
-use std::collections::HashMap;
-use std::sync::Arc;
+//! request records the read (`record_reads`); a request's reads are written
+//! in one statement once it has run and before its response leaves, so a
+//! page of N clients costs one statement more, not N, and a read that
+//! cannot be logged returns no data. `creditRequestAccessLog` lists the log
+//! (ADMIN).
+use std::sync::{Arc, Mutex};
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
+};
+use async_graphql::{
+    Context, ID, Object, Request, Response, Result, ServerError, ServerResult, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use entity::credit_request_access;
 use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::loaders::StoreLoader;
 use super::viewer::{api, parse_id, principal};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
@@ -35,40 +39,79 @@ fn reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<Vec<Read>, App
         .collect())
 }
 
-/// Record that these credit requests are being read, before returning them.
+/// The reads of one request, written in one statement when it has run and
+/// before its response leaves ([`AccessLogFlush`]).
+#[derive(Default)]
+pub struct AccessReads(Mutex<Vec<Read>>);
+
+/// Record that these credit requests are being read. Inside a request the
+/// reads are collected and written once, before the response is sent;
+/// elsewhere (a subscription event) they are written at once.
 pub async fn record_reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<(), AppError> {
-    store::access_log::record(&api(ctx)?.db, &reads(ctx, ids, via)?).await
-}
-
-/// A nested read, batched with the others of the same moment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LoggedRead(pub Read);
-
-impl Loader<LoggedRead> for StoreLoader {
-    type Value = ();
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[LoggedRead]) -> Result<HashMap<LoggedRead, ()>, Self::Error> {
-        let reads: Vec<Read> = keys.iter().map(|k| k.0.clone()).collect();
-        store::access_log::record(self.db(), &reads).await?;
-        Ok(keys.iter().map(|k| (k.clone(), ())).collect())
-    }
-}
-
-/// Record a nested read (`Lead.creditRequest`, `Client.openFiles`).
-pub async fn record_nested(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<(), AppError> {
     if ids.is_empty() {
         return Ok(());
     }
-    let loader = ctx
-        .data::<DataLoader<StoreLoader>>()
-        .map_err(|e| AppError::Internal(format!("loader: {}", e.message)))?;
-    let keys = reads(ctx, ids, via)?.into_iter().map(LoggedRead);
-    loader
-        .load_many(keys)
-        .await
-        .map_err(|e| AppError::Internal(format!("access log: {e}")))?;
-    Ok(())
+    let reads = reads(ctx, ids, via)?;
+    match ctx.data_opt::<AccessReads>() {
+        Some(collected) => {
+            collected
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(reads);
+            Ok(())
+        }
+        None => store::access_log::record(&api(ctx)?.db, &reads).await,
+    }
+}
+
+/// Gives every request its [`AccessReads`] and writes them when the request
+/// has run: if they cannot be written, the response carries an error and no
+/// data, so no read goes unlogged.
+pub struct AccessLogFlush;
+
+impl ExtensionFactory for AccessLogFlush {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AccessLogFlush)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for AccessLogFlush {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        next.run(ctx, request.data(AccessReads::default())).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let response = next.run(ctx, operation_name).await;
+        let reads = match ctx.data_opt::<AccessReads>() {
+            Some(collected) => {
+                std::mem::take(&mut *collected.0.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => return response,
+        };
+        let Ok(api) = ctx.data::<super::ApiContext>() else {
+            return response;
+        };
+        match store::access_log::record(&api.db, &reads).await {
+            Ok(()) => response,
+            Err(error) => {
+                let mut refused = ServerError::new(error.to_string(), None);
+                refused.source = Some(Arc::new(error));
+                Response::from_errors(vec![refused])
+            }
+        }
+    }
 }
 
 /// Une lecture de demande de crédit / One read of a credit request.

@@ -216,7 +216,7 @@ pub async fn of_lead(ctx: &Context<'_>, lead: uuid::Uuid) -> Result<Option<Credi
     let loader = ctx.data::<DataLoader<StoreLoader>>()?;
     let found = loader.load_one(CreditRequestOfLead(lead)).await?;
     if let Some(request) = &found {
-        super::access_log::record_nested(ctx, &[request.id], ReadVia::Lead).await?;
+        super::access_log::record_reads(ctx, &[request.id], ReadVia::Lead).await?;
     }
     Ok(found.map(CreditRequest))
 }

@@ -121,7 +121,7 @@ pub async fn open_files_of(ctx: &Context<'_>, client: Uuid) -> Result<Vec<OpenFi
             _ => None,
         })
         .collect();
-    super::access_log::record_nested(
+    super::access_log::record_reads(
         ctx,
         &credit_requests,
         crate::store::access_log::ReadVia::OpenFiles,
