@@ -7,10 +7,11 @@
 //! recorded as conflicts with theirs — and keeps ids, statuses, dates and
 //! `expiree`, so statistics and the rule's audit stay true. Credit-request
 //! notes and service-case explanations are erased too.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{
-    client, client_contact, credit_request, credit_request_status_change, lead, opportunity,
-    opportunity_status_change, privacy_event, service_case, service_case_status_change,
+    client, client_contact, credit_request, lead, opportunity, privacy_event, service_case,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -225,6 +226,19 @@ fn status_text(value: impl ActiveEnum<Value = String>) -> String {
     value.to_value()
 }
 
+/// Status changes (already in order) grouped by the file they belong to.
+fn histories<H>(
+    rows: Vec<H>,
+    record: impl Fn(H) -> (Uuid, StatusChangeRecord),
+) -> HashMap<Uuid, Vec<StatusChangeRecord>> {
+    let mut grouped: HashMap<Uuid, Vec<StatusChangeRecord>> = HashMap::new();
+    for row in rows {
+        let (file, change) = record(row);
+        grouped.entry(file).or_default().push(change);
+    }
+    grouped
+}
+
 async fn service_cases_of(
     db: &impl ConnectionTrait,
     client_id: Uuid,
@@ -236,25 +250,21 @@ async fn service_cases_of(
         .all(db)
         .await?;
     let ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
-    let history = service_case_status_change::Entity::find()
-        .filter(service_case_status_change::Column::ServiceCaseId.is_in(ids))
-        .order_by_asc(service_case_status_change::Column::ChangedAt)
-        .order_by_asc(service_case_status_change::Column::Id)
-        .all(db)
-        .await?;
+    let mut history = histories(super::service_case::history_of(db, ids).await?, |h| {
+        (
+            h.service_case_id,
+            StatusChangeRecord {
+                from: h.from_status.map(status_text),
+                to: status_text(h.to_status),
+                changed_by: h.changed_by,
+                changed_at: h.changed_at,
+            },
+        )
+    });
     Ok(cases
         .into_iter()
         .map(|c| ServiceCaseRecord {
-            status_history: history
-                .iter()
-                .filter(|h| h.service_case_id == c.id)
-                .map(|h| StatusChangeRecord {
-                    from: h.from_status.map(status_text),
-                    to: status_text(h.to_status),
-                    changed_by: h.changed_by.clone(),
-                    changed_at: h.changed_at,
-                })
-                .collect(),
+            status_history: history.remove(&c.id).unwrap_or_default(),
             id: c.id,
             subject: c.subject,
             description: c.description,
@@ -278,31 +288,25 @@ async fn credit_requests_of(
         .all(db)
         .await?;
     let ids: Vec<Uuid> = requests.iter().map(|c| c.id).collect();
-    let history = credit_request_status_change::Entity::find()
-        .filter(credit_request_status_change::Column::CreditRequestId.is_in(ids))
-        .order_by_asc(credit_request_status_change::Column::ChangedAt)
-        .order_by_asc(credit_request_status_change::Column::Id)
-        .all(db)
-        .await?;
+    let mut history = histories(super::credit_request::history_of(db, ids).await?, |h| {
+        (
+            h.credit_request_id,
+            StatusChangeRecord {
+                from: h.from_status.map(status_text),
+                to: status_text(h.to_status),
+                changed_by: h.changed_by,
+                changed_at: h.changed_at,
+            },
+        )
+    });
     Ok(requests
         .into_iter()
         .map(|c| CreditRequestRecord {
-            status_history: history
-                .iter()
-                .filter(|h| h.credit_request_id == c.id)
-                .map(|h| StatusChangeRecord {
-                    from: h.from_status.map(status_text),
-                    to: status_text(h.to_status),
-                    changed_by: h.changed_by.clone(),
-                    changed_at: h.changed_at,
-                })
-                .collect(),
+            status_history: history.remove(&c.id).unwrap_or_default(),
             id: c.id,
             opportunity_id: c.opportunity_id,
             status: status_text(c.status),
-            amount: c
-                .amount_cents
-                .map(|cents| format!("{}.{:02}", cents / 100, (cents % 100).abs())),
+            amount: c.amount_cents.map(crate::domain::money::format_cents),
             term_months: c.term_months,
             lender: c.lender,
             notes: c.notes,
@@ -349,33 +353,25 @@ async fn opportunities_of(
         .all(db)
         .await?;
     let ids: Vec<Uuid> = opportunities.iter().map(|o| o.id).collect();
-    let mut history = opportunity_status_change::Entity::find()
-        .filter(opportunity_status_change::Column::OpportunityId.is_in(ids))
-        .order_by_asc(opportunity_status_change::Column::ChangedAt)
-        .order_by_asc(opportunity_status_change::Column::Id)
-        .all(db)
-        .await?;
+    let mut history = histories(super::opportunity::history_of(db, ids).await?, |h| {
+        (
+            h.opportunity_id,
+            StatusChangeRecord {
+                from: h.from_status,
+                to: h.to_status,
+                changed_by: h.changed_by,
+                changed_at: h.changed_at,
+            },
+        )
+    });
     Ok(opportunities
         .into_iter()
-        .map(|o| {
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                history.drain(..).partition(|h| h.opportunity_id == o.id);
-            history = rest;
-            OpportunityRecord {
-                id: o.id,
-                status: o.status,
-                created_at: o.created_at,
-                updated_at: o.updated_at,
-                status_history: mine
-                    .into_iter()
-                    .map(|h| StatusChangeRecord {
-                        from: h.from_status,
-                        to: h.to_status,
-                        changed_by: h.changed_by,
-                        changed_at: h.changed_at,
-                    })
-                    .collect(),
-            }
+        .map(|o| OpportunityRecord {
+            status_history: history.remove(&o.id).unwrap_or_default(),
+            id: o.id,
+            status: o.status,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
         })
         .collect())
 }
