@@ -8,6 +8,11 @@ use crate::domain::expiry::{DEFAULT_WINDOW_DAYS, ExpiryPolicy};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://crm.sqlite?mode=rwc";
 /// Default partner rate limit (SPEC 5).
 pub const DEFAULT_PARTNER_RATE_PER_MIN: u32 = 600;
+/// Default time allowed for a WebSocket's `connection_init` (10 s, as the
+/// `graphql-ws` protocol suggests).
+pub const DEFAULT_WS_INIT_TIMEOUT_MS: u64 = 10_000;
+/// Default WebSocket ping period.
+pub const DEFAULT_WS_PING_INTERVAL_MS: u64 = 30_000;
 
 /// `--database-url`: every command that touches the database.
 #[derive(Clone, clap::Args)]
@@ -66,6 +71,18 @@ pub struct ServerArgs {
     #[arg(long, env = "CRM_PARTNER_RATE_PER_MIN", default_value_t = DEFAULT_PARTNER_RATE_PER_MIN,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub partner_rate_per_min: u32,
+
+    /// Milliseconds a WebSocket may take to send `connection_init` before it
+    /// is closed with 4408.
+    #[arg(long, env = "CRM_WS_INIT_TIMEOUT_MS", default_value_t = DEFAULT_WS_INIT_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_init_timeout_ms: u64,
+
+    /// Milliseconds between two WebSocket pings; a client silent for two
+    /// periods (not even a pong) is dropped.
+    #[arg(long, env = "CRM_WS_PING_INTERVAL_MS", default_value_t = DEFAULT_WS_PING_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_ping_interval_ms: u64,
 }
 
 /// Everything `crm serve` reads: the parts above together.
@@ -114,6 +131,8 @@ impl From<ServeArgs> for Settings {
             sweep_interval_secs: args.server.sweep_interval_secs,
             cors_origins: args.server.cors_origins,
             partner_rate_per_min: args.server.partner_rate_per_min,
+            ws_init_timeout_ms: args.server.ws_init_timeout_ms,
+            ws_ping_interval_ms: args.server.ws_ping_interval_ms,
         }
     }
 }
@@ -155,6 +174,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Lead intakes per minute allowed to each PARTNER token subject.
     pub partner_rate_per_min: u32,
+    /// Milliseconds a WebSocket may take to send `connection_init`.
+    pub ws_init_timeout_ms: u64,
+    /// Milliseconds between two WebSocket pings.
+    pub ws_ping_interval_ms: u64,
 }
 
 impl Settings {
@@ -170,6 +193,8 @@ impl Settings {
             sweep_interval_secs: 300,
             partner_rate_per_min: DEFAULT_PARTNER_RATE_PER_MIN,
             cors_origins: Vec::new(),
+            ws_init_timeout_ms: DEFAULT_WS_INIT_TIMEOUT_MS,
+            ws_ping_interval_ms: DEFAULT_WS_PING_INTERVAL_MS,
         }
     }
 
@@ -205,6 +230,8 @@ impl fmt::Debug for Settings {
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("partner_rate_per_min", &self.partner_rate_per_min)
             .field("cors_origins", &self.cors_origins)
+            .field("ws_init_timeout_ms", &self.ws_init_timeout_ms)
+            .field("ws_ping_interval_ms", &self.ws_ping_interval_ms)
             .finish()
     }
 }

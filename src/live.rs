@@ -2,70 +2,116 @@
 //! protocol of the `graphql-ws` client) on `GET /graphql` with
 //! `Upgrade: websocket`.
 //!
-//! async-graphql speaks the protocol ([`WebSocket`]); this module is the
-//! transport around it, because it decides what the protocol leaves open:
+//! This module speaks the protocol ([`protocol`]) and decides what it
+//! leaves open:
 //! - authentication in `connection_init` (`{"Authorization": "Bearer ..."}`,
 //!   verified like HTTP); a bad or missing token closes with 4403
-//!   (`Forbidden`), a subscribe before the acknowledgement with 4401;
+//!   (`Forbidden`), a subscribe before the acknowledgement with 4401, no
+//!   `connection_init` within [`LiveTimeouts::init`] with 4408;
 //! - the token's `exp` ends the connection (4403, `token expired`);
-//! - back-pressure: sends are bounded ([`SEND_TIMEOUT`]) and a subscription
-//!   that fell behind the event bus closes the socket with
-//!   [`CLOSE_TOO_SLOW`] instead of buffering;
+//! - execution: identical subscriptions of an instance share one execution
+//!   and one serialized payload per event ([`fanout`]); a connection only
+//!   wraps the payload in its own envelope, and writes what is pending
+//!   together;
+//! - back-pressure: a group never waits for a connection (bounded outbox,
+//!   [`OUTBOX`]); a connection that cannot keep up, or whose subscription
+//!   fell behind the event bus, is closed with [`CLOSE_TOO_SLOW`]; one
+//!   write waits at most [`SEND_TIMEOUT`];
 //! - caps: [`MAX_CONNECTIONS_PER_PRINCIPAL`] sockets per token subject, and
 //!   [`crate::graphql::subscription::MAX_SUBSCRIPTIONS_PER_CONNECTION`]
-//!   subscriptions per socket.
+//!   subscriptions per socket;
+//! - keep-alive: a ping every [`LiveTimeouts::ping_every`]; a client silent
+//!   for two periods (not even a pong) is dropped.
+pub mod fanout;
+mod protocol;
+
 use std::collections::HashMap;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header::{SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use actix_web::{HttpRequest, HttpResponse, guard, web};
-use actix_ws::{CloseCode, CloseReason};
-use async_graphql::Data;
-use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
-use async_graphql::parser::types::OperationType;
-use chrono::{DateTime, Utc};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use chrono::Utc;
 use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, Sleep};
 
 use crate::auth::{JwtKeys, Principal, Role};
+use crate::config::Settings;
 use crate::error::AppError;
-use crate::events::EventBus;
+use crate::events::{EVENT_BUFFER, EventBus};
 use crate::graphql::CrmSchema;
 use crate::graphql::error_codes::error_body;
-use crate::graphql::subscription::LiveConnection;
+use crate::graphql::subscription::MAX_SUBSCRIPTIONS_PER_CONNECTION;
+use fanout::{Hub, Membership, Outgoing, SlowSignal, SubscribePayload, Subscriber};
+use protocol::ClientMessage;
 
 /// The only sub-protocol spoken.
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Most WebSockets open at once for one token subject.
 pub const MAX_CONNECTIONS_PER_PRINCIPAL: usize = 20;
-/// How long `connection_init` may take to arrive (then 4408).
+/// Default of [`LiveTimeouts::init`] (`CRM_WS_INIT_TIMEOUT_MS`).
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one message may wait for the client to take it; a client that
 /// reads slower is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the server pings; a client silent for two periods (not even a
-/// pong) is dropped, so dead peers do not keep their place.
+/// Default of [`LiveTimeouts::ping_every`] (`CRM_WS_PING_INTERVAL_MS`).
 pub const PING_EVERY: Duration = Duration::from_secs(30);
-/// Client messages queued for the protocol before the client is cut off.
-const INBOX: usize = 64;
+/// Largest message taken from a client.
+const MAX_FRAME: usize = 64 * 1024;
+/// Events queued for one connection (all its subscriptions) before it is
+/// closed as too slow; as deep as the event bus's buffer.
+pub const OUTBOX: usize = EVENT_BUFFER;
+/// Frames written in one go when several are pending.
+const BATCH: usize = 64;
 
 /// `connection_init` refused: bad, missing or expired token.
 pub const CLOSE_FORBIDDEN: u16 = 4403;
 /// A subscribe before `connection_ack`.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
-/// No `connection_init` within [`INIT_TIMEOUT`].
+/// No `connection_init` within [`LiveTimeouts::init`].
 pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// Too many connections for this principal, or a second `connection_init`.
 pub const CLOSE_TOO_MANY: u16 = 4429;
+/// A message that is not of the protocol.
+pub const CLOSE_BAD_MESSAGE: u16 = 4400;
+/// A `subscribe` reusing the id of an open subscription.
+pub const CLOSE_DUPLICATE_ID: u16 = 4409;
 /// The client fell behind the events (1013, "try again later": it may
 /// reconnect and refetch).
 pub const CLOSE_TOO_SLOW: u16 = 1013;
-/// The client sent more than the server could queue.
-const CLOSE_FLOOD: u16 = 1008;
 /// The server is shutting down (1001, "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// The connection's timers (from [`Settings`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LiveTimeouts {
+    /// How long `connection_init` may take to arrive (then 4408).
+    pub init: Duration,
+    /// How often the server pings; two periods of silence drop the client.
+    pub ping_every: Duration,
+}
+
+impl Default for LiveTimeouts {
+    fn default() -> Self {
+        Self {
+            init: INIT_TIMEOUT,
+            ping_every: PING_EVERY,
+        }
+    }
+}
+
+impl From<&Settings> for LiveTimeouts {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            init: Duration::from_millis(settings.ws_init_timeout_ms.max(1)),
+            ping_every: Duration::from_millis(settings.ws_ping_interval_ms.max(1)),
+        }
+    }
+}
 
 /// Turn `going_away` true on SIGINT or SIGTERM, so that open sockets close
 /// at once instead of holding the graceful shutdown for its whole grace.
@@ -88,9 +134,9 @@ pub async fn watch_shutdown_signals(going_away: tokio::sync::watch::Sender<bool>
 /// What the WebSocket endpoint needs.
 #[derive(Clone)]
 pub struct LiveState {
-    pub schema: CrmSchema,
     pub jwt: JwtKeys,
-    pub bus: EventBus,
+    hub: Arc<Hub>,
+    timeouts: LiveTimeouts,
     connections: Arc<Mutex<HashMap<String, usize>>>,
     /// Turns true when the server begins to shut down.
     going_away: tokio::sync::watch::Receiver<bool>,
@@ -101,12 +147,14 @@ impl LiveState {
         schema: CrmSchema,
         jwt: JwtKeys,
         bus: EventBus,
+        db: DatabaseConnection,
+        timeouts: LiveTimeouts,
         going_away: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
-            schema,
             jwt,
-            bus,
+            hub: Hub::new(schema, bus, db),
+            timeouts,
             connections: Arc::default(),
             going_away,
         }
@@ -180,59 +228,12 @@ pub async fn upgrade(
     Ok(response)
 }
 
-/// What `connection_init` decided.
-enum Admission {
-    Accepted {
-        expires: DateTime<Utc>,
-        connection: Arc<LiveConnection>,
-        _permit: Permit,
-    },
-    Refused {
-        code: u16,
-        reason: String,
-    },
-}
-
-type AdmissionSlot = Arc<Mutex<Option<Admission>>>;
-
-fn bearer(payload: &serde_json::Value) -> Option<&str> {
-    let object = payload.as_object()?;
-    object
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
-        .and_then(|(_, value)| value.as_str())
-}
-
-fn admit(state: &LiveState, payload: &serde_json::Value) -> Result<(Data, Admission), Admission> {
-    let refused = |code, reason: String| Admission::Refused { code, reason };
-    let (principal, expires) = state
-        .jwt
-        .authenticate_until(bearer(payload))
-        .map_err(|e| refused(CLOSE_FORBIDDEN, format!("Forbidden: {e}")))?;
-    if principal.role == Role::Partner {
-        return Err(refused(
-            CLOSE_FORBIDDEN,
-            "Forbidden: subscriptions are for AGENT and ADMIN".into(),
-        ));
-    }
-    let permit = state.admit(&principal.sub).ok_or_else(|| {
-        refused(
-            CLOSE_TOO_MANY,
-            format!("Too many connections (at most {MAX_CONNECTIONS_PER_PRINCIPAL} per user)"),
-        )
-    })?;
-    let connection = LiveConnection::new(state.bus.clone());
-    let mut data = Data::default();
-    data.insert::<Principal>(principal);
-    data.insert(connection.clone());
-    Ok((
-        data,
-        Admission::Accepted {
-            expires,
-            connection,
-            _permit: permit,
-        },
-    ))
+/// One connection, from the upgrade to the close.
+async fn serve(state: LiveState, session: actix_ws::Session, messages: actix_ws::MessageStream) {
+    let messages = messages.max_frame_size(MAX_FRAME).aggregate_continuations();
+    let mut connection = Connection::new(state, session);
+    let end = connection.run(messages).await;
+    connection.finish(end).await;
 }
 
 /// How a connection ends.
@@ -243,214 +244,298 @@ enum End {
     Drop,
 }
 
-async fn serve(
+impl End {
+    fn close(code: u16, reason: impl Into<String>) -> Self {
+        Self::Close(code, reason.into())
+    }
+}
+
+/// Where the handshake stands.
+enum Phase {
+    AwaitingInit,
+    Ready {
+        principal: Principal,
+        _permit: Permit,
+    },
+}
+
+/// A subscription of this connection.
+struct Open {
+    id: String,
+    /// `{"id":<id>,"type":"next","payload":` (the payload and `}` follow).
+    envelope: String,
+    _membership: Membership,
+}
+
+/// The state of one WebSocket.
+struct Connection {
     state: LiveState,
-    mut session: actix_ws::Session,
-    messages: actix_ws::MessageStream,
-) {
-    let mut messages = messages.max_frame_size(64 * 1024).aggregate_continuations();
-    let (inbox, inbox_rx) = mpsc::channel::<Vec<u8>>(INBOX);
-    let admission: AdmissionSlot = Arc::default();
-    let on_init = {
-        let state = state.clone();
-        let admission = admission.clone();
-        move |payload: serde_json::Value| async move {
-            let (result, decided) = match admit(&state, &payload) {
-                Ok((data, accepted)) => (Ok(data), accepted),
-                Err(refused) => (Err(async_graphql::Error::new("refused")), refused),
-            };
-            *admission.lock().unwrap_or_else(|e| e.into_inner()) = Some(decided);
-            result
-        }
-    };
-    let protocol = WebSocket::new(
-        state.schema.clone(),
-        tokio_stream_of(inbox_rx),
-        WebSocketProtocols::GraphQLWS,
-    )
-    .on_connection_init(on_init);
-    let mut protocol = pin!(protocol);
+    session: actix_ws::Session,
+    phase: Phase,
+    /// Open subscriptions by membership token, and their tokens by id.
+    open: HashMap<u64, Open>,
+    ids: HashMap<String, u64>,
+    outbox: mpsc::Sender<Outgoing>,
+    inbox: mpsc::Receiver<Outgoing>,
+    slow: Arc<SlowSignal>,
+    last_heard: Instant,
+}
 
-    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
-    let mut init_deadline = pin!(init_deadline);
-    let mut expiry = pin!(tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX))));
-    let mut connection: Option<Arc<LiveConnection>> = None;
-    let mut going_away = state.going_away.clone();
-    let mut watching_shutdown = true;
-    let mut pinger = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut last_heard = tokio::time::Instant::now();
+/// The timers one connection waits on.
+struct Timers {
+    init_deadline: Pin<Box<Sleep>>,
+    expiry: Pin<Box<Sleep>>,
+    pinger: Interval,
+}
 
-    let end = loop {
-        if *going_away.borrow_and_update() {
-            break End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+impl Connection {
+    fn new(state: LiveState, session: actix_ws::Session) -> Self {
+        let (outbox, inbox) = mpsc::channel(OUTBOX);
+        Self {
+            state,
+            session,
+            phase: Phase::AwaitingInit,
+            open: HashMap::new(),
+            ids: HashMap::new(),
+            outbox,
+            inbox,
+            slow: Arc::default(),
+            last_heard: Instant::now(),
         }
-        let too_slow = async {
-            match &connection {
-                Some(c) => c.too_slow.notified().await,
-                None => std::future::pending().await,
-            }
+    }
+
+    /// Serve the connection until it must end.
+    async fn run(&mut self, mut messages: AggregatedMessageStream) -> End {
+        let every = self.state.timeouts.ping_every;
+        let mut timers = Timers {
+            init_deadline: Box::pin(tokio::time::sleep(self.state.timeouts.init)),
+            expiry: Box::pin(tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX)))),
+            pinger: tokio::time::interval_at(Instant::now() + every, every),
         };
-        tokio::select! {
-            _ = pinger.tick() => {
-                if last_heard.elapsed() > 2 * PING_EVERY {
-                    break End::Drop;
+        let mut going_away = self.state.going_away.clone();
+        let mut watching_shutdown = true;
+        let slow = self.slow.clone();
+        let mut too_slow = pin!(slow.raised());
+        loop {
+            if *going_away.borrow_and_update() {
+                return End::close(CLOSE_GOING_AWAY, "server shutting down");
+            }
+            let ready = matches!(self.phase, Phase::Ready { .. });
+            let step = tokio::select! {
+                _ = timers.pinger.tick() => self.keep_alive().await,
+                incoming = messages.next() => self.receive(incoming, &mut timers).await,
+                Some(first) = self.inbox.recv() => self.write_pending(first).await,
+                () = &mut timers.init_deadline, if !ready => Err(End::close(
+                    CLOSE_INIT_TIMEOUT,
+                    "Connection initialisation timeout",
+                )),
+                () = &mut timers.expiry, if ready => {
+                    Err(End::close(CLOSE_FORBIDDEN, "Forbidden: token expired"))
                 }
-                match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => break End::Drop,
+                changed = going_away.changed(), if watching_shutdown => {
+                    // No sender (signals not handled): stop watching.
+                    watching_shutdown = changed.is_ok();
+                    Ok(())
                 }
-            }
-            incoming = messages.next() => {
-                last_heard = tokio::time::Instant::now();
-                match incoming {
-                    Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
-                        let bytes = text.as_bytes();
-                        if let Some(refusal) = not_a_subscription(bytes) {
-                            if send(&mut session, refusal).await.is_err() {
-                                break End::Drop;
-                            }
-                        } else if inbox.try_send(bytes.to_vec()).is_err() {
-                            break End::Close(CLOSE_FLOOD, "too many messages".into());
-                        }
-                    }
-                    Some(Ok(actix_ws::AggregatedMessage::Binary(bytes))) => {
-                        if let Some(refusal) = not_a_subscription(&bytes) {
-                            if send(&mut session, refusal).await.is_err() {
-                                break End::Drop;
-                            }
-                        } else if inbox.try_send(bytes.to_vec()).is_err() {
-                            break End::Close(CLOSE_FLOOD, "too many messages".into());
-                        }
-                    }
-                    Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break End::Drop;
-                        }
-                    }
-                    Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
-                    // Answer the client's close frame, completing the handshake.
-                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) => {
-                        break End::Close(1000, String::new());
-                    }
-                    Some(Err(_)) | None => break End::Drop,
-                }
-            }
-            outgoing = protocol.next() => match outgoing {
-                Some(WsMessage::Text(text)) => {
-                    if connection.is_none() && let Some((c, expires)) = accepted(&admission) {
-                        let left = (expires - Utc::now()).to_std().unwrap_or_default();
-                        expiry.as_mut().reset(tokio::time::Instant::now() + left);
-                        connection = Some(c);
-                    }
-                    if send(&mut session, text).await.is_err() {
-                        break End::Drop;
-                    }
-                }
-                Some(WsMessage::Close(code, reason)) => break closing(&admission, code, reason),
-                None => break End::Close(1000, String::new()),
-            },
-            () = &mut init_deadline, if connection.is_none() => {
-                break End::Close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".into());
-            }
-            () = &mut expiry, if connection.is_some() => {
-                break End::Close(CLOSE_FORBIDDEN, "Forbidden: token expired".into());
-            }
-            changed = going_away.changed(), if watching_shutdown => {
-                // No sender (signals not handled): stop watching.
-                watching_shutdown = changed.is_ok();
-            }
-            () = too_slow => {
-                break End::Close(
+                () = &mut too_slow => Err(End::close(
                     CLOSE_TOO_SLOW,
-                    "subscriber too slow: events were dropped; reconnect and refetch".into(),
-                );
+                    "subscriber too slow: events were dropped; reconnect and refetch",
+                )),
+            };
+            if let Err(end) = step {
+                return end;
             }
         }
-    };
-    if let End::Close(code, reason) = end {
-        let reason = CloseReason {
-            code: CloseCode::from(code),
-            description: (!reason.is_empty()).then_some(reason),
+    }
+
+    /// Ping, or drop a client silent for two periods.
+    async fn keep_alive(&mut self) -> Result<(), End> {
+        if self.last_heard.elapsed() > 2 * self.state.timeouts.ping_every {
+            return Err(End::Drop);
+        }
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.ping(b"")).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(End::Drop),
+        }
+    }
+
+    /// One WebSocket message from the client.
+    async fn receive(
+        &mut self,
+        incoming: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
+        timers: &mut Timers,
+    ) -> Result<(), End> {
+        self.last_heard = Instant::now();
+        match incoming {
+            Some(Ok(AggregatedMessage::Text(text))) => self.handle(text.as_bytes(), timers).await,
+            Some(Ok(AggregatedMessage::Binary(bytes))) => self.handle(&bytes, timers).await,
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                self.session.pong(&bytes).await.map_err(|_| End::Drop)
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+            // Answer the client's close frame, completing the handshake.
+            Some(Ok(AggregatedMessage::Close(_))) => Err(End::close(1000, "")),
+            Some(Err(_)) | None => Err(End::Drop),
+        }
+    }
+
+    /// One protocol message.
+    async fn handle(&mut self, message: &[u8], timers: &mut Timers) -> Result<(), End> {
+        let Ok(message) = serde_json::from_slice::<ClientMessage>(message) else {
+            return Err(End::close(CLOSE_BAD_MESSAGE, "Invalid message received"));
         };
-        let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(Some(reason))).await;
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.init(&payload, timers).await,
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload).await,
+            ClientMessage::Complete { id } => self.complete(&id).await,
+            ClientMessage::Ping {} => self.send(protocol::pong()).await,
+            ClientMessage::Pong {} => Ok(()),
+        }
     }
-}
 
-/// Send one message, giving up after [`SEND_TIMEOUT`].
-async fn send(session: &mut actix_ws::Session, text: String) -> Result<(), ()> {
-    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) | Err(_) => Err(()),
+    /// `connection_init`: authenticate, count the connection, acknowledge.
+    async fn init(&mut self, payload: &serde_json::Value, timers: &mut Timers) -> Result<(), End> {
+        if matches!(self.phase, Phase::Ready { .. }) {
+            return Err(End::close(
+                CLOSE_TOO_MANY,
+                "Too many initialisation requests",
+            ));
+        }
+        let (principal, expires) = self
+            .state
+            .jwt
+            .authenticate_until(protocol::bearer(payload))
+            .map_err(|e| End::close(CLOSE_FORBIDDEN, format!("Forbidden: {e}")))?;
+        if principal.role == Role::Partner {
+            return Err(End::close(
+                CLOSE_FORBIDDEN,
+                "Forbidden: subscriptions are for AGENT and ADMIN",
+            ));
+        }
+        let permit = self.state.admit(&principal.sub).ok_or_else(|| {
+            End::close(
+                CLOSE_TOO_MANY,
+                format!("Too many connections (at most {MAX_CONNECTIONS_PER_PRINCIPAL} per user)"),
+            )
+        })?;
+        let left = (expires - Utc::now()).to_std().unwrap_or_default();
+        timers.expiry.as_mut().reset(Instant::now() + left);
+        self.phase = Phase::Ready {
+            principal,
+            _permit: permit,
+        };
+        self.send(protocol::connection_ack()).await
     }
-}
 
-/// A `subscribe` whose document holds a query or mutation: those go over
-/// HTTP (one path for limits, logs and metrics). Returns the protocol's
-/// `error` message to answer with; `None` lets the message through
-/// (documents that do not parse are left to async-graphql to report).
-fn not_a_subscription(message: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Subscribe {
-        #[serde(rename = "type")]
-        kind: String,
-        id: String,
-        payload: Payload,
-    }
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        query: String,
-    }
-    let message: Subscribe = serde_json::from_slice(message).ok()?;
-    if message.kind != "subscribe" {
-        return None;
-    }
-    let document = async_graphql::parser::parse_query(&message.payload.query).ok()?;
-    let other = document
-        .operations
-        .iter()
-        .any(|(_, op)| op.node.ty != OperationType::Subscription);
-    other.then(|| {
-        let error = AppError::bad_input(
-            "query",
-            "only subscriptions over WebSocket; send queries and mutations with POST",
+    /// `subscribe`: refused, or joined to its group.
+    async fn subscribe(&mut self, id: String, payload: SubscribePayload) -> Result<(), End> {
+        let Phase::Ready { principal, .. } = &self.phase else {
+            return Err(End::close(CLOSE_UNAUTHORIZED, "Unauthorized"));
+        };
+        if self.ids.contains_key(&id) {
+            return Err(End::close(
+                CLOSE_DUPLICATE_ID,
+                format!("Subscriber for {id} already exists"),
+            ));
+        }
+        if let Some(refusal) = protocol::not_a_subscription(&id, &payload.query) {
+            return self.send(refusal).await;
+        }
+        if self.open.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+            let refused = AppError::bad_input(
+                "subscription",
+                format!(
+                    "at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; \
+                     complete one first"
+                ),
+            );
+            self.send(protocol::next_error(&id, &refused)).await?;
+            return self.send(protocol::complete(&id)).await;
+        }
+        let subscriber = Subscriber {
+            principal: principal.clone(),
+            outbox: self.outbox.clone(),
+            slow: self.slow.clone(),
+        };
+        let membership = self.state.hub.join(subscriber, payload);
+        let token = membership.token;
+        self.ids.insert(id.clone(), token);
+        self.open.insert(
+            token,
+            Open {
+                envelope: protocol::next_envelope(&id),
+                id,
+                _membership: membership,
+            },
         );
-        serde_json::json!({
-            "type": "error",
-            "id": message.id,
-            "payload": error_body(&error)["errors"],
-        })
-        .to_string()
-    })
-}
-
-fn accepted(admission: &AdmissionSlot) -> Option<(Arc<LiveConnection>, DateTime<Utc>)> {
-    match &*admission.lock().unwrap_or_else(|e| e.into_inner()) {
-        Some(Admission::Accepted {
-            connection,
-            expires,
-            ..
-        }) => Some((connection.clone(), *expires)),
-        _ => None,
+        Ok(())
     }
-}
 
-/// The close async-graphql asked for, with the codes `graphql-ws` expects.
-fn closing(admission: &AdmissionSlot, code: u16, reason: String) -> End {
-    let refusal = match &*admission.lock().unwrap_or_else(|e| e.into_inner()) {
-        Some(Admission::Refused { code, reason }) => Some((*code, reason.clone())),
-        _ => None,
-    };
-    match (refusal, code) {
-        (Some((code, reason)), _) => End::Close(code, reason),
-        // async-graphql answers a subscribe before the handshake with 1011.
-        (None, 1011) => End::Close(CLOSE_UNAUTHORIZED, "Unauthorized".into()),
-        (None, code) => End::Close(code, reason),
+    /// `complete` from the client: leave the group, and confirm.
+    async fn complete(&mut self, id: &str) -> Result<(), End> {
+        match self.ids.remove(id) {
+            Some(token) => {
+                self.open.remove(&token);
+                self.send(protocol::complete(id)).await
+            }
+            None => Ok(()),
+        }
     }
-}
 
-/// An mpsc receiver as a stream.
-fn tokio_stream_of(
-    mut rx: mpsc::Receiver<Vec<u8>>,
-) -> impl futures_util::Stream<Item = Vec<u8>> + Unpin {
-    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    /// Write `first` and whatever else is pending (up to [`BATCH`]) before
+    /// yielding, so that the socket writes them together.
+    async fn write_pending(&mut self, first: Outgoing) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(outgoing) = next.take() {
+            if let Some(frame) = self.frame(outgoing) {
+                self.send(frame).await?;
+            }
+            written += 1;
+            if written < BATCH {
+                next = self.inbox.try_recv().ok();
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame for what a group sent; `None` for a subscription that was
+    /// completed meanwhile.
+    fn frame(&mut self, outgoing: Outgoing) -> Option<String> {
+        match outgoing {
+            Outgoing::Next { member, payload } => {
+                let envelope = &self.open.get(&member)?.envelope;
+                let mut frame = String::with_capacity(envelope.len() + payload.len() + 1);
+                frame.push_str(envelope);
+                frame.push_str(&payload);
+                frame.push('}');
+                Some(frame)
+            }
+            Outgoing::Complete { member } => {
+                let open = self.open.remove(&member)?;
+                self.ids.remove(&open.id);
+                Some(protocol::complete(&open.id))
+            }
+        }
+    }
+
+    /// Send one message, giving up after [`SEND_TIMEOUT`].
+    async fn send(&mut self, text: String) -> Result<(), End> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(End::Drop),
+        }
+    }
+
+    /// Leave every group, and close the socket as `end` says.
+    async fn finish(mut self, end: End) {
+        self.open.clear();
+        if let End::Close(code, reason) = end {
+            let reason = CloseReason {
+                code: CloseCode::from(code),
+                description: (!reason.is_empty()).then_some(reason),
+            };
+            let _ = tokio::time::timeout(SEND_TIMEOUT, self.session.close(Some(reason))).await;
+        }
+    }
 }

@@ -133,6 +133,8 @@ impl Application {
             schema.clone(),
             jwt.clone(),
             bus,
+            db.clone(),
+            live::LiveTimeouts::from(&settings),
             going_away_rx,
         ));
         let state = web::Data::new(AppState {

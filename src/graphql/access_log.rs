@@ -45,13 +45,20 @@ fn reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<Vec<Read>, App
 pub struct AccessReads(Mutex<Vec<Read>>);
 
 /// Record that these credit requests are being read. Inside a request the
-/// reads are collected and written once, before the response is sent;
-/// elsewhere (a subscription event) they are written at once.
+/// reads are collected and written once, before the response is sent; in a
+/// subscription event, once per subscriber before the event is sent
+/// (`crate::live`).
 pub async fn record_reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<(), AppError> {
     if ids.is_empty() {
         return Ok(());
     }
     let reads = reads(ctx, ids, via)?;
+    // A shared subscription execution: the live fan-out writes them once
+    // per subscriber, under its own principal.
+    if let Some(live) = ctx.data_opt::<super::subscription::LiveReads>() {
+        live.extend(reads);
+        return Ok(());
+    }
     match ctx.data_opt::<AccessReads>() {
         Some(collected) => {
             collected

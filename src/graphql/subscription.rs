@@ -1,17 +1,26 @@
 //! Subscriptions: `leadReceived` and `opportunityChanged`, fed by the event
 //! bus ([`crate::events`]). Events carry ids; the rows are read back after
-//! delivery (once per instance and event, shared), and each subscriber
-//! resolves the fields with its own role (an AGENT never sees
-//! `expiree`, and never receives an expiry: expiry events travel on a
-//! channel non-admins do not read).
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! delivery (once per instance and event, shared), and each execution
+//! resolves the fields with its role (an AGENT never sees `expiree`, and
+//! never receives an expiry: expiry events travel on a channel non-admins
+//! do not read).
+//!
+//! One execution serves every subscriber of an instance with the same role,
+//! document, operation name and variables ([`crate::live`] groups them): it
+//! gets the group's [`LiveSource`] and [`LiveReads`] as request data. What
+//! a resolver may read of the principal is therefore its role, never its
+//! `sub`: the only principal-specific effect reachable from these types is
+//! the credit-request access log (`Lead.creditRequest`,
+//! `Client.openFiles`), and in a subscription those reads go to
+//! [`LiveReads`], which the fan-out writes once per subscriber, under that
+//! subscriber's own `sub` and role, before the event leaves.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use entity::{lead, opportunity};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -21,52 +30,65 @@ use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
 use crate::events::{Delivery, EventBus, EventKind, EventReceivers};
+use crate::store::access_log::Read;
 
-/// Most subscriptions open at once on one WebSocket.
+/// Most subscriptions open at once on one WebSocket (enforced by
+/// [`crate::live`]).
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 10;
 
-/// What a WebSocket connection gives its subscriptions (connection data).
-pub struct LiveConnection {
+/// Where a shared subscription execution takes its events from (request
+/// data of the execution).
+pub struct LiveSource {
     bus: EventBus,
-    open: AtomicUsize,
-    /// Raised when a subscription fell behind; the socket then closes.
-    pub too_slow: Notify,
+    /// Taken when the group formed, before its first subscriber was
+    /// acknowledged, so that no event published afterwards is missed.
+    early: Mutex<Option<EventReceivers>>,
+    lagged: AtomicBool,
 }
 
-impl LiveConnection {
-    pub fn new(bus: EventBus) -> Arc<Self> {
+impl LiveSource {
+    /// Subscribe to `bus` now; `admin` decides whether ADMIN-only events
+    /// are received.
+    pub fn new(bus: EventBus, admin: bool) -> Arc<Self> {
+        let early = Mutex::new(Some(bus.subscribe(admin)));
         Arc::new(Self {
             bus,
-            open: AtomicUsize::new(0),
-            too_slow: Notify::new(),
+            early,
+            lagged: AtomicBool::new(false),
         })
     }
 
-    fn open_slot(self: &Arc<Self>) -> Result<Slot, AppError> {
-        let opened = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_SUBSCRIPTIONS_PER_CONNECTION).then_some(n + 1)
-            });
-        match opened {
-            Ok(_) => Ok(Slot(self.clone())),
-            Err(_) => Err(AppError::bad_input(
-                "subscription",
-                format!(
-                    "at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; \
-                     complete one first"
-                ),
-            )),
+    /// True once the execution fell behind the bus (events were dropped).
+    pub fn fell_behind(&self) -> bool {
+        self.lagged.load(Ordering::Acquire)
+    }
+
+    fn receivers(&self, admin: bool) -> EventReceivers {
+        let early = self.early.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match early {
+            Some(receivers) if receivers.admin.is_some() == admin => receivers,
+            _ => self.bus.subscribe(admin),
         }
     }
 }
 
-/// One open subscription on a connection; frees its place when dropped.
-struct Slot(Arc<LiveConnection>);
+/// The credit-request reads made while resolving one event of a shared
+/// subscription (request data of the execution); see the module docs.
+/// Clones share the same reads.
+#[derive(Clone, Default)]
+pub struct LiveReads(Arc<Mutex<Vec<Read>>>);
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+impl LiveReads {
+    pub fn extend(&self, reads: Vec<Read>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(reads);
+    }
+
+    /// The reads collected since the last call.
+    pub fn take(&self) -> Vec<Read> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -171,14 +193,13 @@ impl SubscriptionRoot {
     }
 }
 
-/// One subscriber's events.
+/// The events of one subscription execution.
 struct Feed {
     receivers: EventReceivers,
     db: DatabaseConnection,
     only: Option<Uuid>,
     admin: bool,
-    connection: Arc<LiveConnection>,
-    _slot: Slot,
+    source: Arc<LiveSource>,
 }
 
 /// Why a feed ends with an error.
@@ -199,18 +220,16 @@ fn gap() -> AppError {
 impl Feed {
     fn open(ctx: &Context<'_>, only: Option<Uuid>) -> Result<Self, AppError> {
         let admin = principal(ctx)?.is_admin();
-        let connection = ctx
-            .data_opt::<Arc<LiveConnection>>()
+        let source = ctx
+            .data_opt::<Arc<LiveSource>>()
             .cloned()
             .ok_or_else(|| AppError::Internal("subscription outside a WebSocket".into()))?;
-        let slot = connection.open_slot()?;
         Ok(Self {
-            receivers: connection.bus.subscribe(admin),
+            receivers: source.receivers(admin),
             db: api(ctx)?.db.clone(),
             only,
             admin,
-            connection,
-            _slot: slot,
+            source,
         })
     }
 
@@ -238,7 +257,7 @@ impl Feed {
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    self.connection.too_slow.notify_one();
+                    self.source.lagged.store(true, Ordering::Release);
                     return Err(fell_behind());
                 }
                 Err(RecvError::Closed) => return Ok(None),

@@ -14,7 +14,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{
-    ServerProcess, TestApp, set_status, spawn_app, spawn_app_on, submit_lead, t0,
+    ServerProcess, TestApp, set_status, spawn_app, spawn_app_configured, spawn_app_on, submit_lead,
+    t0,
 };
 
 /// How long a test waits for a message it expects.
@@ -670,4 +671,118 @@ async fn crm_serve_closes_open_sockets_with_1001_on_sigterm() {
         .expect("stops without waiting out the grace period")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// No `connection_init` within the configured time: closed with 4408, as
+/// graphql-transport-ws says; an initialised connection outlives it.
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed_with_4408() {
+    let app = spawn_app_configured(|s| s.ws_init_timeout_ms = 300).await;
+    let opened = std::time::Instant::now();
+    let mut silent = Ws::open(&app).await;
+    let mut initialised = Ws::as_role(&app, Role::Agent).await;
+    let closed = silent.closed().await;
+    assert_eq!(
+        closed,
+        Closed {
+            code: crm::live::CLOSE_INIT_TIMEOUT,
+            reason: "Connection initialisation timeout".into()
+        }
+    );
+    assert!(opened.elapsed() >= StdDuration::from_millis(300));
+    assert_eq!(initialised.next_within(QUIET).await, Ok(None));
+    subscribed(&mut initialised, "1", LEAD_RECEIVED, json!({})).await;
+}
+
+/// The server pings every period: a client that answers (tungstenite
+/// answers pings while it reads) stays; one that stays silent for two
+/// periods is dropped.
+#[tokio::test]
+async fn a_client_silent_for_two_ping_periods_is_dropped_and_one_that_answers_stays() {
+    let app = spawn_app_configured(|s| s.ws_ping_interval_ms = 150).await;
+    let mut answering = Ws::as_role(&app, Role::Agent).await;
+    let mut silent = Ws::as_role(&app, Role::Agent).await;
+    // Reading answers the pings; `silent` is not read meanwhile.
+    assert_eq!(answering.next_within(QUIET).await, Ok(None));
+    let closed = silent.closed().await;
+    assert_eq!(
+        closed.code, 1006,
+        "dropped without a close frame: {closed:?}"
+    );
+    subscribed(&mut answering, "1", LEAD_RECEIVED, json!({})).await;
+}
+
+/// Two AGENTs with the same document share one execution on the server:
+/// each receives the event, and the credit request read through it is in
+/// the access log once under each one's own name.
+#[tokio::test]
+async fn a_shared_subscription_logs_each_subscribers_credit_request_read_under_its_own_name() {
+    let app = spawn_app().await;
+    let query = "subscription { leadReceived { lead { id creditRequest { id } } } }";
+    let mut first = Ws::connect(&app, &app.token_for(Role::Agent, "agent-a")).await;
+    let mut second = Ws::connect(&app, &app.token_for(Role::Agent, "agent-b")).await;
+    subscribed(&mut first, "1", query, json!({})).await;
+    subscribed(&mut second, "2", query, json!({})).await;
+    let sent = submit_lead(
+        &app,
+        json!({ "email": "credit-live@example.com", "type": "CRE" }),
+        Role::Agent,
+    )
+    .await;
+    let (a, b) = (first.data("1").await, second.data("2").await);
+    assert_eq!(a, b);
+    assert_eq!(a["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+    let request = a["leadReceived"]["lead"]["creditRequest"]["id"].clone();
+    assert!(request.is_string(), "{a}");
+
+    let log = app
+        .data(
+            r#"query($id: ID) { creditRequestAccessLog(first: 10, creditRequestId: $id) {
+                 edges { node { principal role via } } } }"#,
+            json!({ "id": request }),
+            Role::Admin,
+        )
+        .await;
+    let mut reads: Vec<(String, String, String)> = log["creditRequestAccessLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let node = &e["node"];
+            let text = |k: &str| node[k].as_str().unwrap().to_owned();
+            (text("principal"), text("role"), text("via"))
+        })
+        .collect();
+    reads.sort();
+    let read = |who: &str| (who.to_owned(), "AGENT".to_owned(), "LEAD".to_owned());
+    assert_eq!(reads, [read("agent-a"), read("agent-b")]);
+}
+
+/// The role is part of what makes two subscriptions one execution: an
+/// AGENT sending exactly the document an ADMIN's running subscription uses
+/// still gets the unknown-field error, and the ADMIN keeps its events.
+#[tokio::test]
+async fn an_agent_sending_an_admins_document_naming_expiree_is_not_joined_to_it() {
+    let app = spawn_app().await;
+    let query = "subscription { opportunityChanged { change opportunity { id expiree } } }";
+    let mut admin = Ws::as_role(&app, Role::Admin).await;
+    subscribed(&mut admin, "a", query, json!({})).await;
+    let mut agent = Ws::as_role(&app, Role::Agent).await;
+    agent.subscribe("g", query, json!({})).await;
+    let message = agent.next().await.unwrap();
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(
+        message["payload"]["errors"][0]["message"],
+        "Unknown field \"expiree\" on type \"Opportunity\".",
+        "{message}"
+    );
+    assert_eq!(agent.next().await.unwrap()["type"], "complete");
+
+    let lead = new_lead(&app, "shared-doc@example.com").await;
+    let id = lead["opportunity"]["id"].as_str().unwrap();
+    set_status(&app, id, "PRIS_EN_CHARGE", Role::Agent).await;
+    let data = admin.data("a").await;
+    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
+    assert_eq!(data["opportunityChanged"]["opportunity"]["expiree"], false);
+    assert_eq!(agent.next_within(QUIET).await, Ok(None));
 }
