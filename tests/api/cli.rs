@@ -166,6 +166,8 @@ async fn each_subcommands_help_lists_only_its_own_flags() {
             "--jwt-secret",
             "--partner-rate-per-min",
             "--sweep-interval-secs",
+            "--ws-init-timeout-ms",
+            "--ws-ping-interval-ms",
         ])
     );
     assert_eq!(flags_of("migrate").await, expect(&["--database-url"]));
