@@ -4,13 +4,16 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::credit_request::{self, CreditRequestStatus};
 use entity::credit_request_status_change;
+use entity::opportunity;
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
 use super::page::{self, PageRequest, SortDirection};
+use super::write_batch::WriteBatch;
 use crate::error::AppError;
 
 /// Statuses of a closed credit request.
@@ -112,26 +115,34 @@ pub async fn create(
         .ok_or_else(|| AppError::Internal("credit request vanished after insert".into()))
 }
 
-/// The request a `CRE` lead opens on the opportunity it landed in (inside
-/// the intake transaction).
-pub async fn create_for_lead(
-    db: &impl ConnectionTrait,
+/// The `RECUE` request a `CRE` lead opens on the opportunity it landed in,
+/// with its initial status (written when the intake's `batch` runs).
+pub fn open_for_lead_into(
+    batch: &mut WriteBatch,
     lead_id: Uuid,
-    opportunity_id: Uuid,
+    opportunity: &opportunity::Model,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<credit_request::Model, AppError> {
-    create(
-        db,
-        NewCreditRequest {
-            opportunity_id,
-            lead_id: Some(lead_id),
-            ..NewCreditRequest::default()
-        },
-        by,
-        now,
-    )
-    .await
+) {
+    let id = Uuid::now_v7();
+    batch.insert(
+        credit_request::Entity::insert(credit_request::ActiveModel {
+            id: Set(id),
+            client_id: Set(opportunity.client_id),
+            opportunity_id: Set(opportunity.id),
+            lead_id: Set(Some(lead_id)),
+            status: Set(CreditRequestStatus::Recue),
+            amount_cents: Set(None),
+            term_months: Set(None),
+            lender: Set(None),
+            notes: Set(None),
+            created_by: Set(by.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .into_query(),
+    );
+    batch.insert(status_change(id, None, CreditRequestStatus::Recue, by, now));
 }
 
 /// Apply `changes`; a status change is recorded in the history.
@@ -200,6 +211,19 @@ async fn record_status_change(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
+    db.execute(&status_change(request, from, to, by, now))
+        .await?;
+    Ok(())
+}
+
+/// The history row of a status change.
+fn status_change(
+    request: Uuid,
+    from: Option<CreditRequestStatus>,
+    to: CreditRequestStatus,
+    by: &str,
+    now: DateTime<Utc>,
+) -> InsertStatement {
     credit_request_status_change::Entity::insert(credit_request_status_change::ActiveModel {
         id: Set(Uuid::now_v7()),
         credit_request_id: Set(request),
@@ -208,9 +232,7 @@ async fn record_status_change(
         changed_by: Set(by.to_owned()),
         changed_at: Set(now),
     })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 /// One page of requests matching every filter given.

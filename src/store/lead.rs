@@ -1,10 +1,11 @@
 //! Leads: stored forever, read back by opportunity, client or submitter.
 use entity::lead;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryTrait};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
+use super::write_batch::WriteBatch;
 use crate::domain::lead_intake::{VehicleCondition, VehicleOfInterest};
 use crate::error::AppError;
 
@@ -36,11 +37,9 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Mo
     Ok(lead::Entity::find_by_id(id).one(db).await?)
 }
 
-pub async fn insert(db: &impl ConnectionTrait, model: lead::ActiveModel) -> Result<(), AppError> {
-    lead::Entity::insert(model)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+/// Store a lead as received (written when `batch` runs).
+pub fn insert_into(batch: &mut WriteBatch, lead: &lead::Model) {
+    batch.insert(lead::Entity::insert(lead::ActiveModel::from(lead.clone())).into_query());
 }
 
 /// The lead a principal already sent with this idempotency key.

@@ -20,7 +20,7 @@ const QUERY: &str = r#"query($n: Int) { opportunities(first: $n) { edges { node 
   leads(first: 5) { totalCount edges { node { id creditRequest { id } } } }
 } } } }"#;
 
-async fn statements(server: &TestApp) -> u64 {
+pub(crate) async fn statements(server: &TestApp) -> u64 {
     let text = server
         .client
         .get(format!("{}/metrics", server.address))

@@ -18,6 +18,7 @@ mod graphiql;
 mod helpers;
 mod hostile;
 mod hostile_process;
+mod intake_statements;
 mod introspection;
 mod lead_intake;
 mod limits;
