@@ -103,6 +103,23 @@ pub fn statement_ran() {
     }
 }
 
+static REVOCATION_RELOADS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    let counter = IntCounter::new(
+        "crm_revocation_reloads_total",
+        "Reloads of the revoked token subjects from the database (one statement each).",
+    )
+    .ok()?;
+    REGISTRY.register(Box::new(counter.clone())).ok()?;
+    Some(counter)
+});
+
+/// The revoked subjects are being reloaded (a background statement).
+pub fn revocation_reload() {
+    if let Some(c) = REVOCATION_RELOADS.as_ref() {
+        c.inc();
+    }
+}
+
 static OPERATIONS: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 
 /// `operation` as a label value, or `other` once the set is full.

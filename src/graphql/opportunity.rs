@@ -11,8 +11,6 @@ use super::lead::Lead;
 use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
-use crate::domain::status;
-use crate::error::AppError;
 use crate::store;
 use crate::store::page::{Cursor, SortDirection};
 
@@ -50,7 +48,7 @@ impl Opportunity {
     }
 
     async fn status(&self) -> Result<OpportunityStatus> {
-        Ok(store::opportunity::status_of(&self.0)?.into())
+        Ok(self.0.status.into())
     }
 
     /// When the opportunity was created (UTC).
@@ -130,23 +128,12 @@ pub struct StatusChange(pub opportunity_status_change::Model);
 #[Object]
 impl StatusChange {
     /// Previous status; null for the status the opportunity was created with.
-    async fn from(&self) -> Result<Option<OpportunityStatus>> {
-        Ok(self
-            .0
-            .from_status
-            .as_deref()
-            .map(|s| s.parse::<status::OpportunityStatus>().map(Into::into))
-            .transpose()
-            .map_err(|e| AppError::Internal(e.to_string()))?)
+    async fn from(&self) -> Option<OpportunityStatus> {
+        self.0.from_status.map(Into::into)
     }
 
-    async fn to(&self) -> Result<OpportunityStatus> {
-        Ok(self
-            .0
-            .to_status
-            .parse::<status::OpportunityStatus>()
-            .map(Into::into)
-            .map_err(|e| AppError::Internal(e.to_string()))?)
+    async fn to(&self) -> OpportunityStatus {
+        self.0.to_status.into()
     }
 
     /// Who made the change (token subject).

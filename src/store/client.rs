@@ -80,7 +80,7 @@ async fn owners_with(
     for point in points {
         any = any.add(
             Condition::all()
-                .add(client_contact::Column::Kind.eq(point.kind().as_str()))
+                .add(client_contact::Column::Kind.eq(point.kind()))
                 .add(client_contact::Column::Value.eq(point.value())),
         );
     }
@@ -101,12 +101,12 @@ async fn owners_with(
     let mut owners = HashMap::new();
     let mut clients: Vec<client::Model> = Vec::new();
     for row in db.query_all(&select).await? {
-        let kind: String = row.try_get("", "kind")?;
+        let kind: ContactKind = row.try_get("", "kind")?;
         let value: String = row.try_get("", "value")?;
         let owner = client::Model::from_query_result(&row, "")?;
         if let Some(point) = points
             .iter()
-            .find(|p| p.kind().as_str() == kind && p.value() == value)
+            .find(|p| p.kind() == kind && p.value() == value)
         {
             owners.insert(point.clone(), owner.id);
         }
@@ -214,7 +214,7 @@ pub fn add_contacts_into(
     let rows = points.iter().map(|p| client_contact::ActiveModel {
         id: Set(Uuid::now_v7()),
         client_id: Set(client_id),
-        kind: Set(p.kind().as_str().to_owned()),
+        kind: Set(p.kind()),
         value: Set(p.value().to_owned()),
         created_at: Set(now),
     });
@@ -261,7 +261,7 @@ fn matching(text: Option<&str>) -> sea_orm::Select<client::Entity> {
                         sea_orm::sea_query::Query::select()
                             .column(client_contact::Column::ClientId)
                             .from(client_contact::Entity)
-                            .and_where(client_contact::Column::Kind.eq(point.kind().as_str()))
+                            .and_where(client_contact::Column::Kind.eq(point.kind()))
                             .and_where(client_contact::Column::Value.eq(point.value()))
                             .to_owned(),
                     ),

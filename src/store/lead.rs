@@ -6,21 +6,13 @@ use uuid::Uuid;
 
 use super::page::{self, PageRequest};
 use super::write_batch::WriteBatch;
-use crate::domain::lead_intake::{VehicleCondition, VehicleOfInterest};
+use crate::domain::lead_intake::VehicleOfInterest;
 use crate::error::AppError;
 
 /// The lead's vehicle of interest, decoded from its columns; `None` when
 /// the lead named none.
 pub fn vehicle_of(m: &lead::Model) -> Result<Option<VehicleOfInterest>, AppError> {
-    let condition = m
-        .vehicle_condition
-        .as_deref()
-        .map(|c| {
-            VehicleCondition::parse(c).ok_or_else(|| {
-                AppError::Internal(format!("lead {} has unknown condition {c:?}", m.id))
-            })
-        })
-        .transpose()?;
+    let condition = m.vehicle_condition;
     let vehicle = VehicleOfInterest {
         year: m.vehicle_year,
         make: m.vehicle_make.clone(),

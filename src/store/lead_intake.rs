@@ -29,35 +29,15 @@ use crate::domain::lead_intake::{
     self, ClientResolution, IntakePlan, LeadWarning, MatchedBy, OpportunitySnapshot, Route,
     ValidLead,
 };
+use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
 use crate::events::{self, Event};
 
 /// How many times a conflicting transaction is retried before `CONFLICT`.
 pub const MAX_ATTEMPTS: u32 = 8;
 
-/// Where the lead ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LeadOutcome {
-    NewOpportunity,
-    Merged,
-}
-
-impl LeadOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NewOpportunity => "NEW_OPPORTUNITY",
-            Self::Merged => "MERGED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, AppError> {
-        match s {
-            "NEW_OPPORTUNITY" => Ok(Self::NewOpportunity),
-            "MERGED" => Ok(Self::Merged),
-            other => Err(AppError::Internal(format!("unknown lead outcome {other}"))),
-        }
-    }
-}
+/// Where the lead ended (stored with it).
+pub use entity::lead::LeadOutcome;
 
 /// The result of an intake, new or replayed.
 #[derive(Clone, Debug)]
@@ -340,8 +320,8 @@ fn record_lead(
         id: Uuid::now_v7(),
         client_id: opportunity.client_id,
         opportunity_id: opportunity.id,
-        outcome: outcome.as_str().to_owned(),
-        lead_type: s.lead_type.as_str().to_owned(),
+        outcome,
+        lead_type: s.lead_type,
         source: s.source.clone(),
         first_name: s.first_name.clone(),
         last_name: s.last_name.clone(),
@@ -356,7 +336,7 @@ fn record_lead(
         vehicle_trim: vehicle.trim,
         vehicle_vin: vehicle.vin,
         vehicle_stock_number: vehicle.stock_number,
-        vehicle_condition: vehicle.condition.map(|c| c.as_str().to_owned()),
+        vehicle_condition: vehicle.condition,
         received_at: now,
         submitted_by: principal.sub.clone(),
         submitted_role: principal.role.as_str().to_owned(),
@@ -412,7 +392,7 @@ async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<I
         .await?
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {
-        outcome: LeadOutcome::parse(&existing.outcome)?,
+        outcome: existing.outcome,
         warnings: serde_json::from_value(existing.warnings.clone()).map_err(|e| {
             AppError::Internal(format!("lead {} has unreadable warnings: {e}", existing.id))
         })?,
@@ -461,10 +441,9 @@ pub struct DecisionRecord {
     /// `LIVE`, `EXPIRED_NOW` or `ALREADY_EXPIRED`.
     pub candidate_state: Option<String>,
     pub expired_now: Vec<Uuid>,
-    /// `NEW_OPPORTUNITY` or `MERGED`.
-    pub outcome: String,
+    pub outcome: LeadOutcome,
     pub window_days: i64,
-    pub protected_statuses: Vec<String>,
+    pub protected_statuses: Vec<OpportunityStatus>,
 }
 
 fn decision_record(
@@ -497,13 +476,9 @@ fn decision_record(
         candidate_opportunity_id: plan.candidate.map(|(id, _)| id),
         candidate_state: plan.candidate.map(|(_, v)| verdict_name(v).to_owned()),
         expired_now: plan.to_expire.clone(),
-        outcome: outcome.as_str().to_owned(),
+        outcome,
         window_days: policy.window.num_days(),
-        protected_statuses: policy
-            .protected
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect(),
+        protected_statuses: policy.protected.iter().copied().collect(),
     }
 }
 
@@ -585,67 +560,74 @@ async fn plan_for(
         select = select.lock_exclusive();
     }
     let live = select.all(db).await?;
-    let snapshots = live
+    let snapshots: Vec<OpportunitySnapshot> = live
         .iter()
-        .map(|o| {
-            Ok(OpportunitySnapshot {
-                id: o.id,
-                state: opp_store::expiry_state(o)?,
-            })
+        .map(|o| OpportunitySnapshot {
+            id: o.id,
+            state: opp_store::expiry_state(o),
         })
-        .collect::<Result<Vec<_>, AppError>>()?;
+        .collect();
     Ok((lead_intake::plan(&snapshots, policy, now), live))
 }
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
     use super::*;
     use crate::domain::lead_intake::{LeadType, VehicleCondition};
-    use crate::domain::status::OpportunityStatus;
 
-    fn checked(table: &str, column: &str) -> Vec<&'static str> {
+    fn checked(table: &str, column: &str) -> Vec<String> {
         let (_, _, values) = migration::STORED_VALUES
             .iter()
             .find(|(t, c, _)| *t == table && *c == column)
             .unwrap_or_else(|| panic!("{table}.{column} has no CHECK"));
-        let mut values = values.to_vec();
+        let mut values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         values.sort_unstable();
         values
     }
 
-    fn sorted(mut values: Vec<&'static str>) -> Vec<&'static str> {
+    /// What sea-orm writes for every variant of a stored enumeration.
+    fn written<E: ActiveEnum<Value = String>>() -> Vec<String> {
+        let mut values = E::values();
         values.sort_unstable();
         values
     }
 
     #[test]
     fn the_database_checks_allow_exactly_the_values_the_code_writes() {
-        let statuses = sorted(OpportunityStatus::ALL.iter().map(|s| s.as_str()).collect());
+        let statuses = written::<OpportunityStatus>();
         assert_eq!(checked("opportunity", "status"), statuses);
         assert_eq!(
             checked("opportunity_status_change", "from_status"),
             statuses
         );
         assert_eq!(checked("opportunity_status_change", "to_status"), statuses);
-        let outcomes = [LeadOutcome::NewOpportunity, LeadOutcome::Merged];
-        assert_eq!(
-            checked("lead", "outcome"),
-            sorted(outcomes.iter().map(|o| o.as_str()).collect())
-        );
-        let types = [LeadType::Lead, LeadType::Ren, LeadType::Cre];
-        assert_eq!(
-            checked("lead", "lead_type"),
-            sorted(types.iter().map(|t| t.as_str()).collect())
-        );
-        let conditions = [VehicleCondition::New, VehicleCondition::Used];
+        assert_eq!(checked("lead", "outcome"), written::<LeadOutcome>());
+        assert_eq!(checked("lead", "lead_type"), written::<LeadType>());
         assert_eq!(
             checked("lead", "vehicle_condition"),
-            sorted(conditions.iter().map(|c| c.as_str()).collect())
+            written::<VehicleCondition>()
         );
-        let kinds = [ContactKind::Email, ContactKind::Phone];
-        assert_eq!(
-            checked("client_contact", "kind"),
-            sorted(kinds.iter().map(|k| k.as_str()).collect())
-        );
+        assert_eq!(checked("client_contact", "kind"), written::<ContactKind>());
+    }
+
+    #[test]
+    fn every_stored_name_is_the_name_the_code_uses() {
+        for status in OpportunityStatus::iter() {
+            assert_eq!(status.to_value(), status.as_str());
+        }
+        for outcome in LeadOutcome::iter() {
+            assert_eq!(outcome.to_value(), outcome.as_str());
+        }
+        for lead_type in LeadType::iter() {
+            assert_eq!(lead_type.to_value(), lead_type.as_str());
+        }
+        for condition in VehicleCondition::iter() {
+            assert_eq!(condition.to_value(), condition.as_str());
+        }
+        for kind in ContactKind::iter() {
+            assert_eq!(kind.to_value(), kind.as_str());
+        }
     }
 }

@@ -50,9 +50,8 @@ impl OpportunityFilter {
         mut select: sea_orm::Select<opportunity::Entity>,
     ) -> sea_orm::Select<opportunity::Entity> {
         if !self.statuses.is_empty() {
-            select = select.filter(
-                opportunity::Column::Status.is_in(self.statuses.iter().map(|s| s.as_str())),
-            );
+            select =
+                select.filter(opportunity::Column::Status.is_in(self.statuses.iter().copied()));
         }
         if let Some(client_id) = self.client_id {
             select = select.filter(opportunity::Column::ClientId.eq(client_id));
@@ -64,19 +63,13 @@ impl OpportunityFilter {
     }
 }
 
-pub fn status_of(model: &opportunity::Model) -> Result<OpportunityStatus, AppError> {
-    model
-        .status
-        .parse()
-        .map_err(|e| AppError::Internal(format!("opportunity {}: {e}", model.id)))
-}
-
-pub fn expiry_state(model: &opportunity::Model) -> Result<ExpiryState, AppError> {
-    Ok(ExpiryState {
+/// What the expiry rule needs of an opportunity.
+pub fn expiry_state(model: &opportunity::Model) -> ExpiryState {
+    ExpiryState {
         created_at: model.created_at,
-        status: status_of(model)?,
+        status: model.status,
         expiree: model.expiree,
-    })
+    }
 }
 
 pub async fn find(
@@ -135,7 +128,7 @@ pub fn open_into(
     let model = opportunity::Model {
         id: Uuid::now_v7(),
         client_id,
-        status: OpportunityStatus::Nouveau.as_str().to_owned(),
+        status: OpportunityStatus::Nouveau,
         created_at: now,
         updated_at: now,
         expiree: false,
@@ -166,8 +159,8 @@ fn status_change(
     opportunity_status_change::Entity::insert(opportunity_status_change::ActiveModel {
         id: Set(Uuid::now_v7()),
         opportunity_id: Set(opportunity_id),
-        from_status: Set(from.map(|s| s.as_str().to_owned())),
-        to_status: Set(to.as_str().to_owned()),
+        from_status: Set(from),
+        to_status: Set(to),
         changed_by: Set(by.to_owned()),
         changed_at: Set(at),
     })
@@ -202,14 +195,14 @@ pub async fn update_status(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
-    let from = status_of(&current)?;
+    let from = current.status;
     let mut events = Vec::new();
     if from != to {
         // Judge the status it had until now first: an opportunity already
         // due cannot escape by moving into a protected status.
         let mut expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         opportunity::Entity::update_many()
-            .col_expr(opportunity::Column::Status, Expr::value(to.as_str()))
+            .col_expr(opportunity::Column::Status, Expr::value(to))
             .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
             .filter(opportunity::Column::Id.eq(id))
             .exec(&txn)

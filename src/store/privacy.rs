@@ -187,7 +187,7 @@ pub async fn export(
         .await?
         .into_iter()
         .map(|c| ContactRecord {
-            kind: c.kind,
+            kind: c.kind.as_str().to_owned(),
             value: c.value,
         })
         .collect();
@@ -321,7 +321,7 @@ fn lead_record(l: lead::Model) -> LeadRecord {
     LeadRecord {
         id: l.id,
         received_at: l.received_at,
-        r#type: l.lead_type,
+        r#type: l.lead_type.as_str().to_owned(),
         source: l.source,
         submitted_by: l.submitted_by,
         first_name: l.first_name,
@@ -334,11 +334,11 @@ fn lead_record(l: lead::Model) -> LeadRecord {
         vehicle: serde_json::json!({
             "year": l.vehicle_year, "make": l.vehicle_make, "model": l.vehicle_model,
             "trim": l.vehicle_trim, "vin": l.vehicle_vin,
-            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition,
+            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition.map(|c| c.as_str()),
         }),
         warnings: l.warnings,
         opportunity_id: l.opportunity_id,
-        outcome: l.outcome,
+        outcome: l.outcome.as_str().to_owned(),
     }
 }
 
@@ -357,8 +357,8 @@ async fn opportunities_of(
         (
             h.opportunity_id,
             StatusChangeRecord {
-                from: h.from_status,
-                to: h.to_status,
+                from: h.from_status.map(|s| s.as_str().to_owned()),
+                to: h.to_status.as_str().to_owned(),
                 changed_by: h.changed_by,
                 changed_at: h.changed_at,
             },
@@ -369,7 +369,7 @@ async fn opportunities_of(
         .map(|o| OpportunityRecord {
             status_history: history.remove(&o.id).unwrap_or_default(),
             id: o.id,
-            status: o.status,
+            status: o.status.as_str().to_owned(),
             created_at: o.created_at,
             updated_at: o.updated_at,
         })

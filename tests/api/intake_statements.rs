@@ -14,12 +14,12 @@ use serde_json::json;
 use crate::crm_n_plus_one::statements;
 use crate::helpers::{ServerProcess, TestApp, TestDatabase, spawn_app_on, submit_lead, t0};
 
-/// Statements of the cheapest of three submissions made by `lead(i)` (the
-/// process reloads revoked subjects in the background; the least of three
+/// Statements of the cheapest of five submissions made by `lead(i)` (the
+/// process reloads revoked subjects in the background; the least of five
 /// leaves that statement out).
-async fn least_of_three(server: &TestApp, lead: impl Fn(usize) -> serde_json::Value) -> u64 {
+async fn least_of_five(server: &TestApp, lead: impl Fn(usize) -> serde_json::Value) -> u64 {
     let mut least = u64::MAX;
-    for i in 0..3 {
+    for i in 0..5 {
         let before = statements(server).await;
         let answer = submit_lead(server, lead(i), Role::Agent).await;
         assert!(answer["lead"]["id"].is_string(), "{answer}");
@@ -35,7 +35,7 @@ async fn submit_lead_sends_the_statements_the_sql_needs() {
     // Opportunities opened at t0, months ago, after the process's first
     // sweep: due now, and flagged by the lead that finds them.
     let past = spawn_app_on(database.clone(), ManualClock::new(t0())).await;
-    for i in 0..3 {
+    for i in 0..5 {
         submit_lead(
             &past,
             json!({ "email": format!("old{i}@example.com") }),
@@ -48,9 +48,9 @@ async fn submit_lead_sends_the_statements_the_sql_needs() {
     submit_lead(app, json!({ "email": "warm@example.com" }), Role::Agent).await;
     submit_lead(app, json!({ "email": "live@example.com" }), Role::Agent).await;
 
-    let new = least_of_three(app, |i| json!({ "email": format!("new{i}@example.com") })).await;
-    let live = least_of_three(app, |_| json!({ "email": "live@example.com" })).await;
-    let expired = least_of_three(app, |i| json!({ "email": format!("old{i}@example.com") })).await;
+    let new = least_of_five(app, |i| json!({ "email": format!("new{i}@example.com") })).await;
+    let live = least_of_five(app, |_| json!({ "email": "live@example.com" })).await;
+    let expired = least_of_five(app, |i| json!({ "email": format!("old{i}@example.com") })).await;
     eprintln!("statements per submitLead: new {new}, returning {live}, expired {expired}");
 
     let expected = if database.is_postgres() {
