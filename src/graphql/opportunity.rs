@@ -158,21 +158,33 @@ pub struct OpportunityFilter {
     pub expiree: Option<bool>,
 }
 
-/// Sort key of the opportunity list.
+/// Sort key of the opportunity list (ties broken by id).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::store::opportunity::OpportunitySort")]
 pub enum OpportunityOrderField {
     /// Creation time.
     #[default]
     CreatedAt,
+    /// Last activity: a status change or a lead merged into it.
+    UpdatedAt,
 }
 
-/// Order of the opportunity list (default: newest first).
+/// Order of the opportunity list (default: newest first by creation time).
 #[derive(InputObject)]
 pub struct OpportunityOrder {
     #[graphql(default)]
     pub field: OpportunityOrderField,
     #[graphql(default)]
     pub direction: connection::SortDirection,
+}
+
+impl From<&OpportunityOrder> for store::opportunity::OpportunityOrder {
+    fn from(order: &OpportunityOrder) -> Self {
+        Self {
+            field: order.field.into(),
+            direction: order.direction.into(),
+        }
+    }
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
@@ -208,13 +220,15 @@ impl OpportunityQuery {
         view_id: Option<ID>,
     ) -> Result<Page<Opportunity>> {
         let api = api(ctx)?;
-        let (filter, view_direction) =
+        let (filter, view_order) =
             super::saved_view::opportunity_filter(ctx, filter, view_id.as_ref()).await?;
-        let page = connection::page_request(
-            first,
-            after,
-            order_by.map(|o| o.direction.into()).or(view_direction),
-        )?;
+        let order = order_by
+            .as_ref()
+            .map(store::opportunity::OpportunityOrder::from)
+            .or(view_order)
+            .unwrap_or_default();
+        let cursor_of = |o: &opportunity::Model| order.field.cursor_of(o);
+        let page = connection::page_request(first, after, Some(order.direction))?;
         let Some(filter) = filter else {
             return Ok(connection::page(
                 Vec::new(),
@@ -225,7 +239,8 @@ impl OpportunityQuery {
                 Opportunity,
             ));
         };
-        let (rows, has_next) = store::opportunity::list(&api.db, &filter, &page).await?;
+        let (rows, has_next) =
+            store::opportunity::list(&api.db, &filter, order.field, &page).await?;
         let total = if connection::wants_total(ctx) {
             store::opportunity::count(&api.db, &filter).await?
         } else {

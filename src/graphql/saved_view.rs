@@ -164,16 +164,25 @@ impl GivenFilters<'_> {
         };
         let order = self
             .opportunity_order
-            .map(|o| serde_json::json!({ "field": "CREATED_AT", "direction": direction_name(o.direction.into()) }));
+            .map(|o| {
+                json(serde_json::to_value(
+                    store::opportunity::OpportunityOrder::from(o),
+                ))
+            })
+            .transpose()?;
         Ok((filter, order))
     }
 }
 
-fn direction_name(direction: SortDirection) -> &'static str {
-    match direction {
-        SortDirection::Asc => "ASC",
-        SortDirection::Desc => "DESC",
-    }
+/// The stored order of an opportunity view, if it has one.
+fn opportunity_order_of(
+    view: &saved_view::Model,
+) -> Result<Option<store::opportunity::OpportunityOrder>, AppError> {
+    view.sort_order
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| AppError::Internal(format!("saved view {} order: {e}", view.id)))
 }
 
 /// The stored order's direction, if the view has one.
@@ -252,7 +261,7 @@ pub async fn opportunity_filter(
 ) -> Result<
     (
         Option<store::opportunity::OpportunityFilter>,
-        Option<SortDirection>,
+        Option<store::opportunity::OpportunityOrder>,
     ),
     AppError,
 > {
@@ -265,7 +274,7 @@ pub async fn opportunity_filter(
         .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
     Ok((
         store::saved_view::both(&explicit, &stored.to_filter()?),
-        direction_of(&view),
+        opportunity_order_of(&view)?,
     ))
 }
 

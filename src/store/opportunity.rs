@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest};
+use super::page::{self, PageRequest, SortDirection};
 use super::write_batch::WriteBatch;
 use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
 use crate::domain::status::OpportunityStatus;
@@ -33,6 +33,47 @@ impl ExpiryApplier {
             Self::StatusChange => "STATUS_CHANGE",
         }
     }
+}
+
+/// What the opportunity list is sorted by (then by id).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OpportunitySort {
+    /// When the opportunity was opened.
+    #[default]
+    CreatedAt,
+    /// Its last activity: a status change or a lead merged into it. A page
+    /// boundary follows the rows as they are when each page is read: a row
+    /// touched between two pages moves.
+    UpdatedAt,
+}
+
+impl OpportunitySort {
+    fn column(self) -> opportunity::Column {
+        match self {
+            Self::CreatedAt => opportunity::Column::CreatedAt,
+            Self::UpdatedAt => opportunity::Column::UpdatedAt,
+        }
+    }
+
+    /// The row's place in this order, as a page cursor.
+    pub fn cursor_of(self, o: &opportunity::Model) -> page::Cursor {
+        page::Cursor {
+            created_at: match self {
+                Self::CreatedAt => o.created_at,
+                Self::UpdatedAt => o.updated_at,
+            },
+            id: o.id,
+        }
+    }
+}
+
+/// The order of an opportunity list, as a saved view stores it
+/// (`{"field": "UPDATED_AT", "direction": "ASC"}`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpportunityOrder {
+    pub field: OpportunitySort,
+    pub direction: SortDirection,
 }
 
 /// Filters of the opportunity list.
@@ -82,12 +123,13 @@ pub async fn find(
 pub async fn list(
     db: &impl ConnectionTrait,
     filter: &OpportunityFilter,
+    sort: OpportunitySort,
     page: &PageRequest,
 ) -> Result<(Vec<opportunity::Model>, bool), AppError> {
     page::fetch(
         db,
         filter.apply(opportunity::Entity::find()),
-        opportunity::Column::CreatedAt,
+        sort.column(),
         opportunity::Column::Id,
         page,
     )

@@ -45,8 +45,9 @@ impl Cursor {
     }
 }
 
-/// Sort direction of a list.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+/// Sort direction of a list (stored by saved views as `ASC`/`DESC`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum SortDirection {
     /// Oldest first.
     Asc,

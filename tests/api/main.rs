@@ -24,6 +24,7 @@ mod lead_intake;
 mod limits;
 mod observability;
 mod opportunities;
+mod opportunity_order;
 mod partners;
 mod privacy;
 mod schema;
