@@ -16,6 +16,7 @@ pub mod privacy;
 pub mod revocation;
 pub mod saved_view;
 pub mod service_case;
+pub mod status_history;
 
 use std::time::Duration;
 
@@ -26,6 +27,25 @@ use sea_orm::{
 };
 
 use crate::error::AppError;
+
+/// Set `slot` to `new` when one is given and it differs from `current`;
+/// whether it did.
+pub(crate) fn set_if_changed<T>(
+    slot: &mut sea_orm::ActiveValue<T>,
+    current: &T,
+    new: Option<T>,
+) -> bool
+where
+    T: Into<sea_orm::Value> + PartialEq,
+{
+    match new {
+        Some(new) if new != *current => {
+            *slot = sea_orm::ActiveValue::Set(new);
+            true
+        }
+        _ => false,
+    }
+}
 
 /// How long a request waits for a pooled connection before failing fast.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);

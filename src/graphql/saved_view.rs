@@ -232,6 +232,21 @@ pub async fn view_filter(
     Ok(Some(view))
 }
 
+/// What the view `view_id` names adds to a list of `module`: its stored
+/// filter, decoded, and its direction (nothing without a view).
+pub async fn view_parts<F: serde::de::DeserializeOwned>(
+    ctx: &Context<'_>,
+    view_id: Option<&ID>,
+    module: ViewModule,
+) -> Result<(Option<F>, Option<SortDirection>), AppError> {
+    let Some(view) = view_filter(ctx, view_id, module).await? else {
+        return Ok((None, None));
+    };
+    let filter = serde_json::from_value(view.filter.clone())
+        .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
+    Ok((Some(filter), direction_of(&view)))
+}
+
 async fn visible_view(
     ctx: &Context<'_>,
     who: &Principal,
@@ -258,14 +273,14 @@ pub async fn opportunity_filter(
 > {
     let who = principal(ctx)?;
     let explicit = stored_opportunity_filter(&explicit.unwrap_or_default(), who)?.to_filter()?;
-    let Some(view) = view_filter(ctx, view_id, ViewModule::Opportunities).await? else {
+    let (stored, direction) =
+        view_parts::<StoredOpportunityFilter>(ctx, view_id, ViewModule::Opportunities).await?;
+    let Some(stored) = stored else {
         return Ok((Some(explicit), None));
     };
-    let stored: StoredOpportunityFilter = serde_json::from_value(view.filter.clone())
-        .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
     Ok((
         store::saved_view::both(&explicit, &stored.to_filter()?),
-        direction_of(&view),
+        direction,
     ))
 }
 
