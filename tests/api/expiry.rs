@@ -94,16 +94,7 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
         .await
         .unwrap();
     assert_eq!(again.expired, 0);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("crm_opportunities_expired_total"),
         "{metrics}"

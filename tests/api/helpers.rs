@@ -198,6 +198,19 @@ pub async fn spawn_app_with_settings(
 }
 
 impl TestApp {
+    /// `GET /metrics` as an admin: the exposition text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .bearer_auth(self.token(Role::Admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn token_for(&self, role: Role, sub: &str) -> String {
         self.keys
             .issue(role, sub, Duration::hours(1), Utc::now())
