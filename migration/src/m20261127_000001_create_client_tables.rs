@@ -57,7 +57,7 @@ impl MigrationTrait for Migration {
                     .col(string(ClientContact::Value, 320))
                     .col(timestamp(ClientContact::CreatedAt))
                     .foreign_key(
-                        &mut foreign_key(
+                        foreign_key(
                             "fk_client_contact_client",
                             (ClientContact::Table, ClientContact::ClientId),
                             (Client::Table, Client::Id),
