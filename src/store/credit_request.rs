@@ -6,7 +6,6 @@ use entity::credit_request::{self, CreditRequestStatus};
 use entity::credit_request_status_change;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -148,41 +147,31 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    let current = credit_request::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("credit request"))?;
-    let mut active: credit_request::ActiveModel = current.clone().into();
-    let mut changed = false;
-    if let Some(status) = changes.status
-        && status != current.status
-    {
-        active.status = Set(status);
+    let current =
+        super::lock_for_update::<credit_request::Entity>(&txn, id, "credit request").await?;
+    if let Some(status) = changes.status.filter(|s| *s != current.status) {
         status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
-        changed = true;
     }
-    changed |= set_if_changed(
-        &mut active.amount_cents,
-        &current.amount_cents,
-        changes.amount_cents,
-    );
-    changed |= set_if_changed(
-        &mut active.term_months,
-        &current.term_months,
-        changes.term_months,
-    );
-    changed |= set_if_changed(&mut active.lender, &current.lender, changes.lender);
-    changed |= set_if_changed(&mut active.notes, &current.notes, changes.notes);
-    if changed {
-        active.updated_at = Set(now);
-        credit_request::Entity::update(active).exec(&txn).await?;
-    }
-    let updated = find(&txn, id)
-        .await?
-        .ok_or(AppError::NotFound("credit request"))?;
-    txn.commit().await?;
-    Ok(updated)
+    let mut active: credit_request::ActiveModel = current.clone().into();
+    let changed = [
+        set_if_changed(&mut active.status, &current.status, changes.status),
+        set_if_changed(
+            &mut active.amount_cents,
+            &current.amount_cents,
+            changes.amount_cents,
+        ),
+        set_if_changed(
+            &mut active.term_months,
+            &current.term_months,
+            changes.term_months,
+        ),
+        set_if_changed(&mut active.lender, &current.lender, changes.lender),
+        set_if_changed(&mut active.notes, &current.notes, changes.notes),
+    ]
+    .contains(&true);
+    active.updated_at = Set(now);
+    super::save_and_commit::<credit_request::Entity>(txn, active, changed, id, "credit request")
+        .await
 }
 
 /// The status histories of several requests, oldest first.

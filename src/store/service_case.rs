@@ -6,7 +6,6 @@ use entity::service_case::{self, ServiceCaseStatus};
 use entity::service_case_status_change;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -110,36 +109,24 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    let current = service_case::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("service case"))?;
-    let mut active: service_case::ActiveModel = current.clone().into();
-    let mut changed = false;
-    if let Some(status) = changes.status
-        && status != current.status
-    {
-        active.status = Set(status);
+    let current = super::lock_for_update::<service_case::Entity>(&txn, id, "service case").await?;
+    if let Some(status) = changes.status.filter(|s| *s != current.status) {
         status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
-        changed = true;
     }
-    changed |= set_if_changed(&mut active.assignee, &current.assignee, changes.assignee);
-    changed |= set_if_changed(&mut active.subject, &current.subject, changes.subject);
-    changed |= set_if_changed(
-        &mut active.description,
-        &current.description,
-        changes.description,
-    );
-    if changed {
-        active.updated_at = Set(now);
-        service_case::Entity::update(active).exec(&txn).await?;
-    }
-    let updated = find(&txn, id)
-        .await?
-        .ok_or(AppError::NotFound("service case"))?;
-    txn.commit().await?;
-    Ok(updated)
+    let mut active: service_case::ActiveModel = current.clone().into();
+    let changed = [
+        set_if_changed(&mut active.status, &current.status, changes.status),
+        set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
+        set_if_changed(&mut active.subject, &current.subject, changes.subject),
+        set_if_changed(
+            &mut active.description,
+            &current.description,
+            changes.description,
+        ),
+    ]
+    .contains(&true);
+    active.updated_at = Set(now);
+    super::save_and_commit::<service_case::Entity>(txn, active, changed, id, "service case").await
 }
 
 /// The status histories of several cases, oldest first.
