@@ -413,11 +413,7 @@ impl LeadQuery {
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
         let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::lead::count(&api.db, only).await?
-        } else {
-            0
-        };
+        let total = connection::total_if_selected(ctx, store::lead::count(&api.db, only)).await?;
         Ok(connection::page(
             rows, has_next, &page, total, cursor_of, Lead,
         ))

@@ -241,11 +241,8 @@ impl OpportunityQuery {
         };
         let (rows, has_next) =
             store::opportunity::list(&api.db, &filter, order.field, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::opportunity::count(&api.db, &filter).await?
-        } else {
-            0
-        };
+        let total =
+            connection::total_if_selected(ctx, store::opportunity::count(&api.db, &filter)).await?;
         Ok(connection::page(
             rows,
             has_next,

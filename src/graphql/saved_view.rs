@@ -13,7 +13,6 @@ use super::viewer::{api, parse_id, principal};
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::SortDirection;
 use crate::store::saved_view::StoredOpportunityFilter;
 
 /// Module d'une vue / The list a saved view applies to.
@@ -185,15 +184,6 @@ fn opportunity_order_of(
         .map_err(|e| AppError::Internal(format!("saved view {} order: {e}", view.id)))
 }
 
-/// The stored order's direction, if the view has one.
-pub fn direction_of(view: &saved_view::Model) -> Option<SortDirection> {
-    match view.sort_order.as_ref()?.get("direction")?.as_str()? {
-        "ASC" => Some(SortDirection::Asc),
-        "DESC" => Some(SortDirection::Desc),
-        _ => None,
-    }
-}
-
 /// The admin-only `expiree` is refused again here for anyone else (the wall
 /// already rejected it as an unknown field).
 fn stored_opportunity_filter(
@@ -241,6 +231,22 @@ pub async fn view_filter(
     Ok(Some(view))
 }
 
+/// What the view `view_id` names adds to a list of `module`: its stored
+/// filter and order, decoded (nothing without a view; only opportunity views
+/// store an order).
+pub async fn view_parts<F: serde::de::DeserializeOwned>(
+    ctx: &Context<'_>,
+    view_id: Option<&ID>,
+    module: ViewModule,
+) -> Result<(Option<F>, Option<store::opportunity::OpportunityOrder>), AppError> {
+    let Some(view) = view_filter(ctx, view_id, module).await? else {
+        return Ok((None, None));
+    };
+    let filter = serde_json::from_value(view.filter.clone())
+        .map_err(|e| AppError::Internal(format!("saved view {} filter: {e}", view.id)))?;
+    Ok((Some(filter), opportunity_order_of(&view)?))
+}
+
 async fn visible_view(
     ctx: &Context<'_>,
     who: &Principal,
@@ -267,14 +273,14 @@ pub async fn opportunity_filter(
 > {
     let who = principal(ctx)?;
     let explicit = stored_opportunity_filter(&explicit.unwrap_or_default(), who)?.to_filter()?;
-    let Some(view) = view_filter(ctx, view_id, ViewModule::Opportunities).await? else {
+    let (stored, order) =
+        view_parts::<StoredOpportunityFilter>(ctx, view_id, ViewModule::Opportunities).await?;
+    let Some(stored) = stored else {
         return Ok((Some(explicit), None));
     };
-    let stored: StoredOpportunityFilter = serde_json::from_value(view.filter.clone())
-        .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
     Ok((
         store::saved_view::both(&explicit, &stored.to_filter()?),
-        opportunity_order_of(&view)?,
+        order,
     ))
 }
 

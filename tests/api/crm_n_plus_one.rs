@@ -6,7 +6,7 @@
 use crm::auth::Role;
 use serde_json::json;
 
-use crate::crm_support::case_for;
+use crate::crm_support::{case_for, client_of};
 use crate::helpers::{ServerProcess, TestApp, TestDatabase, spawn_app_on, t0};
 use crm::clock::ManualClock;
 
@@ -24,16 +24,7 @@ const QUERY: &str = r#"query($n: Int) { opportunities(first: $n) { edges { node 
 /// background reloads of revoked subjects (one statement every 500 ms, which
 /// a slow request on a loaded machine always overlaps).
 pub(crate) async fn statements(server: &TestApp) -> u64 {
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.address))
-        .bearer_auth(server.token(Role::Admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     let counter = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
@@ -58,16 +49,7 @@ async fn seed(app: &TestApp, clients: usize) {
             Role::Agent,
         )
         .await;
-        let client = app
-            .query_opportunity(
-                payload["opportunity"]["id"].as_str().unwrap(),
-                "client { id }",
-                Role::Agent,
-            )
-            .await["opportunity"]["client"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let client = client_of(app, payload["opportunity"]["id"].as_str().unwrap()).await;
         case_for(app, &client, "Bruit", None).await;
     }
 }

@@ -9,6 +9,8 @@ mod cors;
 mod crm_credit_requests;
 mod crm_n_plus_one;
 mod crm_open_files;
+#[path = "../support/crm_process.rs"]
+mod crm_process;
 mod crm_roles;
 mod crm_saved_views;
 mod crm_service_cases;
