@@ -581,7 +581,10 @@ fn limit_connections() -> usize {
         .unwrap_or(32)
 }
 
-/// The SQL one lead needs, as prepared statements in one transaction.
+/// The SQL one lead needs, as prepared statements in one transaction: the
+/// advisory lock, the lookup (locking the owner), the owner's live
+/// opportunities `FOR UPDATE` with the rule evaluated, then every write in
+/// one statement (data-modifying CTEs), as the server sends them.
 async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -589,13 +592,46 @@ async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::
         .execute(&mut *tx)
         .await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
-        "SELECT client_id FROM client_contact WHERE kind = 'EMAIL' AND value = $1",
+        "SELECT c.id FROM client_contact cc JOIN client c ON c.id = cc.client_id
+         WHERE cc.kind = 'EMAIL' AND cc.value = $1 FOR UPDATE OF c",
     )
     .bind(email)
     .fetch_optional(&mut *tx)
     .await?;
-    let mut merge_into = None;
-    let client_id = match owner {
+    let lead_id = Uuid::now_v7();
+    let decision = |outcome: &str| format!(r#"{{"outcome":"{outcome}","windowDays":56}}"#);
+    let notify =
+        |opportunity_id: Uuid| format!(r#"[{{"k":"L","o":"{opportunity_id}","l":"{lead_id}"}}]"#);
+    match owner {
+        None => {
+            let (client_id, opportunity_id) = (Uuid::now_v7(), Uuid::now_v7());
+            sqlx::query(
+                "WITH c AS (INSERT INTO client (id, first_name, last_name, created_at, updated_at)
+                     VALUES ($1, 'Bench', 'Lead', now(), now())),
+                 cc AS (INSERT INTO client_contact (id, client_id, kind, value, created_at)
+                     VALUES ($2, $1, 'EMAIL', $3, now())),
+                 o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+                     VALUES ($4, $1, 'NOUVEAU', now(), now(), false, 'bench-partner')),
+                 s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
+                     VALUES ($5, $4, NULL, 'NOUVEAU', 'bench-partner', now())),
+                 l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
+                         email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
+                     VALUES ($6, $1, $4, 'NEW_OPPORTUNITY', 'LEAD', 'intake_bench', 'Bench', 'Lead', $3, $3,
+                         'Is the car still available?', now(), 'bench-partner', 'PARTNER', $7, '[]'::jsonb, $8::jsonb))
+                 SELECT pg_notify('crm_events', $9)",
+            )
+            .bind(client_id)
+            .bind(Uuid::now_v7())
+            .bind(email)
+            .bind(opportunity_id)
+            .bind(Uuid::now_v7())
+            .bind(lead_id)
+            .bind("0".repeat(64))
+            .bind(decision("NEW_OPPORTUNITY"))
+            .bind(notify(opportunity_id))
+            .execute(&mut *tx)
+            .await?;
+        }
         Some(client_id) => {
             let live: Vec<(Uuid, bool)> = sqlx::query_as(
                 "SELECT id, created_at <= now() - interval '56 days'
@@ -607,96 +643,44 @@ async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::
             .fetch_all(&mut *tx)
             .await?;
             let due: Vec<Uuid> = live.iter().filter(|(_, d)| *d).map(|(id, _)| *id).collect();
-            if !due.is_empty() {
-                sqlx::query(
-                    "WITH flagged AS (UPDATE opportunity SET expiree = true, expired_at = now()
-                         WHERE id = ANY($1) RETURNING id)
-                     INSERT INTO opportunity_expiry_event
+            let merge_into = live.iter().find(|(_, d)| !d).map(|(id, _)| *id);
+            let (opportunity_id, outcome) = match merge_into {
+                Some(id) => (id, "MERGED"),
+                None => (Uuid::now_v7(), "NEW_OPPORTUNITY"),
+            };
+            // $1 client, $2 opportunity, $3 due ids, $4 lead, $5 email, $6 hash,
+            // $7 decision, $8 outcome, $9 notify payload, $10 status change id.
+            sqlx::query(
+                "WITH f AS (UPDATE opportunity SET expiree = true, expired_at = now()
+                         WHERE id = ANY($3) RETURNING id),
+                 a AS (INSERT INTO opportunity_expiry_event
                          (opportunity_id, expired_at, window_days, protected_statuses, applied_by)
-                     SELECT id, now(), 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'LEAD_INTAKE'
-                     FROM flagged",
-                )
-                .bind(&due)
-                .execute(&mut *tx)
-                .await?;
-            }
-            merge_into = live.iter().find(|(_, d)| !d).map(|(id, _)| *id);
-            client_id
-        }
-        None => {
-            let client_id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO client (id, first_name, last_name, created_at, updated_at)
-                 VALUES ($1, 'Bench', 'Lead', now(), now())",
+                     SELECT id, now(), 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'LEAD_INTAKE' FROM f),
+                 t AS (UPDATE opportunity SET updated_at = now() WHERE id = $2 AND $8 = 'MERGED'),
+                 o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+                     SELECT $2, $1, 'NOUVEAU', now(), now(), false, 'bench-partner' WHERE $8 = 'NEW_OPPORTUNITY'),
+                 s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
+                     SELECT $10, $2, NULL, 'NOUVEAU', 'bench-partner', now() WHERE $8 = 'NEW_OPPORTUNITY'),
+                 l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
+                         email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
+                     VALUES ($4, $1, $2, $8, 'LEAD', 'intake_bench', 'Bench', 'Lead', $5, $5,
+                         'Is the car still available?', now(), 'bench-partner', 'PARTNER', $6, '[]'::jsonb, $7::jsonb))
+                 SELECT pg_notify('crm_events', $9)",
             )
             .bind(client_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO client_contact (id, client_id, kind, value, created_at)
-                 VALUES ($1, $2, 'EMAIL', $3, now())",
-            )
-            .bind(Uuid::now_v7())
-            .bind(client_id)
+            .bind(opportunity_id)
+            .bind(&due)
+            .bind(lead_id)
             .bind(email)
-            .execute(&mut *tx)
-            .await?;
-            client_id
-        }
-    };
-    let (opportunity_id, outcome) = match merge_into {
-        Some(id) => {
-            sqlx::query("UPDATE opportunity SET updated_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            (id, "MERGED")
-        }
-        None => {
-            let id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
-                 VALUES ($1, $2, 'NOUVEAU', now(), now(), false, 'bench-partner')",
-            )
-            .bind(id)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
-                 VALUES ($1, $2, NULL, 'NOUVEAU', 'bench-partner', now())",
-            )
+            .bind("0".repeat(64))
+            .bind(decision(outcome))
+            .bind(outcome)
+            .bind(notify(opportunity_id))
             .bind(Uuid::now_v7())
-            .bind(id)
             .execute(&mut *tx)
             .await?;
-            (id, "NEW_OPPORTUNITY")
         }
-    };
-    let lead_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
-             email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
-         VALUES ($1, $2, $3, $4, 'LEAD', 'intake_bench', 'Bench', 'Lead', $5, $5,
-             'Is the car still available?', now(), 'bench-partner', 'PARTNER', $6, '[]'::jsonb, $7::jsonb)",
-    )
-    .bind(lead_id)
-    .bind(client_id)
-    .bind(opportunity_id)
-    .bind(outcome)
-    .bind(email)
-    .bind("0".repeat(64))
-    .bind(format!(
-        r#"{{"outcome":"{outcome}","windowDays":56,"candidateOpportunityId":"{opportunity_id}"}}"#
-    ))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("SELECT pg_notify('crm_events', $1)")
-        .bind(format!(
-            r#"{{"kind":"LEAD_RECEIVED","leadId":"{lead_id}","opportunityId":"{opportunity_id}"}}"#
-        ))
-        .execute(&mut *tx)
-        .await?;
+    }
     tx.commit().await
 }
 

@@ -27,6 +27,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::store::write_batch::WriteBatch;
 
 /// The PostgreSQL NOTIFY channel.
 pub const CHANNEL: &str = "crm_events";
@@ -284,6 +285,13 @@ pub async fn stage(txn: &impl ConnectionTrait, events: &[Event]) -> Result<(), A
         .await?;
     }
     Ok(())
+}
+
+/// As [`stage`], sent with the writer's other batched writes.
+pub fn stage_into(batch: &mut WriteBatch, events: &[Event]) {
+    for payload in payloads(events) {
+        batch.notify(CHANNEL, payload);
+    }
 }
 
 /// After the writer's commit: on SQLite, deliver in process. Nothing on

@@ -22,37 +22,24 @@ const CSS: &str = "text/css; charset=utf-8";
 
 static INDEX: &[u8] = include_bytes!("../assets/graphiql/index.html");
 
+/// An embedded file of `assets/graphiql/`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/graphiql/", $name)),
+        }
+    };
+}
+
 static ASSETS: &[Asset] = &[
-    Asset {
-        name: "graphiql.min.js",
-        content_type: JS,
-        body: include_bytes!("../assets/graphiql/graphiql.min.js"),
-    },
-    Asset {
-        name: "graphiql.min.css",
-        content_type: CSS,
-        body: include_bytes!("../assets/graphiql/graphiql.min.css"),
-    },
-    Asset {
-        name: "react.production.min.js",
-        content_type: JS,
-        body: include_bytes!("../assets/graphiql/react.production.min.js"),
-    },
-    Asset {
-        name: "react-dom.production.min.js",
-        content_type: JS,
-        body: include_bytes!("../assets/graphiql/react-dom.production.min.js"),
-    },
-    Asset {
-        name: "bootstrap.js",
-        content_type: JS,
-        body: include_bytes!("../assets/graphiql/bootstrap.js"),
-    },
-    Asset {
-        name: "page.css",
-        content_type: CSS,
-        body: include_bytes!("../assets/graphiql/page.css"),
-    },
+    asset!("graphiql.min.js", JS),
+    asset!("graphiql.min.css", CSS),
+    asset!("react.production.min.js", JS),
+    asset!("react-dom.production.min.js", JS),
+    asset!("bootstrap.js", JS),
+    asset!("page.css", CSS),
 ];
 
 /// Register `/graphiql` and `/graphiql/assets/{name}`.

@@ -1,18 +1,26 @@
-//! What every HTTP endpoint shares: the HTTP status of each [`AppError`],
-//! the JSON error body, and reading a request body within its cap and
-//! deadline.
+//! The HTTP endpoints: the route table, and what every endpoint shares
+//! (the application state, authentication, the HTTP status of each
+//! [`AppError`], the JSON error body, reading a request body within its cap
+//! and deadline). Each endpoint's handlers live in the module named for what
+//! it serves; `/graphql` upgrades to WebSocket in [`crate::live`].
 pub mod adf;
+pub mod graphql;
+pub mod monitoring;
 
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
+use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
+use crate::auth::{JwtKeys, Principal};
 use crate::error::AppError;
 use crate::graphql::error_codes::error_body;
+use crate::graphql::{ApiContext, CrmSchema};
+use crate::live;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -21,6 +29,55 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
 /// The request line and headers must arrive within this time.
 pub const HEADER_READ_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the handlers share, built once by [`crate::startup::Application`].
+pub struct AppState {
+    pub schema: CrmSchema,
+    pub jwt: JwtKeys,
+    pub db: DatabaseConnection,
+    pub api: ApiContext,
+}
+
+/// Every endpoint and what answers it.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/graphql")
+                .route(web::get().guard(live::is_upgrade()).to(live::upgrade))
+                .route(web::post().to(graphql::post))
+                .route(web::get().to(graphql::get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .configure(crate::graphiql::configure)
+        .route("/leads/adf", web::post().to(adf::post))
+        .route("/health/live", web::get().to(monitoring::live))
+        .route("/health/ready", web::get().to(monitoring::ready))
+        .route("/metrics", web::get().to(monitoring::metrics))
+        .default_service(web::to(not_found));
+}
+
+/// The caller's bearer token, checked and not revoked; its role noted in
+/// the request log.
+pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, AppError> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state.jwt.authenticate(header)?;
+    state.api.partners.refuse_revoked(&principal)?;
+    crate::http_log::note_role(req, principal.role);
+    Ok(principal)
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    refuse(&AppError::MethodNotAllowed(
+        "method not allowed: use GET or POST".into(),
+    ))
+}
+
+async fn not_found() -> HttpResponse {
+    refuse(&AppError::NotFound("page"))
+}
 
 /// The HTTP status of a refusal.
 pub fn status_of(error: &AppError) -> StatusCode {

@@ -14,51 +14,50 @@ pub const MAX_OPERATION_LABELS: usize = 200;
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
+/// `metric`, registered; `None` (the metric is then not kept) if it cannot
+/// be built or registered.
+fn registered<M>(metric: prometheus::Result<M>) -> Option<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.ok()?;
+    REGISTRY.register(Box::new(metric.clone())).ok()?;
+    Some(metric)
+}
+
 static LEADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
-    let counter = IntCounterVec::new(
+    registered(IntCounterVec::new(
         Opts::new("crm_leads_accepted_total", "Leads accepted, by outcome."),
         &["outcome"],
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(counter.clone())).ok()?;
-    Some(counter)
+    ))
 });
 
 static EXPIRED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    let counter = IntCounter::new(
+    registered(IntCounter::new(
         "crm_opportunities_expired_total",
         "Opportunities the expiry sweep (background or `crm expire`) flagged as expired.",
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(counter.clone())).ok()?;
-    Some(counter)
+    ))
 });
 
 static SWEEP_SECONDS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
-    let histogram = Histogram::with_opts(HistogramOpts::new(
+    registered(Histogram::with_opts(HistogramOpts::new(
         "crm_expiry_sweep_duration_seconds",
         "Duration of one expiry sweep.",
-    ))
-    .ok()?;
-    REGISTRY.register(Box::new(histogram.clone())).ok()?;
-    Some(histogram)
+    )))
 });
 
 static HTTP_REQUESTS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
-    let counter = IntCounterVec::new(
+    registered(IntCounterVec::new(
         Opts::new(
             "crm_http_requests_total",
             "HTTP requests, by GraphQL operation (or route) and status.",
         ),
         &["operation", "status"],
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(counter.clone())).ok()?;
-    Some(counter)
+    ))
 });
 
 static HTTP_SECONDS: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
-    let histogram = HistogramVec::new(
+    registered(HistogramVec::new(
         HistogramOpts::new(
             "crm_http_request_duration_seconds",
             "HTTP request duration, by GraphQL operation (or route).",
@@ -67,38 +66,46 @@ static HTTP_SECONDS: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ]),
         &["operation"],
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(histogram.clone())).ok()?;
-    Some(histogram)
+    ))
 });
 
 static POOL: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
-    let gauge = IntGaugeVec::new(
+    registered(IntGaugeVec::new(
         Opts::new(
             "crm_db_pool_connections",
             "Database pool connections, by state (in_use or idle).",
         ),
         &["state"],
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(gauge.clone())).ok()?;
-    Some(gauge)
+    ))
 });
 
 static STATEMENTS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    let counter = IntCounter::new(
+    registered(IntCounter::new(
         "crm_db_statements_total",
         "SQL statements sent to the database by this process.",
+    ))
+});
+
+/// One SQL statement ran (the pool's metric callback).
+pub fn statement_ran() {
+    if let Some(c) = STATEMENTS.as_ref() {
+        c.inc();
+    }
+}
+
+static REVOCATION_RELOADS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    let counter = IntCounter::new(
+        "crm_revocation_reloads_total",
+        "Reloads of the revoked token subjects from the database (one statement each).",
     )
     .ok()?;
     REGISTRY.register(Box::new(counter.clone())).ok()?;
     Some(counter)
 });
 
-/// One SQL statement ran (the pool's metric callback).
-pub fn statement_ran() {
-    if let Some(c) = STATEMENTS.as_ref() {
+/// The revoked subjects are being reloaded (a background statement).
+pub fn revocation_reload() {
+    if let Some(c) = REVOCATION_RELOADS.as_ref() {
         c.inc();
     }
 }

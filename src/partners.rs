@@ -161,6 +161,7 @@ async fn keep_fresh(db: DatabaseConnection, controls: Weak<PartnerControls>) {
         let Some(controls) = controls.upgrade() else {
             return;
         };
+        crate::metrics::revocation_reload();
         if let Err(error) = controls.reload(&db).await {
             tracing::warn!(%error, "cannot reload the revoked token subjects");
         }

@@ -1,14 +1,11 @@
-//! Building and running the HTTP server: `Application::build`, `port`,
-//! `run_until_stopped`.
+//! Building and running the application: `Application::build`, `port`,
+//! `run_until_stopped`. The endpoints themselves are in [`crate::http`].
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, ContentType};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use async_graphql::parser::types::OperationType;
+use actix_web::{App, HttpServer, web};
 use chrono::Duration as TokenTtl;
 use sea_orm::DatabaseConnection;
 
@@ -17,15 +14,14 @@ use crate::clock::SharedClock;
 use crate::config::{Settings, redact_url};
 use crate::error::AppError;
 use crate::events::EventBus;
-use crate::graphql::{self, ApiContext, CrmSchema};
-use crate::http::refuse;
+use crate::graphql::{self, ApiContext};
+use crate::http::AppState;
 use crate::jobs::expiry_sweep;
 use crate::live::{self, LiveState};
 use crate::store;
 
+pub use crate::http::graphql::MAX_RESPONSE_BYTES;
 pub use crate::http::{BODY_READ_DEADLINE, HEADER_READ_DEADLINE, MAX_BODY_BYTES};
-/// Largest GraphQL response sent; a larger one is replaced by an error.
-pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// How long in-flight requests get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Lifetime of the tokens printed in development mode.
@@ -55,13 +51,6 @@ pub struct DevTokens {
     pub admin: String,
     pub agent: String,
     pub partner: String,
-}
-
-struct AppState {
-    schema: CrmSchema,
-    jwt: JwtKeys,
-    db: DatabaseConnection,
-    api: ApiContext,
 }
 
 pub struct Application {
@@ -261,7 +250,7 @@ fn http_server(
             .wrap(actix_web::middleware::from_fn(crate::http_log::middleware))
             .app_data(state.clone())
             .app_data(live_state.clone())
-            .configure(routes)
+            .configure(crate::http::routes)
     })
     .client_request_timeout(HEADER_READ_DEADLINE)
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
@@ -270,23 +259,6 @@ fn http_server(
     }
     let server = server.listen(listener).map_err(bind_error)?.run();
     Ok((server, port))
-}
-
-fn routes(config: &mut web::ServiceConfig) {
-    config
-        .service(
-            web::resource("/graphql")
-                .route(web::get().guard(live::is_upgrade()).to(live::upgrade))
-                .route(web::post().to(graphql_post))
-                .route(web::get().to(graphql_get))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .configure(crate::graphiql::configure)
-        .route("/leads/adf", web::post().to(leads_adf))
-        .route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics))
-        .default_service(web::to(not_found));
 }
 
 /// The expiry sweep on its interval, and the sender that stops it.
@@ -308,169 +280,4 @@ fn start_sweeper(
         stop_rx,
     ));
     (handle, stop_tx)
-}
-
-/// A request refused before GraphQL runs; its HTTP status comes from
-/// [`crate::http::status_of`].
-type Refusal = AppError;
-
-fn authenticate(state: &AppState, req: &HttpRequest) -> Result<crate::auth::Principal, Refusal> {
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = state.jwt.authenticate(header)?;
-    state.api.partners.refuse_revoked(&principal)?;
-    crate::http_log::note_role(req, principal.role);
-    Ok(principal)
-}
-
-/// `POST /leads/adf` (see [`crate::http::adf`]).
-async fn leads_adf(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    match authenticate(&state, &req) {
-        Ok(principal) => crate::http::adf::receive(&state.api, &principal, &req, payload).await,
-        Err(refusal) => refuse(&refusal),
-    }
-}
-
-fn answer(result: Result<async_graphql::Response, Refusal>) -> HttpResponse {
-    match result {
-        Ok(response) => graphql_response(&response),
-        Err(refusal) => refuse(&refusal),
-    }
-}
-
-/// Serialize a GraphQL response, within [`MAX_RESPONSE_BYTES`]. A database
-/// outage is a 503 so that clients and proxies retry.
-fn graphql_response(response: &async_graphql::Response) -> HttpResponse {
-    let body = match serde_json::to_vec(response) {
-        Ok(body) if body.len() <= MAX_RESPONSE_BYTES => body,
-        Ok(body) => {
-            tracing::warn!(bytes = body.len(), "response over the size ceiling refused");
-            return refuse(&AppError::ResponseTooLarge(MAX_RESPONSE_BYTES));
-        }
-        Err(error) => {
-            return refuse(&AppError::Internal(format!(
-                "response serialization: {error}"
-            )));
-        }
-    };
-    let unavailable = response.errors.iter().any(|e| {
-        e.extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .is_some_and(|code| *code == async_graphql::Value::from("UNAVAILABLE"))
-    });
-    let status = if unavailable {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    HttpResponse::build(status)
-        .content_type(ContentType::json())
-        .body(body)
-}
-
-async fn graphql_post(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    answer(execute_post(&state, &req, payload).await)
-}
-
-async fn execute_post(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<async_graphql::Response, Refusal> {
-    // The token is checked before the body is read: an anonymous client
-    // cannot hold a connection open by sending slowly.
-    let principal = authenticate(state, req)?;
-    let body = crate::http::read_body(req, payload).await?;
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
-        let message = if body.first() == Some(&b'[') {
-            "batched requests are not supported; send one operation per request".to_owned()
-        } else {
-            format!("the body is not a GraphQL request: {e}")
-        };
-        AppError::bad_input("body", message)
-    })?;
-    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
-    Ok(state.schema.execute(request.data(principal)).await)
-}
-
-/// GET runs queries only: a mutation over GET would be open to CSRF.
-async fn graphql_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    answer(execute_get(&state, &req).await)
-}
-
-async fn execute_get(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<async_graphql::Response, Refusal> {
-    let principal = authenticate(state, req)?;
-    let request = async_graphql::http::parse_query_string(req.query_string())
-        .map_err(|e| AppError::bad_input("query", format!("cannot read the query string: {e}")))?;
-    crate::http_log::note_operation(req, crate::http_log::operation_name(&request).as_deref());
-    if let Ok(document) = async_graphql::parser::parse_query(&request.query)
-        && document
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty != OperationType::Query)
-    {
-        return Err(AppError::MethodNotAllowed(
-            "query: mutations must be sent with POST".into(),
-        ));
-    }
-    Ok(state.schema.execute(request.data(principal)).await)
-}
-
-async fn method_not_allowed() -> HttpResponse {
-    refuse(&AppError::MethodNotAllowed(
-        "method not allowed: use GET or POST".into(),
-    ))
-}
-
-async fn not_found() -> HttpResponse {
-    refuse(&AppError::NotFound("page"))
-}
-
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
-}
-
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "up" }))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "readiness check: database down");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "unavailable", "database": "down" }))
-        }
-    }
-}
-
-/// Prometheus scrape, ADMIN token required (the figures are the admins').
-async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let refusal = match authenticate(&state, &req) {
-        Ok(principal) if principal.is_admin() => None,
-        Ok(_) => Some(AppError::Forbidden),
-        Err(refusal) => Some(refusal),
-    };
-    match refusal {
-        Some(refusal) => refuse(&refusal),
-        None => {
-            crate::metrics::observe_pool(&state.db);
-            HttpResponse::Ok()
-                .content_type("text/plain; version=0.0.4")
-                .body(crate::metrics::render())
-        }
-    }
 }

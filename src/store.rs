@@ -16,6 +16,8 @@ pub mod privacy;
 pub mod revocation;
 pub mod saved_view;
 pub mod service_case;
+pub mod status_history;
+pub mod write_batch;
 
 use std::time::Duration;
 
@@ -26,6 +28,68 @@ use sea_orm::{
 };
 
 use crate::error::AppError;
+
+/// Set `slot` to `new` when one is given and it differs from `current`;
+/// whether it did.
+pub(crate) fn set_if_changed<T>(
+    slot: &mut sea_orm::ActiveValue<T>,
+    current: &T,
+    new: Option<T>,
+) -> bool
+where
+    T: Into<sea_orm::Value> + PartialEq,
+{
+    match new {
+        Some(new) if new != *current => {
+            *slot = sea_orm::ActiveValue::Set(new);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `id`'s row, locked until `txn` ends; `NotFound(what)` when there is none.
+pub(crate) async fn lock_for_update<E>(
+    txn: &DatabaseTransaction,
+    id: uuid::Uuid,
+    what: &'static str,
+) -> Result<E::Model, AppError>
+where
+    E: sea_orm::EntityTrait,
+    uuid::Uuid: Into<<E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    use sea_orm::QuerySelect as _;
+    E::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(AppError::NotFound(what))
+}
+
+/// Save `active` when `changed`, read the row back and commit `txn`.
+pub(crate) async fn save_and_commit<E>(
+    txn: DatabaseTransaction,
+    active: E::ActiveModel,
+    changed: bool,
+    id: uuid::Uuid,
+    what: &'static str,
+) -> Result<E::Model, AppError>
+where
+    E: sea_orm::EntityTrait,
+    E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
+    uuid::Uuid: Into<<E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    if changed {
+        E::update(active).exec(&txn).await?;
+    }
+    let updated = E::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound(what))?;
+    txn.commit().await?;
+    Ok(updated)
+}
 
 /// How long a request waits for a pooled connection before failing fast.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -8,14 +8,20 @@
 //! (`apt-get install chromium`); `.ci/run` installs them. When one is
 //! missing this test fails and says which: it never skips.
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
 use crm::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+#[path = "support/crm_process.rs"]
+#[expect(
+    dead_code,
+    reason = "the browser test starts a server and runs nothing else"
+)]
+mod crm_process;
+use crm_process::{Crm, RunningCrm};
 
 const SECRET: &str = "browser-test-secret-at-least-32-bytes-long";
 
@@ -54,37 +60,16 @@ fn check_prerequisites(root: &Path) {
     );
 }
 
-/// `crm serve` on a free loopback port; its base URL once it listens.
-async fn start_server(db_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .arg("serve")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", db_dir.join("crm.sqlite").display()),
-        )
-        .env("CRM_BIND", "127.0.0.1:0")
+/// `crm serve` on a free loopback port, SQLite in `db_dir`.
+async fn start_server(db_dir: &Path) -> RunningCrm {
+    Crm::new()
+        .database(&format!(
+            "sqlite://{}?mode=rwc",
+            db_dir.join("crm.sqlite").display()
+        ))
         .env("CRM_JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("crm serve starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read crm serve output") {
-            if let Some(url) = line.strip_prefix("GraphiQL: ") {
-                return url.trim_end_matches("/graphiql").to_owned();
-            }
-        }
-        panic!("crm serve exited without printing its address");
-    })
-    .await
-    .expect("crm serve prints its address within 30 s");
-    // Keep draining stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+        .serve()
+        .await
 }
 
 /// A GraphQL request; retried (as the error asks) while the server's
@@ -127,7 +112,8 @@ async fn graphiql_works_offline_in_a_real_browser_and_shows_expiree_to_admins_on
     check_prerequisites(&root);
 
     let db_dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, base) = start_server(db_dir.path()).await;
+    let mut server = start_server(db_dir.path()).await;
+    let base = server.base.clone();
     let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
     let token = |role, sub: &str| {
         keys.issue(role, sub, chrono::Duration::hours(1), Utc::now())
@@ -170,7 +156,7 @@ async fn graphiql_works_offline_in_a_real_browser_and_shows_expiree_to_admins_on
         .await
         .expect("the browser test finishes within 90 s")
         .expect("node runs");
-    let _ = server.kill().await;
+    let _ = server.child.kill().await;
     assert!(
         output.status.success(),
         "the browser test failed ({}):\n{}\n{}",

@@ -1,6 +1,8 @@
 //! One status change of an opportunity: from, to, who, when.
 use sea_orm::entity::prelude::*;
 
+use crate::opportunity::OpportunityStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "opportunity_status_change")]
 pub struct Model {
@@ -8,8 +10,8 @@ pub struct Model {
     pub id: Uuid,
     pub opportunity_id: Uuid,
     /// Null for the initial status of a new opportunity.
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<OpportunityStatus>,
+    pub to_status: OpportunityStatus,
     pub changed_by: String,
     pub changed_at: DateTimeUtc,
 }

@@ -2,6 +2,7 @@
 //! (and `crm serve` at start) applies them; there is no seed data here.
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m20261127_000001_create_client_tables;
 mod m20261127_000002_create_opportunity_tables;
 mod m20261127_000003_create_lead_table;

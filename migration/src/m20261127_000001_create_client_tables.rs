@@ -1,5 +1,7 @@
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{foreign_key, id, index, string, timestamp, unique_index, uuid};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -30,89 +32,56 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Client::Table)
-                    .col(ColumnDef::new(Client::Id).uuid().not_null().primary_key())
+                    .col(id(Client::Id))
                     .col(ColumnDef::new(Client::FirstName).string_len(100))
                     .col(ColumnDef::new(Client::LastName).string_len(100))
-                    .col(
-                        ColumnDef::new(Client::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Client::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(timestamp(Client::CreatedAt))
+                    .col(timestamp(Client::UpdatedAt))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_client_created_at")
-                    .table(Client::Table)
-                    .col(Client::CreatedAt)
-                    .col(Client::Id)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_client_created_at",
+            Client::Table,
+            [Client::CreatedAt, Client::Id],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
                     .table(ClientContact::Table)
-                    .col(
-                        ColumnDef::new(ClientContact::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(ClientContact::ClientId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(ClientContact::Kind)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ClientContact::Value)
-                            .string_len(320)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ClientContact::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(id(ClientContact::Id))
+                    .col(uuid(ClientContact::ClientId))
+                    .col(string(ClientContact::Kind, 16))
+                    .col(string(ClientContact::Value, 320))
+                    .col(timestamp(ClientContact::CreatedAt))
                     .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_client_contact_client")
-                            .from(ClientContact::Table, ClientContact::ClientId)
-                            .to(Client::Table, Client::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
+                        foreign_key(
+                            "fk_client_contact_client",
+                            (ClientContact::Table, ClientContact::ClientId),
+                            (Client::Table, Client::Id),
+                        )
+                        .on_delete(ForeignKeyAction::Cascade),
                     )
                     .to_owned(),
             )
             .await?;
         // A normalized contact point belongs to at most one client.
-        manager
-            .create_index(
-                Index::create()
-                    .name("uq_client_contact_kind_value")
-                    .table(ClientContact::Table)
-                    .col(ClientContact::Kind)
-                    .col(ClientContact::Value)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_client_contact_client")
-                    .table(ClientContact::Table)
-                    .col(ClientContact::ClientId)
-                    .to_owned(),
-            )
-            .await
+        unique_index(
+            manager,
+            "uq_client_contact_kind_value",
+            ClientContact::Table,
+            [ClientContact::Kind, ClientContact::Value],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_client_contact_client",
+            ClientContact::Table,
+            [ClientContact::ClientId],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

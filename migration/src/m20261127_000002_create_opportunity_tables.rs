@@ -1,4 +1,6 @@
 use sea_orm_migration::prelude::*;
+
+use crate::columns::{drop_tables, foreign_key, id, index, string, timestamp, uuid};
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::m20261127_000001_create_client_tables::Client;
@@ -75,11 +77,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Opportunity::Table)
-                    .col(ColumnDef::new(Opportunity::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Opportunity::ClientId).uuid().not_null())
-                    .col(ColumnDef::new(Opportunity::Status).string_len(32).not_null())
-                    .col(ColumnDef::new(Opportunity::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Opportunity::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(id(Opportunity::Id))
+                    .col(uuid(Opportunity::ClientId))
+                    .col(string(Opportunity::Status, 32))
+                    .col(timestamp(Opportunity::CreatedAt))
+                    .col(timestamp(Opportunity::UpdatedAt))
                     .col(
                         ColumnDef::new(Opportunity::Expiree)
                             .boolean()
@@ -87,51 +89,37 @@ impl MigrationTrait for Migration {
                             .default(false),
                     )
                     .col(ColumnDef::new(Opportunity::ExpiredAt).timestamp_with_time_zone())
-                    .col(ColumnDef::new(Opportunity::CreatedBy).string_len(200).not_null())
+                    .col(string(Opportunity::CreatedBy, 200))
                     .check(Expr::cust(
                         "(expiree AND expired_at IS NOT NULL) OR (NOT expiree AND expired_at IS NULL)",
                     ))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_opportunity_client")
-                            .from(Opportunity::Table, Opportunity::ClientId)
-                            .to(Client::Table, Client::Id),
-                    )
+                    .foreign_key(&mut foreign_key("fk_opportunity_client", (Opportunity::Table, Opportunity::ClientId), (Client::Table, Client::Id)))
                     .to_owned(),
             )
             .await?;
         // Candidate lookup of lead intake: a client's opportunities, newest first.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_opportunity_client_created")
-                    .table(Opportunity::Table)
-                    .col(Opportunity::ClientId)
-                    .col(Opportunity::CreatedAt)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_opportunity_client_created",
+            Opportunity::Table,
+            [Opportunity::ClientId, Opportunity::CreatedAt],
+        )
+        .await?;
         // Listing, ordered by creation, optionally by status.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_opportunity_created")
-                    .table(Opportunity::Table)
-                    .col(Opportunity::CreatedAt)
-                    .col(Opportunity::Id)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_opportunity_status_created")
-                    .table(Opportunity::Table)
-                    .col(Opportunity::Status)
-                    .col(Opportunity::CreatedAt)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_opportunity_created",
+            Opportunity::Table,
+            [Opportunity::CreatedAt, Opportunity::Id],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_opportunity_status_created",
+            Opportunity::Table,
+            [Opportunity::Status, Opportunity::CreatedAt],
+        )
+        .await?;
         let db = manager.get_connection();
         db.execute_unprepared(SWEEP_INDEX).await?;
         match manager.get_database_backend() {
@@ -143,96 +131,56 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(OpportunityStatusChange::Table)
-                    .col(
-                        ColumnDef::new(OpportunityStatusChange::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(OpportunityStatusChange::OpportunityId)
-                            .uuid()
-                            .not_null(),
-                    )
+                    .col(id(OpportunityStatusChange::Id))
+                    .col(uuid(OpportunityStatusChange::OpportunityId))
                     .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
-                    .col(
-                        ColumnDef::new(OpportunityStatusChange::ToStatus)
-                            .string_len(32)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(OpportunityStatusChange::ChangedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(OpportunityStatusChange::ChangedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_status_change_opportunity")
-                            .from(
-                                OpportunityStatusChange::Table,
-                                OpportunityStatusChange::OpportunityId,
-                            )
-                            .to(Opportunity::Table, Opportunity::Id),
-                    )
+                    .col(string(OpportunityStatusChange::ToStatus, 32))
+                    .col(string(OpportunityStatusChange::ChangedBy, 200))
+                    .col(timestamp(OpportunityStatusChange::ChangedAt))
+                    .foreign_key(&mut foreign_key(
+                        "fk_status_change_opportunity",
+                        (
+                            OpportunityStatusChange::Table,
+                            OpportunityStatusChange::OpportunityId,
+                        ),
+                        (Opportunity::Table, Opportunity::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_status_change_opportunity")
-                    .table(OpportunityStatusChange::Table)
-                    .col(OpportunityStatusChange::OpportunityId)
-                    .col(OpportunityStatusChange::ChangedAt)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_status_change_opportunity",
+            OpportunityStatusChange::Table,
+            [
+                OpportunityStatusChange::OpportunityId,
+                OpportunityStatusChange::ChangedAt,
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(OpportunityExpiryEvent::Table)
                     // Expiry is sticky, so it happens once: the opportunity is the key.
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::OpportunityId)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::ExpiredAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(id(OpportunityExpiryEvent::OpportunityId))
+                    .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
                     .col(
                         ColumnDef::new(OpportunityExpiryEvent::WindowDays)
                             .big_integer()
                             .not_null(),
                     )
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::ProtectedStatuses)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::AppliedBy)
-                            .string_len(32)
-                            .not_null(),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_expiry_event_opportunity")
-                            .from(
-                                OpportunityExpiryEvent::Table,
-                                OpportunityExpiryEvent::OpportunityId,
-                            )
-                            .to(Opportunity::Table, Opportunity::Id),
-                    )
+                    .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
+                    .col(string(OpportunityExpiryEvent::AppliedBy, 32))
+                    .foreign_key(&mut foreign_key(
+                        "fk_expiry_event_opportunity",
+                        (
+                            OpportunityExpiryEvent::Table,
+                            OpportunityExpiryEvent::OpportunityId,
+                        ),
+                        (Opportunity::Table, Opportunity::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -240,15 +188,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            OpportunityExpiryEvent::Table.into_iden(),
-            OpportunityStatusChange::Table.into_iden(),
-            Opportunity::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
+        drop_tables(
+            manager,
+            [
+                OpportunityExpiryEvent::Table.into_iden(),
+                OpportunityStatusChange::Table.into_iden(),
+                Opportunity::Table.into_iden(),
+            ],
+        )
+        .await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()

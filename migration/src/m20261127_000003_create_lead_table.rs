@@ -1,5 +1,7 @@
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{foreign_key, id, index, string, timestamp, unique_index, uuid};
+
 use crate::m20261127_000001_create_client_tables::Client;
 use crate::m20261127_000002_create_opportunity_tables::Opportunity;
 
@@ -49,11 +51,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Lead::Table)
-                    .col(ColumnDef::new(Lead::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Lead::ClientId).uuid().not_null())
-                    .col(ColumnDef::new(Lead::OpportunityId).uuid().not_null())
-                    .col(ColumnDef::new(Lead::Outcome).string_len(32).not_null())
-                    .col(ColumnDef::new(Lead::LeadType).string_len(8).not_null())
+                    .col(id(Lead::Id))
+                    .col(uuid(Lead::ClientId))
+                    .col(uuid(Lead::OpportunityId))
+                    .col(string(Lead::Outcome, 32))
+                    .col(string(Lead::LeadType, 8))
                     .col(text(Lead::Source, 200))
                     .col(text(Lead::FirstName, 100))
                     .col(text(Lead::LastName, 100))
@@ -69,78 +71,50 @@ impl MigrationTrait for Migration {
                     .col(text(Lead::VehicleVin, 17))
                     .col(text(Lead::VehicleStockNumber, 64))
                     .col(text(Lead::VehicleCondition, 8))
-                    .col(
-                        ColumnDef::new(Lead::ReceivedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(Lead::SubmittedBy).string_len(200).not_null())
-                    .col(
-                        ColumnDef::new(Lead::SubmittedRole)
-                            .string_len(16)
-                            .not_null(),
-                    )
+                    .col(timestamp(Lead::ReceivedAt))
+                    .col(string(Lead::SubmittedBy, 200))
+                    .col(string(Lead::SubmittedRole, 16))
                     .col(text(Lead::IdempotencyKey, 200))
-                    .col(ColumnDef::new(Lead::RequestHash).string_len(64).not_null())
+                    .col(string(Lead::RequestHash, 64))
                     .col(ColumnDef::new(Lead::Warnings).json_binary().not_null())
                     .col(ColumnDef::new(Lead::ContactConflict).json_binary())
                     .col(ColumnDef::new(Lead::Decision).json_binary().not_null())
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_lead_client")
-                            .from(Lead::Table, Lead::ClientId)
-                            .to(Client::Table, Client::Id),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_lead_opportunity")
-                            .from(Lead::Table, Lead::OpportunityId)
-                            .to(Opportunity::Table, Opportunity::Id),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_lead_client",
+                        (Lead::Table, Lead::ClientId),
+                        (Client::Table, Client::Id),
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        "fk_lead_opportunity",
+                        (Lead::Table, Lead::OpportunityId),
+                        (Opportunity::Table, Opportunity::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_lead_opportunity_received")
-                    .table(Lead::Table)
-                    .col(Lead::OpportunityId)
-                    .col(Lead::ReceivedAt)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_lead_submitted_by_received")
-                    .table(Lead::Table)
-                    .col(Lead::SubmittedBy)
-                    .col(Lead::ReceivedAt)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_lead_client")
-                    .table(Lead::Table)
-                    .col(Lead::ClientId)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_lead_opportunity_received",
+            Lead::Table,
+            [Lead::OpportunityId, Lead::ReceivedAt],
+        )
+        .await?;
+        index(
+            manager,
+            "idx_lead_submitted_by_received",
+            Lead::Table,
+            [Lead::SubmittedBy, Lead::ReceivedAt],
+        )
+        .await?;
+        index(manager, "idx_lead_client", Lead::Table, [Lead::ClientId]).await?;
         // Idempotency: one lead per (principal, key).
-        manager
-            .create_index(
-                Index::create()
-                    .name("uq_lead_idempotency")
-                    .table(Lead::Table)
-                    .col(Lead::SubmittedBy)
-                    .col(Lead::IdempotencyKey)
-                    .unique()
-                    .to_owned(),
-            )
-            .await
+        unique_index(
+            manager,
+            "uq_lead_idempotency",
+            Lead::Table,
+            [Lead::SubmittedBy, Lead::IdempotencyKey],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -3,6 +3,8 @@
 //! PostgreSQL, where the limit must hold across instances).
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{id, index, string, timestamp};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -30,51 +32,26 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(RevokedSubject::Table)
-                    .col(
-                        ColumnDef::new(RevokedSubject::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(RevokedSubject::Sub)
-                            .string_len(200)
-                            .not_null()
-                            .unique_key(),
-                    )
-                    .col(
-                        ColumnDef::new(RevokedSubject::RevokedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(RevokedSubject::RevokedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
+                    .col(id(RevokedSubject::Id))
+                    .col(string(RevokedSubject::Sub, 200).unique_key())
+                    .col(timestamp(RevokedSubject::RevokedAt))
+                    .col(string(RevokedSubject::RevokedBy, 200))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_revoked_subject_revoked_at")
-                    .table(RevokedSubject::Table)
-                    .col(RevokedSubject::RevokedAt)
-                    .col(RevokedSubject::Id)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_revoked_subject_revoked_at",
+            RevokedSubject::Table,
+            [RevokedSubject::RevokedAt, RevokedSubject::Id],
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
                     .table(PartnerRate::Table)
-                    .col(ColumnDef::new(PartnerRate::Sub).string_len(200).not_null())
-                    .col(
-                        ColumnDef::new(PartnerRate::WindowStart)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string(PartnerRate::Sub, 200))
+                    .col(timestamp(PartnerRate::WindowStart))
                     .col(ColumnDef::new(PartnerRate::Hits).integer().not_null())
                     .primary_key(
                         Index::create()

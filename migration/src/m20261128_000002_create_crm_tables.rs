@@ -3,6 +3,8 @@
 //! stored enum is a string held to its values by a CHECK constraint.
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{drop_tables, foreign_key, id, index, string, timestamp, uuid};
+
 use crate::m20261127_000001_create_client_tables::Client;
 use crate::m20261127_000002_create_opportunity_tables::Opportunity;
 
@@ -28,11 +30,10 @@ enum ServiceCase {
     UpdatedAt,
 }
 
+/// The columns every status history shares.
 #[derive(DeriveIden)]
-enum ServiceCaseStatusChange {
-    Table,
+enum StatusChange {
     Id,
-    ServiceCaseId,
     FromStatus,
     ToStatus,
     ChangedBy,
@@ -57,17 +58,6 @@ enum CreditRequest {
 }
 
 #[derive(DeriveIden)]
-enum CreditRequestStatusChange {
-    Table,
-    Id,
-    CreditRequestId,
-    FromStatus,
-    ToStatus,
-    ChangedBy,
-    ChangedAt,
-}
-
-#[derive(DeriveIden)]
 enum SavedView {
     Table,
     Id,
@@ -89,400 +79,29 @@ fn one_of(column: &str, values: &[&str]) -> Expr {
 const SERVICE_CASE_STATUSES: &[&str] = &["OUVERT", "EN_COURS", "FERME"];
 const CREDIT_REQUEST_STATUSES: &[&str] = &["RECUE", "SOUMISE", "APPROUVEE", "REFUSEE", "ANNULEE"];
 
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    cols: Vec<DynIden>,
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(col);
-    }
-    manager.create_index(index.to_owned()).await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // Filled by the server at start (`store::client::backfill_search_keys`):
-        // folding needs the Unicode tables of the server, not SQL.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .add_column(ColumnDef::new(ClientSearch::SearchKey).text())
-                    .to_owned(),
-            )
-            .await?;
-
-        manager
-            .create_table(
-                Table::create()
-                    .table(ServiceCase::Table)
-                    .col(
-                        ColumnDef::new(ServiceCase::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(ServiceCase::ClientId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(ServiceCase::Subject)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(ServiceCase::Description).text().not_null())
-                    .col(
-                        ColumnDef::new(ServiceCase::Status)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(ServiceCase::Assignee).string_len(200))
-                    .col(
-                        ColumnDef::new(ServiceCase::CreatedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ServiceCase::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ServiceCase::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .check(one_of("status", SERVICE_CASE_STATUSES))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_service_case_client")
-                            .from(ServiceCase::Table, ServiceCase::ClientId)
-                            .to(Client::Table, Client::Id),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        index(
-            manager,
-            "idx_service_case_created",
-            ServiceCase::Table,
-            vec![
-                ServiceCase::CreatedAt.into_iden(),
-                ServiceCase::Id.into_iden(),
-            ],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_service_case_client",
-            ServiceCase::Table,
-            vec![
-                ServiceCase::ClientId.into_iden(),
-                ServiceCase::CreatedAt.into_iden(),
-            ],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_service_case_status",
-            ServiceCase::Table,
-            vec![
-                ServiceCase::Status.into_iden(),
-                ServiceCase::CreatedAt.into_iden(),
-            ],
-        )
-        .await?;
-
-        manager
-            .create_table(
-                Table::create()
-                    .table(ServiceCaseStatusChange::Table)
-                    .col(
-                        ColumnDef::new(ServiceCaseStatusChange::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(ServiceCaseStatusChange::ServiceCaseId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(ServiceCaseStatusChange::FromStatus).string_len(16))
-                    .col(
-                        ColumnDef::new(ServiceCaseStatusChange::ToStatus)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ServiceCaseStatusChange::ChangedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ServiceCaseStatusChange::ChangedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .check(one_of("to_status", SERVICE_CASE_STATUSES))
-                    .check(Expr::cust(format!(
-                        "from_status IS NULL OR {}",
-                        one_of_sql("from_status", SERVICE_CASE_STATUSES)
-                    )))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_service_case_status_change_case")
-                            .from(
-                                ServiceCaseStatusChange::Table,
-                                ServiceCaseStatusChange::ServiceCaseId,
-                            )
-                            .to(ServiceCase::Table, ServiceCase::Id),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        index(
-            manager,
-            "idx_service_case_status_change_case",
-            ServiceCaseStatusChange::Table,
-            vec![
-                ServiceCaseStatusChange::ServiceCaseId.into_iden(),
-                ServiceCaseStatusChange::ChangedAt.into_iden(),
-            ],
-        )
-        .await?;
-
-        manager
-            .create_table(
-                Table::create()
-                    .table(CreditRequest::Table)
-                    .col(
-                        ColumnDef::new(CreditRequest::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(CreditRequest::ClientId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(CreditRequest::OpportunityId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
-                    .col(
-                        ColumnDef::new(CreditRequest::Status)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    // Exact: dollars as integer cents, never a float.
-                    .col(ColumnDef::new(CreditRequest::AmountCents).big_integer())
-                    .col(ColumnDef::new(CreditRequest::TermMonths).integer())
-                    .col(ColumnDef::new(CreditRequest::Lender).string_len(200))
-                    .col(ColumnDef::new(CreditRequest::Notes).text())
-                    .col(
-                        ColumnDef::new(CreditRequest::CreatedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequest::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequest::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .check(one_of("status", CREDIT_REQUEST_STATUSES))
-                    .check(Expr::cust("amount_cents IS NULL OR amount_cents >= 0"))
-                    .check(Expr::cust("term_months IS NULL OR term_months > 0"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_credit_request_client")
-                            .from(CreditRequest::Table, CreditRequest::ClientId)
-                            .to(Client::Table, Client::Id),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_credit_request_opportunity")
-                            .from(CreditRequest::Table, CreditRequest::OpportunityId)
-                            .to(Opportunity::Table, Opportunity::Id),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        index(
-            manager,
-            "idx_credit_request_created",
-            CreditRequest::Table,
-            vec![
-                CreditRequest::CreatedAt.into_iden(),
-                CreditRequest::Id.into_iden(),
-            ],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_credit_request_client",
-            CreditRequest::Table,
-            vec![
-                CreditRequest::ClientId.into_iden(),
-                CreditRequest::CreatedAt.into_iden(),
-            ],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_credit_request_opportunity",
-            CreditRequest::Table,
-            vec![
-                CreditRequest::OpportunityId.into_iden(),
-                CreditRequest::CreatedAt.into_iden(),
-            ],
-        )
-        .await?;
-
-        manager
-            .create_table(
-                Table::create()
-                    .table(CreditRequestStatusChange::Table)
-                    .col(
-                        ColumnDef::new(CreditRequestStatusChange::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestStatusChange::CreditRequestId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(CreditRequestStatusChange::FromStatus).string_len(16))
-                    .col(
-                        ColumnDef::new(CreditRequestStatusChange::ToStatus)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestStatusChange::ChangedBy)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestStatusChange::ChangedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .check(one_of("to_status", CREDIT_REQUEST_STATUSES))
-                    .check(Expr::cust(format!(
-                        "from_status IS NULL OR {}",
-                        one_of_sql("from_status", CREDIT_REQUEST_STATUSES)
-                    )))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_credit_request_status_change_request")
-                            .from(
-                                CreditRequestStatusChange::Table,
-                                CreditRequestStatusChange::CreditRequestId,
-                            )
-                            .to(CreditRequest::Table, CreditRequest::Id),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        index(
-            manager,
-            "idx_credit_request_status_change_request",
-            CreditRequestStatusChange::Table,
-            vec![
-                CreditRequestStatusChange::CreditRequestId.into_iden(),
-                CreditRequestStatusChange::ChangedAt.into_iden(),
-            ],
-        )
-        .await?;
-
-        manager
-            .create_table(
-                Table::create()
-                    .table(SavedView::Table)
-                    .col(
-                        ColumnDef::new(SavedView::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(SavedView::Module).string_len(32).not_null())
-                    .col(ColumnDef::new(SavedView::Name).string_len(200).not_null())
-                    .col(
-                        ColumnDef::new(SavedView::Visibility)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(SavedView::Owner).string_len(200).not_null())
-                    // True when the filter uses an admin-only field: then the
-                    // view exists for admins only, shared or not.
-                    .col(
-                        ColumnDef::new(SavedView::AdminOnly)
-                            .boolean()
-                            .not_null()
-                            .default(false),
-                    )
-                    .col(ColumnDef::new(SavedView::Filter).json_binary().not_null())
-                    .col(ColumnDef::new(SavedView::SortOrder).json_binary())
-                    .col(
-                        ColumnDef::new(SavedView::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(SavedView::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .check(one_of(
-                        "module",
-                        &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"],
-                    ))
-                    .check(one_of("visibility", &["PRIVATE", "SHARED"]))
-                    .to_owned(),
-            )
-            .await?;
-        index(
-            manager,
-            "idx_saved_view_module_owner",
-            SavedView::Table,
-            vec![SavedView::Module.into_iden(), SavedView::Owner.into_iden()],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_saved_view_module_visibility",
-            SavedView::Table,
-            vec![
-                SavedView::Module.into_iden(),
-                SavedView::Visibility.into_iden(),
-            ],
-        )
-        .await?;
-        Ok(())
+        add_client_search_key(manager).await?;
+        create_service_cases(manager).await?;
+        create_status_history(manager, &SERVICE_CASE_HISTORY).await?;
+        create_credit_requests(manager).await?;
+        create_status_history(manager, &CREDIT_REQUEST_HISTORY).await?;
+        create_saved_views(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            SavedView::Table.into_iden(),
-            CreditRequestStatusChange::Table.into_iden(),
-            CreditRequest::Table.into_iden(),
-            ServiceCaseStatusChange::Table.into_iden(),
-            ServiceCase::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
+        drop_tables(
+            manager,
+            [
+                SavedView::Table.into_iden(),
+                Alias::new(CREDIT_REQUEST_HISTORY.table).into_iden(),
+                CreditRequest::Table.into_iden(),
+                Alias::new(SERVICE_CASE_HISTORY.table).into_iden(),
+                ServiceCase::Table.into_iden(),
+            ],
+        )
+        .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -492,6 +111,238 @@ impl MigrationTrait for Migration {
             )
             .await
     }
+}
+
+/// The folded search key of clients.
+async fn add_client_search_key(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    // Filled by the server at start (`store::client::backfill_search_keys`):
+    // folding needs the Unicode tables of the server, not SQL.
+    manager
+        .alter_table(
+            Table::alter()
+                .table(Client::Table)
+                .add_column(ColumnDef::new(ClientSearch::SearchKey).text())
+                .to_owned(),
+        )
+        .await
+}
+
+/// Service cases (after-sales) and their list indexes.
+async fn create_service_cases(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(ServiceCase::Table)
+                .col(id(ServiceCase::Id))
+                .col(uuid(ServiceCase::ClientId))
+                .col(string(ServiceCase::Subject, 200))
+                .col(ColumnDef::new(ServiceCase::Description).text().not_null())
+                .col(string(ServiceCase::Status, 16))
+                .col(ColumnDef::new(ServiceCase::Assignee).string_len(200))
+                .col(string(ServiceCase::CreatedBy, 200))
+                .col(timestamp(ServiceCase::CreatedAt))
+                .col(timestamp(ServiceCase::UpdatedAt))
+                .check(one_of("status", SERVICE_CASE_STATUSES))
+                .foreign_key(&mut foreign_key(
+                    "fk_service_case_client",
+                    (ServiceCase::Table, ServiceCase::ClientId),
+                    (Client::Table, Client::Id),
+                ))
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        "idx_service_case_created",
+        ServiceCase::Table,
+        [ServiceCase::CreatedAt, ServiceCase::Id],
+    )
+    .await?;
+    index(
+        manager,
+        "idx_service_case_client",
+        ServiceCase::Table,
+        [ServiceCase::ClientId, ServiceCase::CreatedAt],
+    )
+    .await?;
+    index(
+        manager,
+        "idx_service_case_status",
+        ServiceCase::Table,
+        [ServiceCase::Status, ServiceCase::CreatedAt],
+    )
+    .await
+}
+
+/// Credit requests and their list indexes.
+async fn create_credit_requests(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(CreditRequest::Table)
+                .col(id(CreditRequest::Id))
+                .col(uuid(CreditRequest::ClientId))
+                .col(uuid(CreditRequest::OpportunityId))
+                .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
+                .col(string(CreditRequest::Status, 16))
+                // Exact: dollars as integer cents, never a float.
+                .col(ColumnDef::new(CreditRequest::AmountCents).big_integer())
+                .col(ColumnDef::new(CreditRequest::TermMonths).integer())
+                .col(ColumnDef::new(CreditRequest::Lender).string_len(200))
+                .col(ColumnDef::new(CreditRequest::Notes).text())
+                .col(string(CreditRequest::CreatedBy, 200))
+                .col(timestamp(CreditRequest::CreatedAt))
+                .col(timestamp(CreditRequest::UpdatedAt))
+                .check(one_of("status", CREDIT_REQUEST_STATUSES))
+                .check(Expr::cust("amount_cents IS NULL OR amount_cents >= 0"))
+                .check(Expr::cust("term_months IS NULL OR term_months > 0"))
+                .foreign_key(&mut foreign_key(
+                    "fk_credit_request_client",
+                    (CreditRequest::Table, CreditRequest::ClientId),
+                    (Client::Table, Client::Id),
+                ))
+                .foreign_key(&mut foreign_key(
+                    "fk_credit_request_opportunity",
+                    (CreditRequest::Table, CreditRequest::OpportunityId),
+                    (Opportunity::Table, Opportunity::Id),
+                ))
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        "idx_credit_request_created",
+        CreditRequest::Table,
+        [CreditRequest::CreatedAt, CreditRequest::Id],
+    )
+    .await?;
+    index(
+        manager,
+        "idx_credit_request_client",
+        CreditRequest::Table,
+        [CreditRequest::ClientId, CreditRequest::CreatedAt],
+    )
+    .await?;
+    index(
+        manager,
+        "idx_credit_request_opportunity",
+        CreditRequest::Table,
+        [CreditRequest::OpportunityId, CreditRequest::CreatedAt],
+    )
+    .await
+}
+
+/// Saved views, by module and owner or visibility.
+async fn create_saved_views(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(SavedView::Table)
+                .col(id(SavedView::Id))
+                .col(string(SavedView::Module, 32))
+                .col(string(SavedView::Name, 200))
+                .col(string(SavedView::Visibility, 16))
+                .col(string(SavedView::Owner, 200))
+                // True when the filter uses an admin-only field: then the
+                // view exists for admins only, shared or not.
+                .col(
+                    ColumnDef::new(SavedView::AdminOnly)
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .col(ColumnDef::new(SavedView::Filter).json_binary().not_null())
+                .col(ColumnDef::new(SavedView::SortOrder).json_binary())
+                .col(timestamp(SavedView::CreatedAt))
+                .col(timestamp(SavedView::UpdatedAt))
+                .check(one_of(
+                    "module",
+                    &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"],
+                ))
+                .check(one_of("visibility", &["PRIVATE", "SHARED"]))
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        "idx_saved_view_module_owner",
+        SavedView::Table,
+        [SavedView::Module, SavedView::Owner],
+    )
+    .await?;
+    index(
+        manager,
+        "idx_saved_view_module_visibility",
+        SavedView::Table,
+        [SavedView::Module, SavedView::Visibility],
+    )
+    .await
+}
+
+/// A status history: one row per change of a record's status, its
+/// statuses held to `statuses` (`from_status` is null for the first).
+struct StatusHistory {
+    table: &'static str,
+    record: &'static str,
+    parent: &'static str,
+    statuses: &'static [&'static str],
+    foreign_key: &'static str,
+    index: &'static str,
+}
+
+const SERVICE_CASE_HISTORY: StatusHistory = StatusHistory {
+    table: "service_case_status_change",
+    record: "service_case_id",
+    parent: "service_case",
+    statuses: SERVICE_CASE_STATUSES,
+    foreign_key: "fk_service_case_status_change_case",
+    index: "idx_service_case_status_change_case",
+};
+
+const CREDIT_REQUEST_HISTORY: StatusHistory = StatusHistory {
+    table: "credit_request_status_change",
+    record: "credit_request_id",
+    parent: "credit_request",
+    statuses: CREDIT_REQUEST_STATUSES,
+    foreign_key: "fk_credit_request_status_change_request",
+    index: "idx_credit_request_status_change_request",
+};
+
+async fn create_status_history(
+    manager: &SchemaManager<'_>,
+    history: &StatusHistory,
+) -> Result<(), DbErr> {
+    let (table, record) = (Alias::new(history.table), Alias::new(history.record));
+    manager
+        .create_table(
+            Table::create()
+                .table(table.clone())
+                .col(id(StatusChange::Id))
+                .col(uuid(record.clone()))
+                .col(ColumnDef::new(StatusChange::FromStatus).string_len(16))
+                .col(string(StatusChange::ToStatus, 16))
+                .col(string(StatusChange::ChangedBy, 200))
+                .col(timestamp(StatusChange::ChangedAt))
+                .check(one_of("to_status", history.statuses))
+                .check(Expr::cust(format!(
+                    "from_status IS NULL OR {}",
+                    one_of_sql("from_status", history.statuses)
+                )))
+                .foreign_key(&mut foreign_key(
+                    history.foreign_key,
+                    (table.clone(), record.clone()),
+                    (Alias::new(history.parent), StatusChange::Id),
+                ))
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        history.index,
+        table,
+        [record.into_iden(), StatusChange::ChangedAt.into_iden()],
+    )
+    .await
 }
 
 fn one_of_sql(column: &str, values: &[&str]) -> String {

@@ -3,6 +3,8 @@
 //! the client by id only.
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{id, index, string, timestamp, uuid};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -24,45 +26,26 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(PrivacyEvent::Table)
+                    .col(id(PrivacyEvent::Id))
+                    .col(uuid(PrivacyEvent::ClientId))
                     .col(
-                        ColumnDef::new(PrivacyEvent::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
+                        string(PrivacyEvent::Kind, 20).check(
+                            Expr::col(PrivacyEvent::Kind).is_in(["EXPORT", "ANONYMIZATION"]),
+                        ),
                     )
-                    .col(ColumnDef::new(PrivacyEvent::ClientId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(PrivacyEvent::Kind)
-                            .string_len(20)
-                            .not_null()
-                            .check(
-                                Expr::col(PrivacyEvent::Kind).is_in(["EXPORT", "ANONYMIZATION"]),
-                            ),
-                    )
-                    .col(
-                        ColumnDef::new(PrivacyEvent::Principal)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(PrivacyEvent::Role).string_len(10).not_null())
-                    .col(
-                        ColumnDef::new(PrivacyEvent::At)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string(PrivacyEvent::Principal, 200))
+                    .col(string(PrivacyEvent::Role, 10))
+                    .col(timestamp(PrivacyEvent::At))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_privacy_event_client")
-                    .table(PrivacyEvent::Table)
-                    .col(PrivacyEvent::ClientId)
-                    .col(PrivacyEvent::At)
-                    .to_owned(),
-            )
-            .await
+        index(
+            manager,
+            "idx_privacy_event_client",
+            PrivacyEvent::Table,
+            [PrivacyEvent::ClientId, PrivacyEvent::At],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -2,6 +2,8 @@
 //! leaves (who, role, when, which, and by which path).
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{id, index, string, timestamp, uuid};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -23,37 +25,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(CreditRequestAccess::Table)
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::CreditRequestId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::Principal)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::Role)
-                            .string_len(10)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::Via)
-                            .string_len(20)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(CreditRequestAccess::At)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(id(CreditRequestAccess::Id))
+                    .col(uuid(CreditRequestAccess::CreditRequestId))
+                    .col(string(CreditRequestAccess::Principal, 200))
+                    .col(string(CreditRequestAccess::Role, 10))
+                    .col(string(CreditRequestAccess::Via, 20))
+                    .col(timestamp(CreditRequestAccess::At))
                     .to_owned(),
             )
             .await?;
@@ -78,16 +55,13 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_credit_request_access_at")
-                    .table(CreditRequestAccess::Table)
-                    .col(CreditRequestAccess::At)
-                    .col(CreditRequestAccess::Id)
-                    .to_owned(),
-            )
-            .await
+        index(
+            manager,
+            "idx_credit_request_access_at",
+            CreditRequestAccess::Table,
+            [CreditRequestAccess::At, CreditRequestAccess::Id],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -17,22 +17,9 @@ pub const EMAIL_MAX_LEN: usize = 254;
 /// The longest raw phone input accepted.
 pub const PHONE_MAX_LEN: usize = 32;
 
-/// What kind of contact point.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ContactKind {
-    Email,
-    Phone,
-}
-
-impl ContactKind {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "EMAIL",
-            Self::Phone => "PHONE",
-        }
-    }
-}
+/// What kind of contact point (stored with the contact, see
+/// `entity::client_contact`).
+pub use entity::client_contact::ContactKind;
 
 /// Why a contact value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -171,11 +171,8 @@ impl AccessLogQuery {
         };
         let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::access_log::list(&api.db, &filter, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::access_log::count(&api.db, &filter).await?
-        } else {
-            0
-        };
+        let total =
+            connection::total_if_selected(ctx, store::access_log::count(&api.db, &filter)).await?;
         Ok(connection::page(
             rows,
             has_next,

@@ -24,6 +24,7 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
+use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
     BaseType, Directive, DocumentOperations, ExecutableDocument, OperationType, Selection,
     SelectionSet, Type,
@@ -110,6 +111,17 @@ pub(crate) fn is_hidden_type(role: Role, name: &str) -> bool {
     hidden_types(role).any(|t| t == name)
 }
 
+/// The role a request runs as: its principal's, or with none the narrowest
+/// view (PARTNER).
+pub(crate) fn role_of(request: &Request, ctx: &ExtensionContext<'_>) -> Role {
+    request
+        .data
+        .get(&TypeId::of::<Principal>())
+        .and_then(|d| d.downcast_ref::<Principal>())
+        .or_else(|| ctx.data_opt::<Principal>())
+        .map_or(Role::Partner, |p| p.role)
+}
+
 pub struct AdminOnlyWall;
 
 impl ExtensionFactory for AdminOnlyWall {
@@ -134,16 +146,10 @@ impl Extension for AdminOnlyWallExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let role = request
-            .data
-            .get(&TypeId::of::<Principal>())
-            .and_then(|d| d.downcast_ref::<Principal>())
-            .or_else(|| ctx.data_opt::<Principal>())
-            .map_or(Role::Partner, |p| p.role);
-        if role != Role::Admin {
+        if role_of(&request, ctx) != Role::Admin {
             let mut renamed = HashSet::new();
             for (name, value) in request.variables.iter_mut() {
-                if hide_input_keys_const(value) {
+                if hide_input_keys(value) {
                     renamed.insert(name.to_string());
                 }
             }
@@ -209,52 +215,55 @@ impl Extension for AdminOnlyWallExtension {
     }
 }
 
-/// Rename admin-only input keys in a variable's value; true if any was.
-fn hide_input_keys_const(value: &mut ConstValue) -> bool {
-    match value {
-        ConstValue::Object(map) => {
-            let mut renamed = false;
-            let old = std::mem::take(map);
-            for (key, mut inner) in old {
-                renamed |= hide_input_keys_const(&mut inner);
-                if ADMIN_ONLY_INPUT_FIELDS.contains(&key.as_str()) {
-                    map.insert(hidden(key.as_str()), inner);
-                    renamed = true;
-                } else {
-                    map.insert(key, inner);
-                }
-            }
-            renamed
-        }
-        ConstValue::List(items) => items
-            .iter_mut()
-            .fold(false, |acc, item| hide_input_keys_const(item) | acc),
-        _ => false,
-    }
+/// A value as a variable carries it ([`ConstValue`]) or as a document
+/// writes it ([`Value`]): admin-only input keys are renamed alike in both.
+trait InputValue: Sized {
+    fn object(&mut self) -> Option<&mut IndexMap<Name, Self>>;
+    fn list(&mut self) -> Option<&mut Vec<Self>>;
 }
 
-/// Rename admin-only input keys in a document value; true if any was.
-fn hide_input_keys(value: &mut Value) -> bool {
-    match value {
-        Value::Object(map) => {
-            let mut renamed = false;
-            let old = std::mem::take(map);
-            for (key, mut inner) in old {
-                renamed |= hide_input_keys(&mut inner);
-                if ADMIN_ONLY_INPUT_FIELDS.contains(&key.as_str()) {
-                    map.insert(hidden(key.as_str()), inner);
-                    renamed = true;
-                } else {
-                    map.insert(key, inner);
+macro_rules! input_value {
+    ($($value:ident),*) => {$(
+        impl InputValue for $value {
+            fn object(&mut self) -> Option<&mut IndexMap<Name, Self>> {
+                match self {
+                    Self::Object(map) => Some(map),
+                    _ => None,
                 }
             }
-            renamed
+
+            fn list(&mut self) -> Option<&mut Vec<Self>> {
+                match self {
+                    Self::List(items) => Some(items),
+                    _ => None,
+                }
+            }
         }
-        Value::List(items) => items
-            .iter_mut()
-            .fold(false, |acc, item| hide_input_keys(item) | acc),
-        _ => false,
+    )*};
+}
+
+input_value!(ConstValue, Value);
+
+/// Rename admin-only input keys in a value, at any depth; true if any was.
+fn hide_input_keys<V: InputValue>(value: &mut V) -> bool {
+    if let Some(map) = value.object() {
+        let mut renamed = false;
+        for (key, mut inner) in std::mem::take(map) {
+            renamed |= hide_input_keys(&mut inner);
+            if ADMIN_ONLY_INPUT_FIELDS.contains(&key.as_str()) {
+                map.insert(hidden(key.as_str()), inner);
+                renamed = true;
+            } else {
+                map.insert(key, inner);
+            }
+        }
+        return renamed;
     }
+    value.list().is_some_and(|items| {
+        items
+            .iter_mut()
+            .fold(false, |acc, item| hide_input_keys(item) | acc)
+    })
 }
 
 fn uses_any(value: &Value, variables: &HashSet<String>) -> bool {
@@ -274,56 +283,10 @@ fn hide_input_fields(
     renamed_variables: &HashSet<String>,
     renamed_at: &mut HashSet<Pos>,
 ) {
-    fn arguments(
-        args: &mut [(Positioned<Name>, Positioned<Value>)],
-        renamed_variables: &HashSet<String>,
-        renamed_at: &mut HashSet<Pos>,
-    ) {
-        for (name, value) in args {
-            if hide_input_keys(&mut value.node) | uses_any(&value.node, renamed_variables) {
-                renamed_at.extend([name.pos, value.pos]);
-            }
-        }
-    }
-    fn directives(
-        list: &mut [Positioned<Directive>],
-        renamed_variables: &HashSet<String>,
-        renamed_at: &mut HashSet<Pos>,
-    ) {
-        for directive in list {
-            arguments(&mut directive.node.arguments, renamed_variables, renamed_at);
-        }
-    }
-    fn selections(
-        set: &mut SelectionSet,
-        renamed_variables: &HashSet<String>,
-        renamed_at: &mut HashSet<Pos>,
-    ) {
-        for selection in &mut set.items {
-            match &mut selection.node {
-                Selection::Field(field) => {
-                    arguments(&mut field.node.arguments, renamed_variables, renamed_at);
-                    directives(&mut field.node.directives, renamed_variables, renamed_at);
-                    selections(
-                        &mut field.node.selection_set.node,
-                        renamed_variables,
-                        renamed_at,
-                    );
-                }
-                Selection::InlineFragment(fragment) => {
-                    directives(&mut fragment.node.directives, renamed_variables, renamed_at);
-                    selections(
-                        &mut fragment.node.selection_set.node,
-                        renamed_variables,
-                        renamed_at,
-                    );
-                }
-                Selection::FragmentSpread(spread) => {
-                    directives(&mut spread.node.directives, renamed_variables, renamed_at);
-                }
-            }
-        }
-    }
+    let mut renamer = InputRenamer {
+        renamed_variables,
+        renamed_at,
+    };
     let operations: Vec<&mut Positioned<_>> = match &mut document.operations {
         DocumentOperations::Single(operation) => vec![operation],
         DocumentOperations::Multiple(operations) => operations.values_mut().collect(),
@@ -331,29 +294,60 @@ fn hide_input_fields(
     for operation in operations {
         for variable in &mut operation.node.variable_definitions {
             if let Some(default) = variable.node.default_value.as_mut()
-                && hide_input_keys_const(&mut default.node)
+                && hide_input_keys(&mut default.node)
             {
-                renamed_at.extend([variable.pos, default.pos]);
+                renamer.renamed_at.extend([variable.pos, default.pos]);
             }
         }
-        directives(
-            &mut operation.node.directives,
-            renamed_variables,
-            renamed_at,
-        );
-        selections(
-            &mut operation.node.selection_set.node,
-            renamed_variables,
-            renamed_at,
-        );
+        renamer.directives(&mut operation.node.directives);
+        renamer.selections(&mut operation.node.selection_set.node);
     }
     for fragment in document.fragments.values_mut() {
-        directives(&mut fragment.node.directives, renamed_variables, renamed_at);
-        selections(
-            &mut fragment.node.selection_set.node,
-            renamed_variables,
-            renamed_at,
-        );
+        renamer.directives(&mut fragment.node.directives);
+        renamer.selections(&mut fragment.node.selection_set.node);
+    }
+}
+
+/// The walk of [`hide_input_fields`] through arguments, directives and
+/// selections.
+struct InputRenamer<'a> {
+    /// Variables whose value had an admin-only input field renamed.
+    renamed_variables: &'a HashSet<String>,
+    renamed_at: &'a mut HashSet<Pos>,
+}
+
+impl InputRenamer<'_> {
+    fn arguments(&mut self, args: &mut [(Positioned<Name>, Positioned<Value>)]) {
+        for (name, value) in args {
+            if hide_input_keys(&mut value.node) | uses_any(&value.node, self.renamed_variables) {
+                self.renamed_at.extend([name.pos, value.pos]);
+            }
+        }
+    }
+
+    fn directives(&mut self, list: &mut [Positioned<Directive>]) {
+        for directive in list {
+            self.arguments(&mut directive.node.arguments);
+        }
+    }
+
+    fn selections(&mut self, set: &mut SelectionSet) {
+        for selection in &mut set.items {
+            match &mut selection.node {
+                Selection::Field(field) => {
+                    self.arguments(&mut field.node.arguments);
+                    self.directives(&mut field.node.directives);
+                    self.selections(&mut field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.directives(&mut fragment.node.directives);
+                    self.selections(&mut fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives(&mut spread.node.directives);
+                }
+            }
+        }
     }
 }
 

@@ -138,11 +138,11 @@ impl ClientQuery {
         let api = api(ctx)?;
         let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::client::count_matching(&api.db, search.as_deref()).await?
-        } else {
-            0
-        };
+        let total = connection::total_if_selected(
+            ctx,
+            store::client::count_matching(&api.db, search.as_deref()),
+        )
+        .await?;
         Ok(connection::page(
             rows, has_next, &page, total, cursor_of, Client,
         ))

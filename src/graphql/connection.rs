@@ -96,6 +96,14 @@ pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }
 
+/// `totalCount`: `count` runs only when the query selects it (0 otherwise).
+pub async fn total_if_selected(
+    ctx: &async_graphql::Context<'_>,
+    count: impl Future<Output = Result<u64, AppError>>,
+) -> Result<u64, AppError> {
+    if wants_total(ctx) { count.await } else { Ok(0) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use entity::{credit_request, credit_request_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, OpportunityById, StoreLoader};
+use super::loaders::{ClientById, OpportunityById, StatusHistoryOf, StoreLoader};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::store;
 use crate::store::access_log::ReadVia;
 use crate::store::page::Cursor;
+use crate::store::status_history::StatusChange;
 
 /// Dollars as an exact decimal string, e.g. `"32500.00"`; never a float.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -135,7 +136,7 @@ impl CreditRequest {
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<CreditRequestStatusChange>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let history = loader
-            .load_one(CreditRequestHistoryOf(self.0.id))
+            .load_one(StatusHistoryOf::<credit_request_status_change::Entity>::new(self.0.id))
             .await?
             .unwrap_or_default();
         Ok(history.into_iter().map(CreditRequestStatusChange).collect())
@@ -143,50 +144,26 @@ impl CreditRequest {
 }
 
 /// Un changement de statut d'une demande de crédit / A credit request status change.
-pub struct CreditRequestStatusChange(pub credit_request_status_change::Model);
+pub struct CreditRequestStatusChange(pub StatusChange<entity::credit_request::CreditRequestStatus>);
 
 #[Object]
 impl CreditRequestStatusChange {
     /// Previous status; null for the status the request was created with.
     async fn from(&self) -> Option<CreditRequestStatus> {
-        self.0.from_status.map(Into::into)
+        self.0.from.map(Into::into)
     }
 
     async fn to(&self) -> CreditRequestStatus {
-        self.0.to_status.into()
+        self.0.to.into()
     }
 
     /// Who made the change (token subject).
     async fn changed_by(&self) -> &str {
-        &self.0.changed_by
+        &self.0.by
     }
 
     async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
-    }
-}
-
-/// The status history of a credit request (batched).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CreditRequestHistoryOf(pub uuid::Uuid);
-
-impl async_graphql::dataloader::Loader<CreditRequestHistoryOf> for StoreLoader {
-    type Value = Vec<credit_request_status_change::Model>;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(
-        &self,
-        keys: &[CreditRequestHistoryOf],
-    ) -> Result<std::collections::HashMap<CreditRequestHistoryOf, Self::Value>, Self::Error> {
-        let rows = store::credit_request::history_of(self.db(), keys.iter().map(|k| k.0).collect())
-            .await?;
-        let mut map: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-        for row in rows {
-            map.entry(CreditRequestHistoryOf(row.credit_request_id))
-                .or_default()
-                .push(row);
-        }
-        Ok(map)
+        self.0.at
     }
 }
 
@@ -335,32 +312,20 @@ impl CreditRequestQuery {
         view_id: Option<ID>,
     ) -> Result<Page<CreditRequest>> {
         let api = api(ctx)?;
-        let view = super::saved_view::view_filter(
+        let (view_filter, view_order) = super::saved_view::view_parts(
             ctx,
             view_id.as_ref(),
             super::saved_view::ViewModule::CreditRequests,
         )
         .await?;
-        let view_filter: Option<store::credit_request::CreditRequestFilter> = view
-            .as_ref()
-            .map(|v| serde_json::from_value(v.filter.clone()))
-            .transpose()
-            .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
-        let direction = view.as_ref().and_then(super::saved_view::direction_of);
-        let page = super::connection::page_request(first, after, direction)?;
+        let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
-        let mut filters = vec![&explicit];
-        if let Some(v) = &view_filter {
-            filters.push(v);
-        }
-        let (rows, has_next) = store::credit_request::list(&api.db, &filters, &page).await?;
+        let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
+        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
-        let total = if connection::wants_total(ctx) {
-            store::credit_request::count(&api.db, &filters).await?
-        } else {
-            0
-        };
+        let total =
+            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
         Ok(connection::page(
             rows,
             has_next,

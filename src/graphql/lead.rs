@@ -151,12 +151,10 @@ pub struct LeadDecision {
     pub protected_statuses: Vec<OpportunityStatus>,
 }
 
-impl TryFrom<DecisionRecord> for LeadDecision {
-    type Error = AppError;
-
-    fn try_from(d: DecisionRecord) -> Result<Self, AppError> {
+impl From<DecisionRecord> for LeadDecision {
+    fn from(d: DecisionRecord) -> Self {
         let id = |u: uuid::Uuid| ID(u.to_string());
-        Ok(Self {
+        Self {
             evaluated_at: d.evaluated_at,
             matched_by: d.matched_by,
             matched_client_id: d.matched_client_id.map(id),
@@ -164,18 +162,10 @@ impl TryFrom<DecisionRecord> for LeadDecision {
             candidate_opportunity_id: d.candidate_opportunity_id.map(id),
             candidate_state: d.candidate_state,
             expired_opportunity_ids: d.expired_now.into_iter().map(id).collect(),
-            outcome: StoreOutcome::parse(&d.outcome)?.into(),
+            outcome: d.outcome.into(),
             window_days: d.window_days,
-            protected_statuses: d
-                .protected_statuses
-                .iter()
-                .map(|s| {
-                    s.parse::<crate::domain::status::OpportunityStatus>()
-                        .map(Into::into)
-                        .map_err(|e| AppError::Internal(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?,
-        })
+            protected_statuses: d.protected_statuses.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -190,12 +180,8 @@ impl Lead {
     }
 
     #[graphql(name = "type")]
-    async fn lead_type(&self) -> Result<LeadType> {
-        let stored = &self.0.lead_type;
-        let parsed = domain::LeadType::parse(stored).ok_or_else(|| {
-            AppError::Internal(format!("lead {} has unknown type {stored:?}", self.0.id))
-        })?;
-        Ok(parsed.into())
+    async fn lead_type(&self) -> LeadType {
+        self.0.lead_type.into()
     }
 
     /// Site or partner name, as submitted.
@@ -209,8 +195,8 @@ impl Lead {
     }
 
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
-    async fn outcome(&self) -> Result<LeadOutcome> {
-        Ok(StoreOutcome::parse(&self.0.outcome)?.into())
+    async fn outcome(&self) -> LeadOutcome {
+        self.0.outcome.into()
     }
 
     async fn first_name(&self) -> Option<&str> {
@@ -309,7 +295,7 @@ impl Lead {
     async fn decision(&self) -> Result<LeadDecision> {
         let record: DecisionRecord = serde_json::from_value(self.0.decision.clone())
             .map_err(|e| AppError::Internal(format!("lead {} decision: {e}", self.0.id)))?;
-        Ok(record.try_into()?)
+        Ok(record.into())
     }
 }
 
@@ -427,11 +413,7 @@ impl LeadQuery {
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
         let page = connection::page_request(first, after, None)?;
         let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::lead::count(&api.db, only).await?
-        } else {
-            0
-        };
+        let total = connection::total_if_selected(ctx, store::lead::count(&api.db, only)).await?;
         Ok(connection::page(
             rows, has_next, &page, total, cursor_of, Lead,
         ))
@@ -448,7 +430,7 @@ impl LeadQuery {
         let valid = domain::validate(input.into()).map_err(AppError::from)?;
         let record =
             store::lead_intake::preview(&api.db, &valid, &api.policy, api.clock.now()).await?;
-        Ok(record.try_into()?)
+        Ok(record.into())
     }
 }
 

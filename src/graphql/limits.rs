@@ -16,7 +16,6 @@
 //! The walk also refuses NUL characters in every string a request carries
 //! (literals and variables), and gives syntax errors a short message without
 //! the parser's excerpt.
-use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -33,7 +32,7 @@ use async_graphql::{
 use async_graphql_value::{ConstValue, Value};
 
 use super::admin_only;
-use crate::auth::{Principal, Role};
+use crate::auth::Role;
 use crate::store::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Deepest selection path outside introspection.
@@ -537,13 +536,7 @@ impl Extension for QueryLimitsExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let role = request
-            .data
-            .get(&TypeId::of::<Principal>())
-            .and_then(|d| d.downcast_ref::<Principal>())
-            .or_else(|| ctx.data_opt::<Principal>())
-            // No principal: the narrowest view.
-            .map_or(Role::Partner, |p| p.role);
+        let role = super::admin_only::role_of(&request, ctx);
         let variables = request.variables.clone();
         let document = request.parsed_query().map_err(|error| {
             let at = error

@@ -1,6 +1,7 @@
 //! Batched loads for nested fields, so a page of N opportunities costs a
 //! constant number of queries, not N+1.
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::store;
 use crate::store::page::{Cursor, PageRequest, SortDirection};
+use crate::store::status_history::{StatusChange, StatusHistory};
 
 pub struct StoreLoader {
     db: DatabaseConnection,
@@ -92,6 +94,35 @@ where
 /// The status history of an opportunity, oldest first.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryOf(pub Uuid);
+
+/// The status history of a service case or a credit request (the table
+/// `H`), oldest first.
+pub struct StatusHistoryOf<H>(pub Uuid, PhantomData<fn() -> H>);
+
+impl<H> StatusHistoryOf<H> {
+    pub fn new(record: Uuid) -> Self {
+        Self(record, PhantomData)
+    }
+}
+
+// By hand: derives would ask the same of `H`, a table marker.
+impl<H> Clone for StatusHistoryOf<H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<H> Copy for StatusHistoryOf<H> {}
+impl<H> PartialEq for StatusHistoryOf<H> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<H> Eq for StatusHistoryOf<H> {}
+impl<H> std::hash::Hash for StatusHistoryOf<H> {
+    fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
+        self.0.hash(state);
+    }
+}
 
 type Loaded<K, V> = Result<HashMap<K, V>, Arc<AppError>>;
 
@@ -230,5 +261,21 @@ impl Loader<HistoryOf> for StoreLoader {
     async fn load(&self, keys: &[HistoryOf]) -> Loaded<HistoryOf, Self::Value> {
         let rows = store::opportunity::history_of(&self.db, ids(keys, |k| k.0)).await?;
         Ok(group(rows, |r| HistoryOf(r.opportunity_id)))
+    }
+}
+
+impl<H> Loader<StatusHistoryOf<H>> for StoreLoader
+where
+    H: StatusHistory + Send + Sync + 'static,
+    H::Column: Send + Sync,
+    H::Status: Clone + Send + Sync + 'static,
+{
+    type Value = Vec<StatusChange<H::Status>>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[StatusHistoryOf<H>]) -> Loaded<StatusHistoryOf<H>, Self::Value> {
+        let rows = store::status_history::of::<H>(&self.db, ids(keys, |k| k.0)).await?;
+        let changes = rows.into_iter().map(H::change).collect();
+        Ok(group(changes, |c| StatusHistoryOf::new(c.record)))
     }
 }

@@ -11,8 +11,6 @@ use super::lead::Lead;
 use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
-use crate::domain::status;
-use crate::error::AppError;
 use crate::store;
 use crate::store::page::{Cursor, SortDirection};
 
@@ -50,7 +48,7 @@ impl Opportunity {
     }
 
     async fn status(&self) -> Result<OpportunityStatus> {
-        Ok(store::opportunity::status_of(&self.0)?.into())
+        Ok(self.0.status.into())
     }
 
     /// When the opportunity was created (UTC).
@@ -130,23 +128,12 @@ pub struct StatusChange(pub opportunity_status_change::Model);
 #[Object]
 impl StatusChange {
     /// Previous status; null for the status the opportunity was created with.
-    async fn from(&self) -> Result<Option<OpportunityStatus>> {
-        Ok(self
-            .0
-            .from_status
-            .as_deref()
-            .map(|s| s.parse::<status::OpportunityStatus>().map(Into::into))
-            .transpose()
-            .map_err(|e| AppError::Internal(e.to_string()))?)
+    async fn from(&self) -> Option<OpportunityStatus> {
+        self.0.from_status.map(Into::into)
     }
 
-    async fn to(&self) -> Result<OpportunityStatus> {
-        Ok(self
-            .0
-            .to_status
-            .parse::<status::OpportunityStatus>()
-            .map(Into::into)
-            .map_err(|e| AppError::Internal(e.to_string()))?)
+    async fn to(&self) -> OpportunityStatus {
+        self.0.to_status.into()
     }
 
     /// Who made the change (token subject).
@@ -171,21 +158,33 @@ pub struct OpportunityFilter {
     pub expiree: Option<bool>,
 }
 
-/// Sort key of the opportunity list.
+/// Sort key of the opportunity list (ties broken by id).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::store::opportunity::OpportunitySort")]
 pub enum OpportunityOrderField {
     /// Creation time.
     #[default]
     CreatedAt,
+    /// Last activity: a status change or a lead merged into it.
+    UpdatedAt,
 }
 
-/// Order of the opportunity list (default: newest first).
+/// Order of the opportunity list (default: newest first by creation time).
 #[derive(InputObject)]
 pub struct OpportunityOrder {
     #[graphql(default)]
     pub field: OpportunityOrderField,
     #[graphql(default)]
     pub direction: connection::SortDirection,
+}
+
+impl From<&OpportunityOrder> for store::opportunity::OpportunityOrder {
+    fn from(order: &OpportunityOrder) -> Self {
+        Self {
+            field: order.field.into(),
+            direction: order.direction.into(),
+        }
+    }
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
@@ -221,13 +220,15 @@ impl OpportunityQuery {
         view_id: Option<ID>,
     ) -> Result<Page<Opportunity>> {
         let api = api(ctx)?;
-        let (filter, view_direction) =
+        let (filter, view_order) =
             super::saved_view::opportunity_filter(ctx, filter, view_id.as_ref()).await?;
-        let page = connection::page_request(
-            first,
-            after,
-            order_by.map(|o| o.direction.into()).or(view_direction),
-        )?;
+        let order = order_by
+            .as_ref()
+            .map(store::opportunity::OpportunityOrder::from)
+            .or(view_order)
+            .unwrap_or_default();
+        let cursor_of = |o: &opportunity::Model| order.field.cursor_of(o);
+        let page = connection::page_request(first, after, Some(order.direction))?;
         let Some(filter) = filter else {
             return Ok(connection::page(
                 Vec::new(),
@@ -238,12 +239,10 @@ impl OpportunityQuery {
                 Opportunity,
             ));
         };
-        let (rows, has_next) = store::opportunity::list(&api.db, &filter, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::opportunity::count(&api.db, &filter).await?
-        } else {
-            0
-        };
+        let (rows, has_next) =
+            store::opportunity::list(&api.db, &filter, order.field, &page).await?;
+        let total =
+            connection::total_if_selected(ctx, store::opportunity::count(&api.db, &filter)).await?;
         Ok(connection::page(
             rows,
             has_next,

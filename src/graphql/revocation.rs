@@ -49,11 +49,7 @@ impl RevocationQuery {
         let db = &api(ctx)?.db;
         let page = connection::page_request(first, after, Some(SortDirection::Desc))?;
         let (rows, has_next) = store::revocation::list(db, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::revocation::count(db).await?
-        } else {
-            0
-        };
+        let total = connection::total_if_selected(ctx, store::revocation::count(db)).await?;
         let cursor = |r: &revoked_subject::Model| Cursor {
             created_at: r.revoked_at,
             id: r.id,

@@ -13,7 +13,6 @@ use super::viewer::{api, parse_id, principal};
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::SortDirection;
 use crate::store::saved_view::StoredOpportunityFilter;
 
 /// Module d'une vue / The list a saved view applies to.
@@ -164,25 +163,25 @@ impl GivenFilters<'_> {
         };
         let order = self
             .opportunity_order
-            .map(|o| serde_json::json!({ "field": "CREATED_AT", "direction": direction_name(o.direction.into()) }));
+            .map(|o| {
+                json(serde_json::to_value(
+                    store::opportunity::OpportunityOrder::from(o),
+                ))
+            })
+            .transpose()?;
         Ok((filter, order))
     }
 }
 
-fn direction_name(direction: SortDirection) -> &'static str {
-    match direction {
-        SortDirection::Asc => "ASC",
-        SortDirection::Desc => "DESC",
-    }
-}
-
-/// The stored order's direction, if the view has one.
-pub fn direction_of(view: &saved_view::Model) -> Option<SortDirection> {
-    match view.sort_order.as_ref()?.get("direction")?.as_str()? {
-        "ASC" => Some(SortDirection::Asc),
-        "DESC" => Some(SortDirection::Desc),
-        _ => None,
-    }
+/// The stored order of an opportunity view, if it has one.
+fn opportunity_order_of(
+    view: &saved_view::Model,
+) -> Result<Option<store::opportunity::OpportunityOrder>, AppError> {
+    view.sort_order
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| AppError::Internal(format!("saved view {} order: {e}", view.id)))
 }
 
 /// The admin-only `expiree` is refused again here for anyone else (the wall
@@ -232,6 +231,22 @@ pub async fn view_filter(
     Ok(Some(view))
 }
 
+/// What the view `view_id` names adds to a list of `module`: its stored
+/// filter and order, decoded (nothing without a view; only opportunity views
+/// store an order).
+pub async fn view_parts<F: serde::de::DeserializeOwned>(
+    ctx: &Context<'_>,
+    view_id: Option<&ID>,
+    module: ViewModule,
+) -> Result<(Option<F>, Option<store::opportunity::OpportunityOrder>), AppError> {
+    let Some(view) = view_filter(ctx, view_id, module).await? else {
+        return Ok((None, None));
+    };
+    let filter = serde_json::from_value(view.filter.clone())
+        .map_err(|e| AppError::Internal(format!("saved view {} filter: {e}", view.id)))?;
+    Ok((Some(filter), opportunity_order_of(&view)?))
+}
+
 async fn visible_view(
     ctx: &Context<'_>,
     who: &Principal,
@@ -252,20 +267,20 @@ pub async fn opportunity_filter(
 ) -> Result<
     (
         Option<store::opportunity::OpportunityFilter>,
-        Option<SortDirection>,
+        Option<store::opportunity::OpportunityOrder>,
     ),
     AppError,
 > {
     let who = principal(ctx)?;
     let explicit = stored_opportunity_filter(&explicit.unwrap_or_default(), who)?.to_filter()?;
-    let Some(view) = view_filter(ctx, view_id, ViewModule::Opportunities).await? else {
+    let (stored, order) =
+        view_parts::<StoredOpportunityFilter>(ctx, view_id, ViewModule::Opportunities).await?;
+    let Some(stored) = stored else {
         return Ok((Some(explicit), None));
     };
-    let stored: StoredOpportunityFilter = serde_json::from_value(view.filter.clone())
-        .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
     Ok((
         store::saved_view::both(&explicit, &stored.to_filter()?),
-        direction_of(&view),
+        order,
     ))
 }
 

@@ -6,7 +6,7 @@ use entity::{service_case, service_case_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, StoreLoader};
+use super::loaders::{ClientById, StatusHistoryOf, StoreLoader};
 use super::open_file::Department;
 use super::viewer::{api, parse_id, principal};
 use crate::auth::RoleGuard;
@@ -14,6 +14,7 @@ use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
 use crate::store;
 use crate::store::page::Cursor;
+use crate::store::status_history::StatusChange;
 
 /// Statut d'un dossier de service / Status of a service case.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -87,7 +88,9 @@ impl ServiceCase {
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<ServiceCaseStatusChange>> {
         let loader = ctx.data::<DataLoader<StoreLoader>>()?;
         let history = loader
-            .load_one(ServiceCaseHistoryOf(self.0.id))
+            .load_one(StatusHistoryOf::<service_case_status_change::Entity>::new(
+                self.0.id,
+            ))
             .await?
             .unwrap_or_default();
         Ok(history.into_iter().map(ServiceCaseStatusChange).collect())
@@ -95,50 +98,26 @@ impl ServiceCase {
 }
 
 /// Un changement de statut d'un dossier de service / A service case status change.
-pub struct ServiceCaseStatusChange(pub service_case_status_change::Model);
+pub struct ServiceCaseStatusChange(pub StatusChange<entity::service_case::ServiceCaseStatus>);
 
 #[Object]
 impl ServiceCaseStatusChange {
     /// Previous status; null for the status the case was opened with.
     async fn from(&self) -> Option<ServiceCaseStatus> {
-        self.0.from_status.map(Into::into)
+        self.0.from.map(Into::into)
     }
 
     async fn to(&self) -> ServiceCaseStatus {
-        self.0.to_status.into()
+        self.0.to.into()
     }
 
     /// Who made the change (token subject).
     async fn changed_by(&self) -> &str {
-        &self.0.changed_by
+        &self.0.by
     }
 
     async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
-    }
-}
-
-/// The status history of a service case (batched).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServiceCaseHistoryOf(pub uuid::Uuid);
-
-impl async_graphql::dataloader::Loader<ServiceCaseHistoryOf> for StoreLoader {
-    type Value = Vec<service_case_status_change::Model>;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(
-        &self,
-        keys: &[ServiceCaseHistoryOf],
-    ) -> Result<std::collections::HashMap<ServiceCaseHistoryOf, Self::Value>, Self::Error> {
-        let rows =
-            store::service_case::history_of(self.db(), keys.iter().map(|k| k.0).collect()).await?;
-        let mut map: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-        for row in rows {
-            map.entry(ServiceCaseHistoryOf(row.service_case_id))
-                .or_default()
-                .push(row);
-        }
-        Ok(map)
+        self.0.at
     }
 }
 
@@ -304,30 +283,18 @@ impl ServiceCaseQuery {
         view_id: Option<ID>,
     ) -> Result<Page<ServiceCase>> {
         let api = api(ctx)?;
-        let view = super::saved_view::view_filter(
+        let (view_filter, view_order) = super::saved_view::view_parts(
             ctx,
             view_id.as_ref(),
             super::saved_view::ViewModule::ServiceCases,
         )
         .await?;
-        let view_filter: Option<store::service_case::ServiceCaseFilter> = view
-            .as_ref()
-            .map(|v| serde_json::from_value(v.filter.clone()))
-            .transpose()
-            .map_err(|e| AppError::Internal(format!("saved view filter: {e}")))?;
-        let direction = view.as_ref().and_then(super::saved_view::direction_of);
-        let page = super::connection::page_request(first, after, direction)?;
+        let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
-        let mut filters = vec![&explicit];
-        if let Some(v) = &view_filter {
-            filters.push(v);
-        }
-        let (rows, has_next) = store::service_case::list(&api.db, &filters, &page).await?;
-        let total = if connection::wants_total(ctx) {
-            store::service_case::count(&api.db, &filters).await?
-        } else {
-            0
-        };
+        let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
+        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
+        let total =
+            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
         Ok(connection::page(
             rows,
             has_next,

@@ -15,8 +15,20 @@ use crate::error::AppError;
 use crate::graphql::ApiContext;
 use crate::store::lead_intake::Intake;
 
+/// `POST /leads/adf`.
+pub async fn post(
+    state: web::Data<super::AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    match super::authenticate(&state, &req) {
+        Ok(principal) => receive(&state.api, &principal, &req, payload).await,
+        Err(refusal) => super::refuse(&refusal),
+    }
+}
+
 /// Take in one ADF document from an authenticated caller.
-pub async fn receive(
+async fn receive(
     api: &ApiContext,
     who: &Principal,
     req: &HttpRequest,

@@ -3,14 +3,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{client, client_contact};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, LockType, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    FromQueryResult, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
+use super::write_batch::WriteBatch;
 use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::search;
 use crate::error::AppError;
@@ -47,48 +48,95 @@ pub async fn owners(
     db: &impl ConnectionTrait,
     points: &[ContactPoint],
 ) -> Result<HashMap<ContactPoint, Uuid>, AppError> {
+    let (owners, _) = owners_with(db, points, OwnerLock::None).await?;
+    Ok(owners)
+}
+
+/// As [`owners`], and the owners' rows, locked until the transaction ends
+/// (on PostgreSQL; SQLite's write transaction is the lock): the lookup and
+/// the lock are one statement.
+pub async fn lock_owners(
+    db: &impl ConnectionTrait,
+    points: &[ContactPoint],
+) -> Result<(HashMap<ContactPoint, Uuid>, Vec<client::Model>), AppError> {
+    owners_with(db, points, OwnerLock::ForUpdate).await
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum OwnerLock {
+    None,
+    ForUpdate,
+}
+
+async fn owners_with(
+    db: &impl ConnectionTrait,
+    points: &[ContactPoint],
+    lock: OwnerLock,
+) -> Result<(HashMap<ContactPoint, Uuid>, Vec<client::Model>), AppError> {
     if points.is_empty() {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), Vec::new()));
     }
     let mut any = Condition::any();
     for point in points {
         any = any.add(
             Condition::all()
-                .add(client_contact::Column::Kind.eq(point.kind().as_str()))
+                .add(client_contact::Column::Kind.eq(point.kind()))
                 .add(client_contact::Column::Value.eq(point.value())),
         );
     }
-    let rows = client_contact::Entity::find().filter(any).all(db).await?;
-    Ok(points
-        .iter()
-        .filter_map(|p| {
-            rows.iter()
-                .find(|r| r.kind == p.kind().as_str() && r.value == p.value())
-                .map(|r| (p.clone(), r.client_id))
-        })
-        .collect())
+    let mut select = Query::select();
+    select
+        .columns([client_contact::Column::Kind, client_contact::Column::Value])
+        .columns(client::Column::iter().map(|c| (client::Entity, c)))
+        .from(client_contact::Entity)
+        .inner_join(
+            client::Entity,
+            Expr::col((client::Entity, client::Column::Id))
+                .equals((client_contact::Entity, client_contact::Column::ClientId)),
+        )
+        .cond_where(any);
+    if lock == OwnerLock::ForUpdate {
+        select.lock_with_tables(LockType::Update, [client::Entity]);
+    }
+    let mut owners = HashMap::new();
+    let mut clients: Vec<client::Model> = Vec::new();
+    for row in db.query_all(&select).await? {
+        let kind: ContactKind = row.try_get("", "kind")?;
+        let value: String = row.try_get("", "value")?;
+        let owner = client::Model::from_query_result(&row, "")?;
+        if let Some(point) = points
+            .iter()
+            .find(|p| p.kind() == kind && p.value() == value)
+        {
+            owners.insert(point.clone(), owner.id);
+        }
+        if !clients.iter().any(|c| c.id == owner.id) {
+            clients.push(owner);
+        }
+    }
+    Ok((owners, clients))
 }
 
-/// Create a client with the given names.
-pub async fn create(
-    db: &impl ConnectionTrait,
+/// Create a client with the given names (written when `batch` runs).
+pub fn create_into(
+    batch: &mut WriteBatch,
     first_name: Option<String>,
     last_name: Option<String>,
     now: DateTime<Utc>,
-) -> Result<Uuid, AppError> {
-    let id = Uuid::now_v7();
-    let search_key = search::client_key(first_name.as_deref(), last_name.as_deref());
-    client::Entity::insert(client::ActiveModel {
-        id: Set(id),
-        search_key: Set(Some(search_key)),
-        first_name: Set(first_name),
-        last_name: Set(last_name),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(id)
+) -> client::Model {
+    let created = client::Model {
+        id: Uuid::now_v7(),
+        search_key: Some(search::client_key(
+            first_name.as_deref(),
+            last_name.as_deref(),
+        )),
+        first_name,
+        last_name,
+        created_at: now,
+        updated_at: now,
+    };
+    batch.insert(client::Entity::insert(client::ActiveModel::from(created.clone())).into_query());
+    created
 }
 
 /// `createClient`: a new client holding `points`, in one write transaction;
@@ -106,35 +154,26 @@ pub async fn create_with_contacts(
     if !owners(&txn, points).await?.is_empty() {
         return Err(taken());
     }
-    let id = create(&txn, first_name.clone(), last_name.clone(), now).await?;
-    add_contacts(&txn, id, points, now)
-        .await
-        .map_err(|e| match e {
-            AppError::Contention => taken(),
-            other => other,
-        })?;
+    let mut batch = WriteBatch::new();
+    let created = create_into(&mut batch, first_name, last_name, now);
+    add_contacts_into(&mut batch, created.id, points, now);
+    batch.execute(&txn).await.map_err(|e| match e {
+        AppError::Contention => taken(),
+        other => other,
+    })?;
     txn.commit().await?;
-    Ok(client::Model {
-        id,
-        search_key: Some(search::client_key(
-            first_name.as_deref(),
-            last_name.as_deref(),
-        )),
-        first_name,
-        last_name,
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(created)
 }
 
-/// Fill in names the client does not have yet; never overwrite an agent's edit.
-pub async fn complete_names(
-    db: &impl ConnectionTrait,
+/// Fill in names the client does not have yet; never overwrite an agent's
+/// edit (written when `batch` runs).
+pub fn complete_names_into(
+    batch: &mut WriteBatch,
     existing: &client::Model,
     first_name: Option<&str>,
     last_name: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
+) {
     let mut update = client::Entity::update_many().filter(client::Column::Id.eq(existing.id));
     let mut changed = false;
     if existing.first_name.is_none()
@@ -154,36 +193,32 @@ pub async fn complete_names(
             existing.first_name.as_deref().or(first_name),
             existing.last_name.as_deref().or(last_name),
         );
-        update
+        let update = update
             .col_expr(client::Column::SearchKey, Expr::value(key))
-            .col_expr(client::Column::UpdatedAt, Expr::value(now))
-            .exec(db)
-            .await?;
+            .col_expr(client::Column::UpdatedAt, Expr::value(now));
+        // The client row is locked by the caller: exactly it changes.
+        batch.update_exactly(update.into_query(), 1);
     }
-    Ok(())
 }
 
-/// Attach contact points to a client.
-pub async fn add_contacts(
-    db: &impl ConnectionTrait,
+/// Attach contact points to a client (written when `batch` runs).
+pub fn add_contacts_into(
+    batch: &mut WriteBatch,
     client_id: Uuid,
     points: &[ContactPoint],
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
+) {
     if points.is_empty() {
-        return Ok(());
+        return;
     }
     let rows = points.iter().map(|p| client_contact::ActiveModel {
         id: Set(Uuid::now_v7()),
         client_id: Set(client_id),
-        kind: Set(p.kind().as_str().to_owned()),
+        kind: Set(p.kind()),
         value: Set(p.value().to_owned()),
         created_at: Set(now),
     });
-    client_contact::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    batch.insert(client_contact::Entity::insert_many(rows).into_query());
 }
 
 /// Search clients: an email or phone finds its owner exactly; any other text
@@ -226,7 +261,7 @@ fn matching(text: Option<&str>) -> sea_orm::Select<client::Entity> {
                         sea_orm::sea_query::Query::select()
                             .column(client_contact::Column::ClientId)
                             .from(client_contact::Entity)
-                            .and_where(client_contact::Column::Kind.eq(point.kind().as_str()))
+                            .and_where(client_contact::Column::Kind.eq(point.kind()))
                             .and_where(client_contact::Column::Value.eq(point.value()))
                             .to_owned(),
                     ),

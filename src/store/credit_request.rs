@@ -4,14 +4,19 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::credit_request::{self, CreditRequestStatus};
 use entity::credit_request_status_change;
+use entity::opportunity;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryTrait,
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest, SortDirection};
+use super::page::{self, ListFilter};
+use super::write_batch::WriteBatch;
+use super::{set_if_changed, status_history};
 use crate::error::AppError;
+
+type History = credit_request_status_change::Entity;
 
 /// Statuses of a closed credit request.
 pub const CLOSED: [CreditRequestStatus; 3] = [
@@ -32,7 +37,9 @@ pub struct CreditRequestFilter {
     pub opportunity_id: Option<Uuid>,
 }
 
-impl CreditRequestFilter {
+impl ListFilter for CreditRequestFilter {
+    type Entity = credit_request::Entity;
+
     fn apply(
         &self,
         mut select: sea_orm::Select<credit_request::Entity>,
@@ -106,32 +113,40 @@ pub async fn create(
     })
     .exec_without_returning(db)
     .await?;
-    record_status_change(db, id, None, CreditRequestStatus::Recue, by, now).await?;
+    status_history::record::<History>(db, id, None, CreditRequestStatus::Recue, by, now).await?;
     find(db, id)
         .await?
         .ok_or_else(|| AppError::Internal("credit request vanished after insert".into()))
 }
 
-/// The request a `CRE` lead opens on the opportunity it landed in (inside
-/// the intake transaction).
-pub async fn create_for_lead(
-    db: &impl ConnectionTrait,
+/// The `RECUE` request a `CRE` lead opens on the opportunity it landed in,
+/// with its initial status (written when the intake's `batch` runs).
+pub fn open_for_lead_into(
+    batch: &mut WriteBatch,
     lead_id: Uuid,
-    opportunity_id: Uuid,
+    opportunity: &opportunity::Model,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<credit_request::Model, AppError> {
-    create(
-        db,
-        NewCreditRequest {
-            opportunity_id,
-            lead_id: Some(lead_id),
-            ..NewCreditRequest::default()
-        },
-        by,
-        now,
-    )
-    .await
+) {
+    let id = Uuid::now_v7();
+    batch.insert(
+        credit_request::Entity::insert(credit_request::ActiveModel {
+            id: Set(id),
+            client_id: Set(opportunity.client_id),
+            opportunity_id: Set(opportunity.id),
+            lead_id: Set(Some(lead_id)),
+            status: Set(CreditRequestStatus::Recue),
+            amount_cents: Set(None),
+            term_months: Set(None),
+            lender: Set(None),
+            notes: Set(None),
+            created_by: Set(by.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .into_query(),
+    );
+    status_history::record_into::<History>(batch, id, None, CreditRequestStatus::Recue, by, now);
 }
 
 /// Apply `changes`; a status change is recorded in the history.
@@ -143,103 +158,31 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    let current = credit_request::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("credit request"))?;
+    let current =
+        super::lock_for_update::<credit_request::Entity>(&txn, id, "credit request").await?;
+    if let Some(status) = changes.status.filter(|s| *s != current.status) {
+        status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
+    }
     let mut active: credit_request::ActiveModel = current.clone().into();
-    let mut changed = false;
-    if let Some(status) = changes.status
-        && status != current.status
-    {
-        active.status = Set(status);
-        record_status_change(&txn, id, Some(current.status), status, by, now).await?;
-        changed = true;
-    }
-    if let Some(amount) = changes.amount_cents
-        && amount != current.amount_cents
-    {
-        active.amount_cents = Set(amount);
-        changed = true;
-    }
-    if let Some(term) = changes.term_months
-        && term != current.term_months
-    {
-        active.term_months = Set(term);
-        changed = true;
-    }
-    if let Some(lender) = changes.lender
-        && lender != current.lender
-    {
-        active.lender = Set(lender);
-        changed = true;
-    }
-    if let Some(notes) = changes.notes
-        && notes != current.notes
-    {
-        active.notes = Set(notes);
-        changed = true;
-    }
-    if changed {
-        active.updated_at = Set(now);
-        credit_request::Entity::update(active).exec(&txn).await?;
-    }
-    let updated = find(&txn, id)
-        .await?
-        .ok_or(AppError::NotFound("credit request"))?;
-    txn.commit().await?;
-    Ok(updated)
-}
-
-async fn record_status_change(
-    db: &impl ConnectionTrait,
-    request: Uuid,
-    from: Option<CreditRequestStatus>,
-    to: CreditRequestStatus,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    credit_request_status_change::Entity::insert(credit_request_status_change::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        credit_request_id: Set(request),
-        from_status: Set(from),
-        to_status: Set(to),
-        changed_by: Set(by.to_owned()),
-        changed_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-/// One page of requests matching every filter given.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    filters: &[&CreditRequestFilter],
-    page: &PageRequest,
-) -> Result<(Vec<credit_request::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        select(filters),
-        credit_request::Column::CreatedAt,
-        credit_request::Column::Id,
-        page,
-    )
-    .await
-}
-
-pub async fn count(
-    db: &impl ConnectionTrait,
-    filters: &[&CreditRequestFilter],
-) -> Result<u64, AppError> {
-    Ok(select(filters).count(db).await?)
-}
-
-fn select(filters: &[&CreditRequestFilter]) -> sea_orm::Select<credit_request::Entity> {
-    filters
-        .iter()
-        .fold(credit_request::Entity::find(), |select, f| f.apply(select))
+    let changed = [
+        set_if_changed(&mut active.status, &current.status, changes.status),
+        set_if_changed(
+            &mut active.amount_cents,
+            &current.amount_cents,
+            changes.amount_cents,
+        ),
+        set_if_changed(
+            &mut active.term_months,
+            &current.term_months,
+            changes.term_months,
+        ),
+        set_if_changed(&mut active.lender, &current.lender, changes.lender),
+        set_if_changed(&mut active.notes, &current.notes, changes.notes),
+    ]
+    .contains(&true);
+    active.updated_at = Set(now);
+    super::save_and_commit::<credit_request::Entity>(txn, active, changed, id, "credit request")
+        .await
 }
 
 /// The status histories of several requests, oldest first.
@@ -247,12 +190,7 @@ pub async fn history_of(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<Vec<credit_request_status_change::Model>, AppError> {
-    Ok(credit_request_status_change::Entity::find()
-        .filter(credit_request_status_change::Column::CreditRequestId.is_in(ids))
-        .order_by_asc(credit_request_status_change::Column::ChangedAt)
-        .order_by_asc(credit_request_status_change::Column::Id)
-        .all(db)
-        .await?)
+    status_history::of::<History>(db, ids).await
 }
 
 /// The requests several leads created.
@@ -272,20 +210,13 @@ pub async fn open_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<credit_request::Model>>, AppError> {
-    let pages = page::fetch_per_parent_where::<credit_request::Entity, _>(
+    page::newest_per_parent::<credit_request::Entity>(
         db,
         credit_request::Column::ClientId,
-        credit_request::Column::CreatedAt,
-        credit_request::Column::Id,
         clients,
-        &PageRequest {
-            first: cap,
-            after: None,
-            direction: SortDirection::Desc,
-        },
+        cap,
         credit_request::Column::Status.is_not_in(CLOSED),
         |c| c.client_id,
     )
-    .await?;
-    Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
+    .await
 }

@@ -28,7 +28,7 @@ pub fn due_condition(policy: &ExpiryPolicy, now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(opportunity::Column::Expiree.eq(false))
         .add(opportunity::Column::CreatedAt.lte(policy.created_on_or_before(now)))
-        .add(opportunity::Column::Status.is_not_in(policy.protected.iter().map(|s| s.as_str())))
+        .add(opportunity::Column::Status.is_not_in(policy.protected.iter().copied()))
 }
 
 /// What one sweep did.

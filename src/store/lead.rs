@@ -1,25 +1,18 @@
 //! Leads: stored forever, read back by opportunity, client or submitter.
 use entity::lead;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryTrait};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
-use crate::domain::lead_intake::{VehicleCondition, VehicleOfInterest};
+use super::write_batch::WriteBatch;
+use crate::domain::lead_intake::VehicleOfInterest;
 use crate::error::AppError;
 
 /// The lead's vehicle of interest, decoded from its columns; `None` when
 /// the lead named none.
 pub fn vehicle_of(m: &lead::Model) -> Result<Option<VehicleOfInterest>, AppError> {
-    let condition = m
-        .vehicle_condition
-        .as_deref()
-        .map(|c| {
-            VehicleCondition::parse(c).ok_or_else(|| {
-                AppError::Internal(format!("lead {} has unknown condition {c:?}", m.id))
-            })
-        })
-        .transpose()?;
+    let condition = m.vehicle_condition;
     let vehicle = VehicleOfInterest {
         year: m.vehicle_year,
         make: m.vehicle_make.clone(),
@@ -36,11 +29,9 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Mo
     Ok(lead::Entity::find_by_id(id).one(db).await?)
 }
 
-pub async fn insert(db: &impl ConnectionTrait, model: lead::ActiveModel) -> Result<(), AppError> {
-    lead::Entity::insert(model)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+/// Store a lead as received (written when `batch` runs).
+pub fn insert_into(batch: &mut WriteBatch, lead: &lead::Model) {
+    batch.insert(lead::Entity::insert(lead::ActiveModel::from(lead.clone())).into_query());
 }
 
 /// The lead a principal already sent with this idempotency key.

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{lead, opportunity};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QuerySelect, Statement,
@@ -21,6 +20,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::write_batch::WriteBatch;
 use super::{begin_write, client, is_postgres, lead as lead_store, opportunity as opp_store};
 use crate::auth::Principal;
 use crate::domain::contact::{ContactKind, ContactPoint};
@@ -29,35 +29,15 @@ use crate::domain::lead_intake::{
     self, ClientResolution, IntakePlan, LeadWarning, MatchedBy, OpportunitySnapshot, Route,
     ValidLead,
 };
+use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
 use crate::events::{self, Event};
 
 /// How many times a conflicting transaction is retried before `CONFLICT`.
 pub const MAX_ATTEMPTS: u32 = 8;
 
-/// Where the lead ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LeadOutcome {
-    NewOpportunity,
-    Merged,
-}
-
-impl LeadOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NewOpportunity => "NEW_OPPORTUNITY",
-            Self::Merged => "MERGED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, AppError> {
-        match s {
-            "NEW_OPPORTUNITY" => Ok(Self::NewOpportunity),
-            "MERGED" => Ok(Self::Merged),
-            other => Err(AppError::Internal(format!("unknown lead outcome {other}"))),
-        }
-    }
-}
+/// Where the lead ended (stored with it).
+pub use entity::lead::LeadOutcome;
 
 /// The result of an intake, new or replayed.
 #[derive(Clone, Debug)]
@@ -93,7 +73,6 @@ pub async fn submit(
         let result = async {
             let txn = begin_write(db).await?;
             let (intake, events) = submit_in(&txn, principal, valid, &hash, policy, now).await?;
-            events::stage(&txn, &events).await?;
             txn.commit().await?;
             events::committed(db, &events);
             Ok(intake)
@@ -115,7 +94,9 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt) * 5 + jitter)
 }
 
-/// The transaction, step by step as SPEC section 3 tells it.
+/// The transaction, step by step as SPEC section 3 tells it. The reads come
+/// first (locks, the contact lookup, the client's live opportunities); every
+/// write then goes in one [`WriteBatch`]: one statement on PostgreSQL.
 async fn submit_in(
     txn: &DatabaseTransaction,
     principal: &Principal,
@@ -132,7 +113,9 @@ async fn submit_in(
     {
         return Ok((replay(txn, existing, hash).await?, Vec::new()));
     }
-    let (resolution, client_id) = find_or_create_client(txn, valid, &points, now).await?;
+    let mut batch = WriteBatch::new();
+    let (resolution, client_id) =
+        find_or_create_client(txn, &mut batch, valid, &points, now).await?;
     let (plan, live) = match resolution {
         ClientResolution::Existing { .. } => {
             plan_for(txn, client_id, policy, now, Lock::ForUpdate).await?
@@ -140,9 +123,15 @@ async fn submit_in(
         // A client created in this transaction has no opportunity yet.
         ClientResolution::New => (lead_intake::plan(&[], policy, now), Vec::new()),
     };
-    let expired_now = apply_rule(txn, &plan, policy, now).await?;
+    opp_store::expire_into(
+        &mut batch,
+        &plan.to_expire,
+        now,
+        policy,
+        opp_store::ExpiryApplier::LeadIntake,
+    );
     let (opportunity, outcome) =
-        merge_or_open(txn, &plan.route, live, client_id, principal, now).await?;
+        merge_or_open(&mut batch, &plan.route, live, client_id, principal, now)?;
     let decision = decision_record(&resolution, &plan, outcome, policy, now);
     let received = Received {
         valid,
@@ -150,13 +139,10 @@ async fn submit_in(
         hash,
         now,
     };
-    let lead = record_lead(txn, &received, &opportunity, outcome, &decision).await?;
-
-    let mut events: Vec<Event> = expired_now.into_iter().map(Event::expired).collect();
-    if outcome == LeadOutcome::Merged {
-        events.push(Event::lead_merged(lead.id, opportunity.id));
-    }
-    events.push(Event::lead_received(lead.id, opportunity.id));
+    let lead = record_lead(&mut batch, &received, &opportunity, outcome, &decision)?;
+    let events = intake_events(&plan.to_expire, outcome, &lead);
+    events::stage_into(&mut batch, &events);
+    batch.execute(txn).await?;
     let intake = Intake {
         lead,
         opportunity,
@@ -165,6 +151,17 @@ async fn submit_in(
         replayed: false,
     };
     Ok((intake, events))
+}
+
+/// What subscribers hear of an intake: the expiries it applied (admin
+/// streams only), the merge, the lead.
+fn intake_events(expired_now: &[Uuid], outcome: LeadOutcome, lead: &lead::Model) -> Vec<Event> {
+    let mut events: Vec<Event> = expired_now.iter().copied().map(Event::expired).collect();
+    if outcome == LeadOutcome::Merged {
+        events.push(Event::lead_merged(lead.id, lead.opportunity_id));
+    }
+    events.push(Event::lead_received(lead.id, lead.opportunity_id));
+    events
 }
 
 /// Serialize intakes that share a contact point or idempotency key
@@ -213,32 +210,38 @@ async fn lock_contacts(
 }
 
 /// The client the contact points lead to (its missing names completed), or a
-/// new one; contact points nobody owns yet are given to it.
+/// new one; contact points nobody owns yet are given to it. The client is
+/// read (and locked) now; what changes is written with `batch`.
 async fn find_or_create_client(
     txn: &DatabaseTransaction,
+    batch: &mut WriteBatch,
     valid: &ValidLead,
     points: &[ContactPoint],
     now: DateTime<Utc>,
 ) -> Result<(ClientResolution, Uuid), AppError> {
-    let (resolution, owners) = resolve(txn, points).await?;
+    // The owners are locked as they are found: the client the lead joins
+    // (and the other owner of a conflicting phone) cannot change under it.
+    let (owners, owner_rows) = client::lock_owners(txn, points).await?;
+    let resolution = resolution_of(points, &owners);
     let first_name = valid.submission.first_name.as_deref();
     let last_name = valid.submission.last_name.as_deref();
     let client_id = match &resolution {
         ClientResolution::Existing { client_id, .. } => {
-            let existing = client::lock(txn, *client_id)
-                .await?
-                .ok_or(AppError::Contention)?;
-            client::complete_names(txn, &existing, first_name, last_name, now).await?;
+            let existing = owner_rows
+                .iter()
+                .find(|c| c.id == *client_id)
+                .ok_or_else(|| AppError::Internal("the matched client was not read".into()))?;
+            client::complete_names_into(batch, existing, first_name, last_name, now);
             *client_id
         }
         ClientResolution::New => {
-            client::create(
-                txn,
+            client::create_into(
+                batch,
                 first_name.map(str::to_owned),
                 last_name.map(str::to_owned),
                 now,
             )
-            .await?
+            .id
         }
     };
     let unowned: Vec<ContactPoint> = points
@@ -246,31 +249,14 @@ async fn find_or_create_client(
         .filter(|p| !owners.contains_key(*p))
         .cloned()
         .collect();
-    client::add_contacts(txn, client_id, &unowned, now).await?;
+    client::add_contacts_into(batch, client_id, &unowned, now);
     Ok((resolution, client_id))
-}
-
-/// Expire, at the lead's time, what the rule found due.
-async fn apply_rule(
-    txn: &DatabaseTransaction,
-    plan: &IntakePlan,
-    policy: &ExpiryPolicy,
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, AppError> {
-    opp_store::expire(
-        txn,
-        &plan.to_expire,
-        now,
-        policy,
-        opp_store::ExpiryApplier::LeadIntake,
-    )
-    .await
 }
 
 /// Touch the live candidate the lead merges into, or open a new opportunity.
 /// `live` holds the rows `plan_for` read (and locked) in this transaction.
-async fn merge_or_open(
-    txn: &DatabaseTransaction,
+fn merge_or_open(
+    batch: &mut WriteBatch,
     route: &Route,
     live: Vec<opportunity::Model>,
     client_id: Uuid,
@@ -279,18 +265,7 @@ async fn merge_or_open(
 ) -> Result<(opportunity::Model, LeadOutcome), AppError> {
     match *route {
         Route::Merge { opportunity_id } => {
-            let touched = opportunity::Entity::update_many()
-                .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
-                .filter(opportunity::Column::Id.eq(opportunity_id))
-                .filter(opportunity::Column::Expiree.eq(false))
-                .exec(txn)
-                .await?;
-            // Cannot happen while the candidate is locked (PostgreSQL) or the
-            // transaction is the only writer (SQLite); kept as a last wall so
-            // a lead never lands in an expired opportunity.
-            if touched.rows_affected == 0 {
-                return Err(AppError::Contention);
-            }
+            opp_store::touch_live_into(batch, opportunity_id, now);
             let mut merged = live
                 .into_iter()
                 .find(|o| o.id == opportunity_id)
@@ -299,8 +274,8 @@ async fn merge_or_open(
             Ok((merged, LeadOutcome::Merged))
         }
         Route::Open => {
-            let created = opp_store::create(txn, client_id, &principal.sub, now).await?;
-            Ok((created, LeadOutcome::NewOpportunity))
+            let opened = opp_store::open_into(batch, client_id, &principal.sub, now);
+            Ok((opened, LeadOutcome::NewOpportunity))
         }
     }
 }
@@ -313,10 +288,10 @@ struct Received<'a> {
     now: DateTime<Utc>,
 }
 
-/// Store the lead as received, with what the rule decided; the row written
-/// is the row returned (no read back).
-async fn record_lead(
-    txn: &DatabaseTransaction,
+/// Store the lead as received, with what the rule decided (written when
+/// `batch` runs); the row written is the row returned (no read back).
+fn record_lead(
+    batch: &mut WriteBatch,
     received: &Received<'_>,
     opportunity: &opportunity::Model,
     outcome: LeadOutcome,
@@ -345,8 +320,8 @@ async fn record_lead(
         id: Uuid::now_v7(),
         client_id: opportunity.client_id,
         opportunity_id: opportunity.id,
-        outcome: outcome.as_str().to_owned(),
-        lead_type: s.lead_type.as_str().to_owned(),
+        outcome,
+        lead_type: s.lead_type,
         source: s.source.clone(),
         first_name: s.first_name.clone(),
         last_name: s.last_name.clone(),
@@ -361,7 +336,7 @@ async fn record_lead(
         vehicle_trim: vehicle.trim,
         vehicle_vin: vehicle.vin,
         vehicle_stock_number: vehicle.stock_number,
-        vehicle_condition: vehicle.condition.map(|c| c.as_str().to_owned()),
+        vehicle_condition: vehicle.condition,
         received_at: now,
         submitted_by: principal.sub.clone(),
         submitted_role: principal.role.as_str().to_owned(),
@@ -371,11 +346,10 @@ async fn record_lead(
         contact_conflict: conflict,
         decision: to_json("decision record", decision)?,
     };
-    lead_store::insert(txn, lead.clone().into()).await?;
+    lead_store::insert_into(batch, &lead);
     // A credit application opens its credit request in the same transaction.
     if s.lead_type == crate::domain::lead_intake::LeadType::Cre {
-        super::credit_request::create_for_lead(txn, lead.id, opportunity.id, &principal.sub, now)
-            .await?;
+        super::credit_request::open_for_lead_into(batch, lead.id, opportunity, &principal.sub, now);
     }
     Ok(lead)
 }
@@ -418,7 +392,7 @@ async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<I
         .await?
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {
-        outcome: LeadOutcome::parse(&existing.outcome)?,
+        outcome: existing.outcome,
         warnings: serde_json::from_value(existing.warnings.clone()).map_err(|e| {
             AppError::Internal(format!("lead {} has unreadable warnings: {e}", existing.id))
         })?,
@@ -467,10 +441,9 @@ pub struct DecisionRecord {
     /// `LIVE`, `EXPIRED_NOW` or `ALREADY_EXPIRED`.
     pub candidate_state: Option<String>,
     pub expired_now: Vec<Uuid>,
-    /// `NEW_OPPORTUNITY` or `MERGED`.
-    pub outcome: String,
+    pub outcome: LeadOutcome,
     pub window_days: i64,
-    pub protected_statuses: Vec<String>,
+    pub protected_statuses: Vec<OpportunityStatus>,
 }
 
 fn decision_record(
@@ -503,13 +476,9 @@ fn decision_record(
         candidate_opportunity_id: plan.candidate.map(|(id, _)| id),
         candidate_state: plan.candidate.map(|(_, v)| verdict_name(v).to_owned()),
         expired_now: plan.to_expire.clone(),
-        outcome: outcome.as_str().to_owned(),
+        outcome,
         window_days: policy.window.num_days(),
-        protected_statuses: policy
-            .protected
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect(),
+        protected_statuses: policy.protected.iter().copied().collect(),
     }
 }
 
@@ -549,15 +518,21 @@ async fn resolve(
     points: &[ContactPoint],
 ) -> Result<(ClientResolution, HashMap<ContactPoint, Uuid>), AppError> {
     let owners = client::owners(db, points).await?;
+    Ok((resolution_of(points, &owners), owners))
+}
+
+/// Which client the owners of the contact points make it (SPEC 3).
+fn resolution_of(
+    points: &[ContactPoint],
+    owners: &HashMap<ContactPoint, Uuid>,
+) -> ClientResolution {
     let owner_of = |kind| {
         points
             .iter()
             .find(|p| p.kind() == kind)
             .and_then(|p| owners.get(p).copied())
     };
-    let resolution =
-        lead_intake::resolve_client(owner_of(ContactKind::Email), owner_of(ContactKind::Phone));
-    Ok((resolution, owners))
+    lead_intake::resolve_client(owner_of(ContactKind::Email), owner_of(ContactKind::Phone))
 }
 
 /// Whether reading the candidates locks them.
@@ -585,67 +560,74 @@ async fn plan_for(
         select = select.lock_exclusive();
     }
     let live = select.all(db).await?;
-    let snapshots = live
+    let snapshots: Vec<OpportunitySnapshot> = live
         .iter()
-        .map(|o| {
-            Ok(OpportunitySnapshot {
-                id: o.id,
-                state: opp_store::expiry_state(o)?,
-            })
+        .map(|o| OpportunitySnapshot {
+            id: o.id,
+            state: opp_store::expiry_state(o),
         })
-        .collect::<Result<Vec<_>, AppError>>()?;
+        .collect();
     Ok((lead_intake::plan(&snapshots, policy, now), live))
 }
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
     use super::*;
     use crate::domain::lead_intake::{LeadType, VehicleCondition};
-    use crate::domain::status::OpportunityStatus;
 
-    fn checked(table: &str, column: &str) -> Vec<&'static str> {
+    fn checked(table: &str, column: &str) -> Vec<String> {
         let (_, _, values) = migration::STORED_VALUES
             .iter()
             .find(|(t, c, _)| *t == table && *c == column)
             .unwrap_or_else(|| panic!("{table}.{column} has no CHECK"));
-        let mut values = values.to_vec();
+        let mut values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         values.sort_unstable();
         values
     }
 
-    fn sorted(mut values: Vec<&'static str>) -> Vec<&'static str> {
+    /// What sea-orm writes for every variant of a stored enumeration.
+    fn written<E: ActiveEnum<Value = String>>() -> Vec<String> {
+        let mut values = E::values();
         values.sort_unstable();
         values
     }
 
     #[test]
     fn the_database_checks_allow_exactly_the_values_the_code_writes() {
-        let statuses = sorted(OpportunityStatus::ALL.iter().map(|s| s.as_str()).collect());
+        let statuses = written::<OpportunityStatus>();
         assert_eq!(checked("opportunity", "status"), statuses);
         assert_eq!(
             checked("opportunity_status_change", "from_status"),
             statuses
         );
         assert_eq!(checked("opportunity_status_change", "to_status"), statuses);
-        let outcomes = [LeadOutcome::NewOpportunity, LeadOutcome::Merged];
-        assert_eq!(
-            checked("lead", "outcome"),
-            sorted(outcomes.iter().map(|o| o.as_str()).collect())
-        );
-        let types = [LeadType::Lead, LeadType::Ren, LeadType::Cre];
-        assert_eq!(
-            checked("lead", "lead_type"),
-            sorted(types.iter().map(|t| t.as_str()).collect())
-        );
-        let conditions = [VehicleCondition::New, VehicleCondition::Used];
+        assert_eq!(checked("lead", "outcome"), written::<LeadOutcome>());
+        assert_eq!(checked("lead", "lead_type"), written::<LeadType>());
         assert_eq!(
             checked("lead", "vehicle_condition"),
-            sorted(conditions.iter().map(|c| c.as_str()).collect())
+            written::<VehicleCondition>()
         );
-        let kinds = [ContactKind::Email, ContactKind::Phone];
-        assert_eq!(
-            checked("client_contact", "kind"),
-            sorted(kinds.iter().map(|k| k.as_str()).collect())
-        );
+        assert_eq!(checked("client_contact", "kind"), written::<ContactKind>());
+    }
+
+    #[test]
+    fn every_stored_name_is_the_name_the_code_uses() {
+        for status in OpportunityStatus::iter() {
+            assert_eq!(status.to_value(), status.as_str());
+        }
+        for outcome in LeadOutcome::iter() {
+            assert_eq!(outcome.to_value(), outcome.as_str());
+        }
+        for lead_type in LeadType::iter() {
+            assert_eq!(lead_type.to_value(), lead_type.as_str());
+        }
+        for condition in VehicleCondition::iter() {
+            assert_eq!(condition.to_value(), condition.as_str());
+        }
+        for kind in ContactKind::iter() {
+            assert_eq!(kind.to_value(), kind.as_str());
+        }
     }
 }

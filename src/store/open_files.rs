@@ -6,7 +6,7 @@ use entity::opportunity;
 use sea_orm::{ColumnTrait, ConnectionTrait};
 use uuid::Uuid;
 
-use super::page::{self, PageRequest};
+use super::page;
 use crate::error::AppError;
 
 /// The open opportunities (status not closed; expiry plays no part) of
@@ -16,20 +16,13 @@ pub async fn opportunities_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<opportunity::Model>>, AppError> {
-    let pages = page::fetch_per_parent_where::<opportunity::Entity, _>(
+    page::newest_per_parent::<opportunity::Entity>(
         db,
         opportunity::Column::ClientId,
-        opportunity::Column::CreatedAt,
-        opportunity::Column::Id,
         clients,
-        &PageRequest {
-            first: cap,
-            after: None,
-            direction: page::SortDirection::Desc,
-        },
+        cap,
         opportunity::Column::Status.is_in(crate::domain::open_files::open_opportunity_statuses()),
         |o| o.client_id,
     )
-    .await?;
-    Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
+    .await
 }

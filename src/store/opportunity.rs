@@ -3,14 +3,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, InsertStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest};
+use super::page::{self, PageRequest, SortDirection};
+use super::write_batch::WriteBatch;
 use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
 use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
@@ -34,6 +35,47 @@ impl ExpiryApplier {
     }
 }
 
+/// What the opportunity list is sorted by (then by id).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OpportunitySort {
+    /// When the opportunity was opened.
+    #[default]
+    CreatedAt,
+    /// Its last activity: a status change or a lead merged into it. A page
+    /// boundary follows the rows as they are when each page is read: a row
+    /// touched between two pages moves.
+    UpdatedAt,
+}
+
+impl OpportunitySort {
+    fn column(self) -> opportunity::Column {
+        match self {
+            Self::CreatedAt => opportunity::Column::CreatedAt,
+            Self::UpdatedAt => opportunity::Column::UpdatedAt,
+        }
+    }
+
+    /// The row's place in this order, as a page cursor.
+    pub fn cursor_of(self, o: &opportunity::Model) -> page::Cursor {
+        page::Cursor {
+            created_at: match self {
+                Self::CreatedAt => o.created_at,
+                Self::UpdatedAt => o.updated_at,
+            },
+            id: o.id,
+        }
+    }
+}
+
+/// The order of an opportunity list, as a saved view stores it
+/// (`{"field": "UPDATED_AT", "direction": "ASC"}`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpportunityOrder {
+    pub field: OpportunitySort,
+    pub direction: SortDirection,
+}
+
 /// Filters of the opportunity list.
 #[derive(Clone, Debug, Default)]
 pub struct OpportunityFilter {
@@ -49,9 +91,8 @@ impl OpportunityFilter {
         mut select: sea_orm::Select<opportunity::Entity>,
     ) -> sea_orm::Select<opportunity::Entity> {
         if !self.statuses.is_empty() {
-            select = select.filter(
-                opportunity::Column::Status.is_in(self.statuses.iter().map(|s| s.as_str())),
-            );
+            select =
+                select.filter(opportunity::Column::Status.is_in(self.statuses.iter().copied()));
         }
         if let Some(client_id) = self.client_id {
             select = select.filter(opportunity::Column::ClientId.eq(client_id));
@@ -63,19 +104,13 @@ impl OpportunityFilter {
     }
 }
 
-pub fn status_of(model: &opportunity::Model) -> Result<OpportunityStatus, AppError> {
-    model
-        .status
-        .parse()
-        .map_err(|e| AppError::Internal(format!("opportunity {}: {e}", model.id)))
-}
-
-pub fn expiry_state(model: &opportunity::Model) -> Result<ExpiryState, AppError> {
-    Ok(ExpiryState {
+/// What the expiry rule needs of an opportunity.
+pub fn expiry_state(model: &opportunity::Model) -> ExpiryState {
+    ExpiryState {
         created_at: model.created_at,
-        status: status_of(model)?,
+        status: model.status,
         expiree: model.expiree,
-    })
+    }
 }
 
 pub async fn find(
@@ -88,12 +123,13 @@ pub async fn find(
 pub async fn list(
     db: &impl ConnectionTrait,
     filter: &OpportunityFilter,
+    sort: OpportunitySort,
     page: &PageRequest,
 ) -> Result<(Vec<opportunity::Model>, bool), AppError> {
     page::fetch(
         db,
         filter.apply(opportunity::Entity::find()),
-        opportunity::Column::CreatedAt,
+        sort.column(),
         opportunity::Column::Id,
         page,
     )
@@ -116,57 +152,73 @@ pub async fn open_for_client(
     super::client::find(&txn, client_id)
         .await?
         .ok_or(AppError::NotFound("client"))?;
-    let created = create(&txn, client_id, created_by, now).await?;
+    let mut batch = WriteBatch::new();
+    let created = open_into(&mut batch, client_id, created_by, now);
+    batch.execute(&txn).await?;
     txn.commit().await?;
     Ok(created)
 }
 
-/// Open a new `NOUVEAU` opportunity and record its initial status (inside
-/// the caller's transaction).
-pub async fn create(
-    db: &impl ConnectionTrait,
+/// Open a new `NOUVEAU` opportunity and record its initial status (written
+/// when `batch` runs). The row written is the row returned: no read back.
+pub fn open_into(
+    batch: &mut WriteBatch,
     client_id: Uuid,
     created_by: &str,
     now: DateTime<Utc>,
-) -> Result<opportunity::Model, AppError> {
-    let id = Uuid::now_v7();
+) -> opportunity::Model {
     let model = opportunity::Model {
-        id,
+        id: Uuid::now_v7(),
         client_id,
-        status: OpportunityStatus::Nouveau.as_str().to_owned(),
+        status: OpportunityStatus::Nouveau,
         created_at: now,
         updated_at: now,
         expiree: false,
         expired_at: None,
         created_by: created_by.to_owned(),
     };
-    opportunity::Entity::insert(opportunity::ActiveModel::from(model.clone()))
-        .exec_without_returning(db)
-        .await?;
-    record_status_change(db, id, None, OpportunityStatus::Nouveau, created_by, now).await?;
-    // The row written is the row returned: no read back.
-    Ok(model)
+    batch.insert(
+        opportunity::Entity::insert(opportunity::ActiveModel::from(model.clone())).into_query(),
+    );
+    batch.insert(status_change(
+        model.id,
+        None,
+        OpportunityStatus::Nouveau,
+        created_by,
+        now,
+    ));
+    model
 }
 
-async fn record_status_change(
-    db: &impl ConnectionTrait,
+/// The history row of a status change.
+fn status_change(
     opportunity_id: Uuid,
     from: Option<OpportunityStatus>,
     to: OpportunityStatus,
     by: &str,
     at: DateTime<Utc>,
-) -> Result<(), AppError> {
+) -> InsertStatement {
     opportunity_status_change::Entity::insert(opportunity_status_change::ActiveModel {
         id: Set(Uuid::now_v7()),
         opportunity_id: Set(opportunity_id),
-        from_status: Set(from.map(|s| s.as_str().to_owned())),
-        to_status: Set(to.as_str().to_owned()),
+        from_status: Set(from),
+        to_status: Set(to),
         changed_by: Set(by.to_owned()),
         changed_at: Set(at),
     })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    .into_query()
+}
+
+/// Record the merge of a lead into a live opportunity: its `updated_at`
+/// moves (written when `batch` runs). The caller holds the row's lock; an
+/// opportunity flagged meanwhile would change no row and retry the
+/// transaction, so a lead never lands in an expired opportunity.
+pub fn touch_live_into(batch: &mut WriteBatch, id: Uuid, now: DateTime<Utc>) {
+    let touch = opportunity::Entity::update_many()
+        .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
+        .filter(opportunity::Column::Id.eq(id))
+        .filter(opportunity::Column::Expiree.eq(false));
+    batch.update_exactly(touch.into_query(), 1);
 }
 
 /// Change the status, record it in the history, and apply the expiry rule
@@ -185,19 +237,20 @@ pub async fn update_status(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
-    let from = status_of(&current)?;
+    let from = current.status;
     let mut events = Vec::new();
     if from != to {
         // Judge the status it had until now first: an opportunity already
         // due cannot escape by moving into a protected status.
         let mut expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         opportunity::Entity::update_many()
-            .col_expr(opportunity::Column::Status, Expr::value(to.as_str()))
+            .col_expr(opportunity::Column::Status, Expr::value(to))
             .col_expr(opportunity::Column::UpdatedAt, Expr::value(now))
             .filter(opportunity::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        record_status_change(&txn, id, Some(from), to, by, now).await?;
+        txn.execute(&status_change(id, Some(from), to, by, now))
+            .await?;
         if expired.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now) {
             expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
@@ -237,6 +290,50 @@ pub async fn expire(
     Ok(flagged.into_iter().map(|o| o.id).collect())
 }
 
+/// Flag as expired, at `now`, the opportunities `ids` the rule found due in
+/// rows the caller read and locked, with one audit event each (written when
+/// `batch` runs). The UPDATE re-checks the rule: if it flags fewer rows than
+/// the caller judged due, the transaction starts again.
+pub fn expire_into(
+    batch: &mut WriteBatch,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    policy: &ExpiryPolicy,
+    applied_by: ExpiryApplier,
+) {
+    if ids.is_empty() {
+        return;
+    }
+    let flag = opportunity::Entity::update_many()
+        .col_expr(opportunity::Column::Expiree, Expr::value(true))
+        .col_expr(opportunity::Column::ExpiredAt, Expr::value(now))
+        .filter(super::expiry::due_condition(policy, now))
+        .filter(opportunity::Column::Id.is_in(ids.iter().copied()));
+    batch.update_exactly(flag.into_query(), ids.len() as u64);
+    batch.insert(
+        opportunity_expiry_event::Entity::insert_many(
+            ids.iter()
+                .map(|&id| expiry_event(id, now, policy, applied_by)),
+        )
+        .into_query(),
+    );
+}
+
+fn expiry_event(
+    opportunity_id: Uuid,
+    now: DateTime<Utc>,
+    policy: &ExpiryPolicy,
+    applied_by: ExpiryApplier,
+) -> opportunity_expiry_event::ActiveModel {
+    opportunity_expiry_event::ActiveModel {
+        opportunity_id: Set(opportunity_id),
+        expired_at: Set(now),
+        window_days: Set(policy.window.num_days()),
+        protected_statuses: Set(policy.protected_names()),
+        applied_by: Set(applied_by.as_str().to_owned()),
+    }
+}
+
 /// Flag every due opportunity matching `scope`; see [`expire`]. Returns the
 /// rows flagged.
 pub async fn expire_where(
@@ -258,13 +355,7 @@ pub async fn expire_where(
     }
     let events = flagged
         .iter()
-        .map(|o| opportunity_expiry_event::ActiveModel {
-            opportunity_id: Set(o.id),
-            expired_at: Set(now),
-            window_days: Set(policy.window.num_days()),
-            protected_statuses: Set(policy.protected_names()),
-            applied_by: Set(applied_by.as_str().to_owned()),
-        });
+        .map(|o| expiry_event(o.id, now, policy, applied_by));
     opportunity_expiry_event::Entity::insert_many(events)
         .exec_without_returning(db)
         .await?;

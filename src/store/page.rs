@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, IntoColumnRef, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -45,8 +45,9 @@ impl Cursor {
     }
 }
 
-/// Sort direction of a list.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+/// Sort direction of a list (stored by saved views as `ASC`/`DESC`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum SortDirection {
     /// Oldest first.
     Asc,
@@ -238,3 +239,91 @@ mod tests {
         assert_eq!(Cursor::decode(&hex::encode("12/not-a-uuid")), None);
     }
 }
+
+/// An entity listed by (created_at, id).
+pub trait Listed: EntityTrait {
+    const CREATED_AT: Self::Column;
+    const ID: Self::Column;
+}
+
+/// A list's filter: the rows of its entity it keeps.
+pub trait ListFilter {
+    type Entity: Listed;
+    fn apply(&self, select: Select<Self::Entity>) -> Select<Self::Entity>;
+}
+
+/// One page of the rows meeting every filter given (a saved view's and the
+/// caller's), in the page's direction.
+pub async fn list<F: ListFilter>(
+    db: &impl ConnectionTrait,
+    filters: &[&F],
+    page: &PageRequest,
+) -> Result<(Vec<<F::Entity as EntityTrait>::Model>, bool), AppError>
+where
+    <F::Entity as EntityTrait>::Column: IntoColumnRef + Copy,
+{
+    let (created_at, id) = (F::Entity::CREATED_AT, F::Entity::ID);
+    fetch(db, filtered(filters), created_at, id, page).await
+}
+
+/// How many rows meet every filter given.
+pub async fn count<F: ListFilter>(
+    db: &impl ConnectionTrait,
+    filters: &[&F],
+) -> Result<u64, AppError>
+where
+    <F::Entity as EntityTrait>::Model: Send + Sync,
+{
+    Ok(filtered(filters).count(db).await?)
+}
+
+fn filtered<F: ListFilter>(filters: &[&F]) -> Select<F::Entity> {
+    filters
+        .iter()
+        .fold(F::Entity::find(), |select, f| f.apply(select))
+}
+
+/// The newest `cap` children meeting `condition` of each of several
+/// parents, in one statement.
+pub async fn newest_per_parent<E>(
+    db: &impl ConnectionTrait,
+    parent: E::Column,
+    parents: Vec<Uuid>,
+    cap: u64,
+    condition: impl sea_orm::sea_query::IntoCondition,
+    parent_of: impl Fn(&E::Model) -> Uuid,
+) -> Result<HashMap<Uuid, Vec<E::Model>>, AppError>
+where
+    E: Listed,
+    E::Column: IntoColumnRef + Copy,
+{
+    let newest = PageRequest {
+        first: cap,
+        after: None,
+        direction: SortDirection::Desc,
+    };
+    let pages = fetch_per_parent_where::<E, E::Column>(
+        db,
+        parent,
+        E::CREATED_AT,
+        E::ID,
+        parents,
+        &newest,
+        condition,
+        parent_of,
+    )
+    .await?;
+    Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
+}
+
+/// `Listed` for entities whose columns are `CreatedAt` and `Id`.
+macro_rules! listed {
+    ($($entity:ident),*) => {$(
+        impl Listed for entity::$entity::Entity {
+            const CREATED_AT: Self::Column = Self::Column::CreatedAt;
+            const ID: Self::Column = Self::Column::Id;
+        }
+    )*};
+}
+
+listed!(credit_request, opportunity, service_case);

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    client, client_contact, credit_request, lead, opportunity, privacy_event, service_case,
+    client, client_contact, credit_request, credit_request_status_change, lead, opportunity,
+    privacy_event, service_case, service_case_status_change,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -21,6 +22,8 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::page::Listed;
+use super::status_history::StatusHistory;
 use super::{begin_write, is_postgres};
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -187,7 +190,7 @@ pub async fn export(
         .await?
         .into_iter()
         .map(|c| ContactRecord {
-            kind: c.kind,
+            kind: c.kind.as_str().to_owned(),
             value: c.value,
         })
         .collect();
@@ -226,15 +229,41 @@ fn status_text(value: impl ActiveEnum<Value = String>) -> String {
     value.to_value()
 }
 
+/// A client's rows of `E`, oldest first.
+async fn of_client<E>(
+    db: &impl ConnectionTrait,
+    client: E::Column,
+    client_id: Uuid,
+) -> Result<Vec<E::Model>, AppError>
+where
+    E: Listed,
+{
+    Ok(E::find()
+        .filter(client.eq(client_id))
+        .order_by_asc(E::CREATED_AT)
+        .order_by_asc(E::ID)
+        .all(db)
+        .await?)
+}
+
 /// Status changes (already in order) grouped by the file they belong to.
-fn histories<H>(
-    rows: Vec<H>,
-    record: impl Fn(H) -> (Uuid, StatusChangeRecord),
-) -> HashMap<Uuid, Vec<StatusChangeRecord>> {
+fn histories<H>(rows: Vec<H::Model>) -> HashMap<Uuid, Vec<StatusChangeRecord>>
+where
+    H: StatusHistory,
+    H::Status: ActiveEnum<Value = String>,
+{
     let mut grouped: HashMap<Uuid, Vec<StatusChangeRecord>> = HashMap::new();
     for row in rows {
-        let (file, change) = record(row);
-        grouped.entry(file).or_default().push(change);
+        let change = H::change(row);
+        grouped
+            .entry(change.record)
+            .or_default()
+            .push(StatusChangeRecord {
+                from: change.from.map(status_text),
+                to: status_text(change.to),
+                changed_by: change.by,
+                changed_at: change.at,
+            });
     }
     grouped
 }
@@ -243,24 +272,12 @@ async fn service_cases_of(
     db: &impl ConnectionTrait,
     client_id: Uuid,
 ) -> Result<Vec<ServiceCaseRecord>, AppError> {
-    let cases = service_case::Entity::find()
-        .filter(service_case::Column::ClientId.eq(client_id))
-        .order_by_asc(service_case::Column::CreatedAt)
-        .order_by_asc(service_case::Column::Id)
-        .all(db)
-        .await?;
+    let cases =
+        of_client::<service_case::Entity>(db, service_case::Column::ClientId, client_id).await?;
     let ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
-    let mut history = histories(super::service_case::history_of(db, ids).await?, |h| {
-        (
-            h.service_case_id,
-            StatusChangeRecord {
-                from: h.from_status.map(status_text),
-                to: status_text(h.to_status),
-                changed_by: h.changed_by,
-                changed_at: h.changed_at,
-            },
-        )
-    });
+    let mut history = histories::<service_case_status_change::Entity>(
+        super::service_case::history_of(db, ids).await?,
+    );
     Ok(cases
         .into_iter()
         .map(|c| ServiceCaseRecord {
@@ -281,24 +298,13 @@ async fn credit_requests_of(
     db: &impl ConnectionTrait,
     client_id: Uuid,
 ) -> Result<Vec<CreditRequestRecord>, AppError> {
-    let requests = credit_request::Entity::find()
-        .filter(credit_request::Column::ClientId.eq(client_id))
-        .order_by_asc(credit_request::Column::CreatedAt)
-        .order_by_asc(credit_request::Column::Id)
-        .all(db)
-        .await?;
+    let requests =
+        of_client::<credit_request::Entity>(db, credit_request::Column::ClientId, client_id)
+            .await?;
     let ids: Vec<Uuid> = requests.iter().map(|c| c.id).collect();
-    let mut history = histories(super::credit_request::history_of(db, ids).await?, |h| {
-        (
-            h.credit_request_id,
-            StatusChangeRecord {
-                from: h.from_status.map(status_text),
-                to: status_text(h.to_status),
-                changed_by: h.changed_by,
-                changed_at: h.changed_at,
-            },
-        )
-    });
+    let mut history = histories::<credit_request_status_change::Entity>(
+        super::credit_request::history_of(db, ids).await?,
+    );
     Ok(requests
         .into_iter()
         .map(|c| CreditRequestRecord {
@@ -321,7 +327,7 @@ fn lead_record(l: lead::Model) -> LeadRecord {
     LeadRecord {
         id: l.id,
         received_at: l.received_at,
-        r#type: l.lead_type,
+        r#type: l.lead_type.as_str().to_owned(),
         source: l.source,
         submitted_by: l.submitted_by,
         first_name: l.first_name,
@@ -334,11 +340,11 @@ fn lead_record(l: lead::Model) -> LeadRecord {
         vehicle: serde_json::json!({
             "year": l.vehicle_year, "make": l.vehicle_make, "model": l.vehicle_model,
             "trim": l.vehicle_trim, "vin": l.vehicle_vin,
-            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition,
+            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition.map(|c| c.as_str()),
         }),
         warnings: l.warnings,
         opportunity_id: l.opportunity_id,
-        outcome: l.outcome,
+        outcome: l.outcome.as_str().to_owned(),
     }
 }
 
@@ -346,30 +352,27 @@ async fn opportunities_of(
     db: &impl ConnectionTrait,
     client_id: Uuid,
 ) -> Result<Vec<OpportunityRecord>, AppError> {
-    let opportunities = opportunity::Entity::find()
-        .filter(opportunity::Column::ClientId.eq(client_id))
-        .order_by_asc(opportunity::Column::CreatedAt)
-        .order_by_asc(opportunity::Column::Id)
-        .all(db)
-        .await?;
+    let opportunities =
+        of_client::<opportunity::Entity>(db, opportunity::Column::ClientId, client_id).await?;
     let ids: Vec<Uuid> = opportunities.iter().map(|o| o.id).collect();
-    let mut history = histories(super::opportunity::history_of(db, ids).await?, |h| {
-        (
-            h.opportunity_id,
-            StatusChangeRecord {
-                from: h.from_status,
-                to: h.to_status,
+    let mut history: HashMap<Uuid, Vec<StatusChangeRecord>> = HashMap::new();
+    for h in super::opportunity::history_of(db, ids).await? {
+        history
+            .entry(h.opportunity_id)
+            .or_default()
+            .push(StatusChangeRecord {
+                from: h.from_status.map(|s| s.as_str().to_owned()),
+                to: h.to_status.as_str().to_owned(),
                 changed_by: h.changed_by,
                 changed_at: h.changed_at,
-            },
-        )
-    });
+            });
+    }
     Ok(opportunities
         .into_iter()
         .map(|o| OpportunityRecord {
             status_history: history.remove(&o.id).unwrap_or_default(),
             id: o.id,
-            status: o.status,
+            status: o.status.as_str().to_owned(),
             created_at: o.created_at,
             updated_at: o.updated_at,
         })

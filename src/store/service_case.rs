@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use entity::service_case::{self, ServiceCaseStatus};
 use entity::service_case_status_change;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest, SortDirection};
+use super::page::{self, ListFilter};
+use super::{set_if_changed, status_history};
 use crate::error::AppError;
+
+type History = service_case_status_change::Entity;
 
 /// Filters of the service case list (every given field must hold).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,7 +27,9 @@ pub struct ServiceCaseFilter {
     pub assignee: Option<String>,
 }
 
-impl ServiceCaseFilter {
+impl ListFilter for ServiceCaseFilter {
+    type Entity = service_case::Entity;
+
     fn apply(
         &self,
         mut select: sea_orm::Select<service_case::Entity>,
@@ -90,7 +94,7 @@ pub async fn create(
     })
     .exec_without_returning(db)
     .await?;
-    record_status_change(db, id, None, ServiceCaseStatus::Ouvert, by, now).await?;
+    status_history::record::<History>(db, id, None, ServiceCaseStatus::Ouvert, by, now).await?;
     find(db, id)
         .await?
         .ok_or_else(|| AppError::Internal("service case vanished after insert".into()))
@@ -105,98 +109,24 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    let current = service_case::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("service case"))?;
+    let current = super::lock_for_update::<service_case::Entity>(&txn, id, "service case").await?;
+    if let Some(status) = changes.status.filter(|s| *s != current.status) {
+        status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
+    }
     let mut active: service_case::ActiveModel = current.clone().into();
-    let mut changed = false;
-    if let Some(status) = changes.status
-        && status != current.status
-    {
-        active.status = Set(status);
-        record_status_change(&txn, id, Some(current.status), status, by, now).await?;
-        changed = true;
-    }
-    if let Some(assignee) = changes.assignee
-        && assignee != current.assignee
-    {
-        active.assignee = Set(assignee);
-        changed = true;
-    }
-    if let Some(subject) = changes.subject
-        && subject != current.subject
-    {
-        active.subject = Set(subject);
-        changed = true;
-    }
-    if let Some(description) = changes.description
-        && description != current.description
-    {
-        active.description = Set(description);
-        changed = true;
-    }
-    if changed {
-        active.updated_at = Set(now);
-        service_case::Entity::update(active).exec(&txn).await?;
-    }
-    let updated = find(&txn, id)
-        .await?
-        .ok_or(AppError::NotFound("service case"))?;
-    txn.commit().await?;
-    Ok(updated)
-}
-
-async fn record_status_change(
-    db: &impl ConnectionTrait,
-    case: Uuid,
-    from: Option<ServiceCaseStatus>,
-    to: ServiceCaseStatus,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    service_case_status_change::Entity::insert(service_case_status_change::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        service_case_id: Set(case),
-        from_status: Set(from),
-        to_status: Set(to),
-        changed_by: Set(by.to_owned()),
-        changed_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-/// One page of cases matching every filter given (a saved view's and the
-/// caller's), in the page's direction.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    filters: &[&ServiceCaseFilter],
-    page: &PageRequest,
-) -> Result<(Vec<service_case::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        select(filters),
-        service_case::Column::CreatedAt,
-        service_case::Column::Id,
-        page,
-    )
-    .await
-}
-
-pub async fn count(
-    db: &impl ConnectionTrait,
-    filters: &[&ServiceCaseFilter],
-) -> Result<u64, AppError> {
-    Ok(select(filters).count(db).await?)
-}
-
-fn select(filters: &[&ServiceCaseFilter]) -> sea_orm::Select<service_case::Entity> {
-    filters
-        .iter()
-        .fold(service_case::Entity::find(), |select, f| f.apply(select))
+    let changed = [
+        set_if_changed(&mut active.status, &current.status, changes.status),
+        set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
+        set_if_changed(&mut active.subject, &current.subject, changes.subject),
+        set_if_changed(
+            &mut active.description,
+            &current.description,
+            changes.description,
+        ),
+    ]
+    .contains(&true);
+    active.updated_at = Set(now);
+    super::save_and_commit::<service_case::Entity>(txn, active, changed, id, "service case").await
 }
 
 /// The status histories of several cases, oldest first.
@@ -204,12 +134,7 @@ pub async fn history_of(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<Vec<service_case_status_change::Model>, AppError> {
-    Ok(service_case_status_change::Entity::find()
-        .filter(service_case_status_change::Column::ServiceCaseId.is_in(ids))
-        .order_by_asc(service_case_status_change::Column::ChangedAt)
-        .order_by_asc(service_case_status_change::Column::Id)
-        .all(db)
-        .await?)
+    status_history::of::<History>(db, ids).await
 }
 
 /// The open cases (not `FERME`) of several clients, newest first, at most
@@ -219,20 +144,13 @@ pub async fn open_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<service_case::Model>>, AppError> {
-    let pages = page::fetch_per_parent_where::<service_case::Entity, _>(
+    page::newest_per_parent::<service_case::Entity>(
         db,
         service_case::Column::ClientId,
-        service_case::Column::CreatedAt,
-        service_case::Column::Id,
         clients,
-        &PageRequest {
-            first: cap,
-            after: None,
-            direction: SortDirection::Desc,
-        },
+        cap,
         service_case::Column::Status.ne(ServiceCaseStatus::Ferme),
         |c| c.client_id,
     )
-    .await?;
-    Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
+    .await
 }

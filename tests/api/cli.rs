@@ -1,47 +1,31 @@
 //! The `crm` binary itself: development mode, default database, tokens.
 use crm::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::crm_process::Crm;
 use crate::helpers::{AUDIENCE, ISSUER, SECRET};
-
-fn crm() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"));
-    command
-        .env_remove("DATABASE_URL")
-        .env_remove("CRM_JWT_SECRET")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    command
-}
 
 #[tokio::test]
 async fn crm_serve_without_a_secret_creates_crm_sqlite_and_prints_working_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = crm()
-        .args(["serve", "--bind", "127.0.0.1:0"])
+    let server = Crm::new()
+        .args(["--bind", "127.0.0.1:0"])
         .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut admin, mut agent, mut partner, mut base) = (None, None, None, None);
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(t) = line.strip_prefix("ADMIN token: ") {
-                admin = Some(t.to_owned());
-            } else if let Some(t) = line.strip_prefix("AGENT token: ") {
-                agent = Some(t.to_owned());
-            } else if let Some(t) = line.strip_prefix("PARTNER token: ") {
-                partner = Some(t.to_owned());
-            } else if let Some(url) = line.strip_prefix("GraphiQL: ") {
-                base = Some(url.trim_end_matches("/graphiql").to_owned());
-                break;
-            }
-        }
-    })
-    .await
-    .expect("crm serve started in time");
+        .serve()
+        .await;
+    let printed = |prefix: &str| {
+        server
+            .printed
+            .iter()
+            .find_map(|line| line.strip_prefix(prefix))
+            .map(str::to_owned)
+    };
+    let (admin, agent, partner) = (
+        printed("ADMIN token: "),
+        printed("AGENT token: "),
+        printed("PARTNER token: "),
+    );
+    let base = printed("GraphiQL: ").map(|url| url.trim_end_matches("/graphiql").to_owned());
     let base = base.expect("address printed");
     assert!(dir.path().join("crm.sqlite").exists());
     let http = reqwest::Client::new();
@@ -64,7 +48,7 @@ async fn crm_serve_without_a_secret_creates_crm_sqlite_and_prints_working_tokens
 
 #[tokio::test]
 async fn crm_token_prints_the_token_alone_and_it_verifies() {
-    let out = crm()
+    let out = Crm::new()
         .args([
             "token",
             "--role",
@@ -76,8 +60,7 @@ async fn crm_token_prints_the_token_alone_and_it_verifies() {
         ])
         .env("CRM_JWT_SECRET", SECRET)
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1);
@@ -92,12 +75,11 @@ async fn crm_token_prints_the_token_alone_and_it_verifies() {
 #[tokio::test]
 async fn crm_token_refuses_a_missing_or_short_secret() {
     for secret in [None, Some("short")] {
-        let mut command = crm();
-        command.args(["token", "--role", "ADMIN", "--sub", "x"]);
+        let mut command = Crm::new().args(["token", "--role", "ADMIN", "--sub", "x"]);
         if let Some(secret) = secret {
-            command.env("CRM_JWT_SECRET", secret);
+            command = command.env("CRM_JWT_SECRET", secret);
         }
-        let out = command.output().await.unwrap();
+        let out = command.output().await;
         assert!(!out.status.success());
         assert!(out.stdout.is_empty());
         assert!(String::from_utf8_lossy(&out.stderr).contains("CRM_JWT_SECRET"));
@@ -107,12 +89,11 @@ async fn crm_token_refuses_a_missing_or_short_secret() {
 #[tokio::test]
 async fn crm_migrate_prepares_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let out = crm()
-        .arg("migrate")
+    let out = Crm::new()
+        .args(["migrate"])
         .current_dir(dir.path())
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -120,18 +101,17 @@ async fn crm_migrate_prepares_the_database() {
     );
     assert!(dir.path().join("crm.sqlite").exists());
     // Idempotent.
-    let again = crm()
-        .arg("migrate")
+    let again = Crm::new()
+        .args(["migrate"])
         .current_dir(dir.path())
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(again.status.success());
 }
 
 /// `crm <command> --help`: the long flags it lists.
 async fn flags_of(command: &str) -> Vec<String> {
-    let out = crm().args([command, "--help"]).output().await.unwrap();
+    let out = Crm::new().args([command, "--help"]).output().await;
     assert!(out.status.success(), "crm {command} --help failed");
     let help = String::from_utf8(out.stdout).unwrap();
     // Option lines: "  -h, --help  ..." or "      --bind <BIND>  ...".

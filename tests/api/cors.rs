@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crm::auth::Role;
 
+use crate::crm_process::Crm;
 use crate::helpers::{TestApp, spawn_app, spawn_app_configured};
 
 const ALLOWED: &str = "https://crm.example.com";
@@ -156,14 +157,14 @@ async fn a_cross_origin_post_from_an_allowed_origin_is_answered_with_its_origin_
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
 
-#[test]
-fn crm_serve_refuses_a_wildcard_cors_origin() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+#[tokio::test]
+async fn crm_serve_refuses_a_wildcard_cors_origin() {
+    let out = Crm::new()
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("CRM_CORS_ORIGINS", "https://ok.example.com,*")
-        .env("DATABASE_URL", "sqlite::memory:")
+        .database("sqlite::memory:")
         .output()
-        .expect("crm runs");
+        .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("origin"), "{stderr}");

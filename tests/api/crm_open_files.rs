@@ -5,7 +5,7 @@ use crm::domain::expiry::ExpiryPolicy;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::crm_support::{case_for, client, credit_request, lead, update_case};
+use crate::crm_support::{case_for, client, client_of, credit_request, lead, update_case};
 use crate::helpers::{TestApp, set_status, spawn_app, t0};
 
 const OPEN_FILES: &str = r#"query($id: ID!) { client(id: $id) { openFiles {
@@ -36,12 +36,7 @@ async fn open_files_hold_every_department_newest_first_and_no_closed_file() {
         json!({ "email": "luc@example.com", "phone": "514 555 0199" }),
     )
     .await;
-    let client_id = app
-        .query_opportunity(&sale, "client { id }", Role::Agent)
-        .await["opportunity"]["client"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let client_id = client_of(&app, &sale).await;
     app.clock.advance(Duration::minutes(1));
     let case = case_for(&app, &client_id, "Bruit", None).await;
     app.clock.advance(Duration::minutes(1));
@@ -87,12 +82,7 @@ async fn open_files_hold_every_department_newest_first_and_no_closed_file() {
 async fn a_non_admins_open_files_are_the_same_before_and_after_the_sweep() {
     let app = spawn_app().await;
     let (_, sale) = lead(&app, json!({ "email": "luc@example.com" })).await;
-    let client_id = app
-        .query_opportunity(&sale, "client { id }", Role::Agent)
-        .await["opportunity"]["client"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let client_id = client_of(&app, &sale).await;
     case_for(&app, &client_id, "Bruit", None).await;
     let before = open_files(&app, &client_id, Role::Agent).await;
     let report = crm::jobs::expiry_sweep::sweep_once(

@@ -18,6 +18,11 @@ async fn create_as(app: &TestApp, token: &str, input: Value) -> Value {
     app.post_as(CREATE, json!({ "input": input }), token).await
 }
 
+/// Create a view as `token`'s holder; its id.
+async fn new_view(app: &TestApp, token: &str, input: Value) -> String {
+    view_id(&create_as(app, token, input).await)
+}
+
 fn view_id(body: &Value) -> String {
     body["data"]["createSavedView"]["id"]
         .as_str()
@@ -44,7 +49,7 @@ async fn a_view_applies_its_filter_and_an_explicit_filter_narrows_it_further() {
     let c = case_for(&app, &luc, "C", Some("tech-2")).await;
     update_case(&app, &c, json!({ "status": "FERME" })).await;
     let agent = app.token(Role::Agent);
-    let open = view_id(&create_as(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Ouverts", "visibility": "PRIVATE", "serviceCaseFilter": { "status": ["OUVERT", "EN_COURS"] } })).await);
+    let open = new_view(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Ouverts", "visibility": "PRIVATE", "serviceCaseFilter": { "status": ["OUVERT", "EN_COURS"] } })).await;
     let data = app.data(CASES, json!({ "v": open }), Role::Agent).await;
     assert_eq!(node_ids(&data["serviceCases"]), [b.clone(), a.clone()]);
     assert_eq!(data["serviceCases"]["totalCount"], 2);
@@ -70,7 +75,7 @@ async fn a_view_applies_its_filter_and_an_explicit_filter_narrows_it_further() {
     let (_, first) = lead(&app, json!({ "email": "x1@example.com" })).await;
     app.clock.advance(Duration::minutes(1));
     let (_, second) = lead(&app, json!({ "email": "x2@example.com" })).await;
-    let oldest_first = view_id(&create_as(&app, &agent, json!({ "module": "OPPORTUNITIES", "name": "Anciennes", "visibility": "SHARED", "opportunityFilter": { "status": ["NOUVEAU"] }, "opportunityOrder": { "direction": "ASC" } })).await);
+    let oldest_first = new_view(&app, &agent, json!({ "module": "OPPORTUNITIES", "name": "Anciennes", "visibility": "SHARED", "opportunityFilter": { "status": ["NOUVEAU"] }, "opportunityOrder": { "direction": "ASC" } })).await;
     let data = app
         .data(
             "query($v: ID) { opportunities(viewId: $v) { edges { node { id } } } }",
@@ -81,7 +86,7 @@ async fn a_view_applies_its_filter_and_an_explicit_filter_narrows_it_further() {
     assert_eq!(node_ids(&data["opportunities"]), [first, second]);
 
     // Credit requests take views too.
-    let credit = view_id(&create_as(&app, &agent, json!({ "module": "CREDIT_REQUESTS", "name": "Reçues", "visibility": "PRIVATE", "creditRequestFilter": { "status": ["RECUE"] } })).await);
+    let credit = new_view(&app, &agent, json!({ "module": "CREDIT_REQUESTS", "name": "Reçues", "visibility": "PRIVATE", "creditRequestFilter": { "status": ["RECUE"] } })).await;
     let data = app
         .data(
             "query($v: ID) { creditRequests(viewId: $v) { totalCount } }",
@@ -101,46 +106,34 @@ async fn a_view_or_a_filter_of_another_module_is_bad_input_and_an_unknown_view_n
     let body = create_as(&app, &agent, json!({ "module": "CREDIT_REQUESTS", "name": "x", "visibility": "PRIVATE", "opportunityOrder": { "direction": "ASC" } })).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     assert_eq!(app.count("saved_view").await, 0);
-    let cases = view_id(
-        &create_as(
-            &app,
-            &agent,
-            json!({ "module": "SERVICE_CASES", "name": "x", "visibility": "SHARED" }),
-        )
-        .await,
-    );
-    let body = app
-        .post_graphql(
+    let cases = new_view(
+        &app,
+        &agent,
+        json!({ "module": "SERVICE_CASES", "name": "x", "visibility": "SHARED" }),
+    )
+    .await;
+    let unknown = "0190f2a0-0000-7000-8000-000000000000";
+    for (query, variables, code) in [
+        (
             "query($v: ID) { creditRequests(viewId: $v) { totalCount } }",
             json!({ "v": cases }),
-            Role::Agent,
-        )
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    let body = app
-        .post_graphql(
+            "BAD_USER_INPUT",
+        ),
+        (
             "query($v: ID) { opportunities(viewId: $v) { totalCount } }",
             json!({ "v": cases }),
-            Role::Agent,
-        )
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    let body = app
-        .post_graphql(
+            "BAD_USER_INPUT",
+        ),
+        (
             UPDATE,
             json!({ "id": cases, "input": { "opportunityFilter": { "status": ["NOUVEAU"] } } }),
-            Role::Agent,
-        )
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    let body = app
-        .post_graphql(
-            CASES,
-            json!({ "v": "0190f2a0-0000-7000-8000-000000000000" }),
-            Role::Agent,
-        )
-        .await;
-    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+            "BAD_USER_INPUT",
+        ),
+        (CASES, json!({ "v": unknown }), "NOT_FOUND"),
+    ] {
+        let body = app.post_graphql(query, variables, Role::Agent).await;
+        assert_eq!(error_code(&body), code, "{query}: {body}");
+    }
 }
 
 #[tokio::test]
@@ -148,15 +141,13 @@ async fn only_the_owner_changes_a_view_and_a_foreign_private_view_does_not_exist
     let app = spawn_app().await;
     let alice = app.token_for(Role::Agent, "alice");
     let bob = app.token_for(Role::Agent, "bob");
-    let private = view_id(&create_as(&app, &alice, json!({ "module": "SERVICE_CASES", "name": "Mes dossiers", "visibility": "PRIVATE", "serviceCaseFilter": { "assignee": "alice" } })).await);
-    let shared = view_id(
-        &create_as(
-            &app,
-            &alice,
-            json!({ "module": "SERVICE_CASES", "name": "Équipe", "visibility": "SHARED" }),
-        )
-        .await,
-    );
+    let private = new_view(&app, &alice, json!({ "module": "SERVICE_CASES", "name": "Mes dossiers", "visibility": "PRIVATE", "serviceCaseFilter": { "assignee": "alice" } })).await;
+    let shared = new_view(
+        &app,
+        &alice,
+        json!({ "module": "SERVICE_CASES", "name": "Équipe", "visibility": "SHARED" }),
+    )
+    .await;
     // Bob sees the shared view only, may use it, not change it.
     let bobs = app
         .post_as(VIEWS, json!({ "m": "SERVICE_CASES" }), &bob)
@@ -222,13 +213,13 @@ async fn only_the_owner_changes_a_view_and_a_foreign_private_view_does_not_exist
 async fn creating_changing_or_deleting_one_view_never_alters_another() {
     let app = spawn_app().await;
     let agent = app.token(Role::Agent);
-    let keep = view_id(&create_as(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Garder", "visibility": "SHARED", "serviceCaseFilter": { "status": ["OUVERT"], "assignee": "tech-1" } })).await);
+    let keep = new_view(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Garder", "visibility": "SHARED", "serviceCaseFilter": { "status": ["OUVERT"], "assignee": "tech-1" } })).await;
     let before = app
         .post_as(VIEWS, json!({ "m": "SERVICE_CASES" }), &agent)
         .await["data"]["savedViews"][0]
         .clone();
     // Same name, same module: a second view, not an overwrite.
-    let twin = view_id(&create_as(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Garder", "visibility": "SHARED", "serviceCaseFilter": { "status": ["FERME"] } })).await);
+    let twin = new_view(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "Garder", "visibility": "SHARED", "serviceCaseFilter": { "status": ["FERME"] } })).await;
     app.clock.advance(Duration::minutes(5));
     let changed = app.post_as(UPDATE, json!({ "id": twin, "input": { "name": "Autre", "serviceCaseFilter": { "assignee": "tech-9" } } }), &agent).await;
     assert_eq!(
@@ -269,7 +260,7 @@ async fn the_expiree_filter_and_the_views_using_it_exist_for_admins_only() {
         .data(list, json!({ "f": { "expiree": true } }), Role::Admin)
         .await;
     assert_eq!(node_ids(&data["opportunities"]), [old.as_str()]);
-    let expired_view = view_id(&create_as(&app, &admin, json!({ "module": "OPPORTUNITIES", "name": "Expirées", "visibility": "SHARED", "opportunityFilter": { "expiree": true } })).await);
+    let expired_view = new_view(&app, &admin, json!({ "module": "OPPORTUNITIES", "name": "Expirées", "visibility": "SHARED", "opportunityFilter": { "expiree": true } })).await;
     let data = app
         .data(
             list,

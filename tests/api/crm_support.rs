@@ -22,6 +22,15 @@ pub async fn client(
     data["createClient"]["id"].as_str().unwrap().to_owned()
 }
 
+/// The id of the client an opportunity is for.
+pub async fn client_of(app: &TestApp, opportunity: &str) -> String {
+    app.query_opportunity(opportunity, "client { id }", Role::Agent)
+        .await["opportunity"]["client"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub const CASE_FIELDS: &str = "id department status subject description assignee createdBy \
     client { id } statusHistory { from to changedBy }";
 

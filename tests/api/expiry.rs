@@ -7,6 +7,7 @@ use crm::store;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
+use crate::crm_process::Crm;
 use crate::helpers::{TestApp, spawn_app, submit_lead, t0};
 
 /// One opportunity per status, all created at `t0`; returns (status, id).
@@ -93,16 +94,7 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
         .await
         .unwrap();
     assert_eq!(again.expired, 0);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("crm_opportunities_expired_total"),
         "{metrics}"
@@ -160,21 +152,8 @@ async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
     let payload = submit_lead(&app, json!({ "email": "cli@example.com" }), Role::Agent).await;
     let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
     let at = (t0() + Duration::days(56)).to_rfc3339();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
-            .args(args)
-            .env("DATABASE_URL", app.database.url())
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("crm runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let dry = run(&["expire", "--dry-run", "--now", &at]);
+    let run = |args: &[&str]| Crm::new().args(args).database(app.database.url()).stdout();
+    let dry = run(&["expire", "--dry-run", "--now", &at]).await;
     assert!(dry.starts_with("would expire 1 opportunities"), "{dry}");
     assert!(dry.contains(&id), "{dry}");
     assert_eq!(app.count("opportunity_expiry_event").await, 0);
@@ -183,9 +162,10 @@ async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
         "--dry-run",
         "--now",
         &(t0() + Duration::days(55)).to_rfc3339(),
-    ]);
+    ])
+    .await;
     assert!(early.starts_with("would expire 0 opportunities"), "{early}");
-    let done = run(&["expire", "--now", &at]);
+    let done = run(&["expire", "--now", &at]).await;
     assert!(done.starts_with("expired 1 opportunities"), "{done}");
     assert_eq!(app.count("opportunity_expiry_event").await, 1);
 }

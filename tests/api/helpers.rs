@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
+use crate::crm_process::Crm;
+
 pub const SECRET: &str = "integration-test-secret-at-least-32-bytes";
 pub const ISSUER: &str = "crm";
 pub const AUDIENCE: &str = "crm-api";
@@ -196,6 +198,19 @@ pub async fn spawn_app_with_settings(
 }
 
 impl TestApp {
+    /// `GET /metrics` as an admin: the exposition text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .bearer_auth(self.token(Role::Admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn token_for(&self, role: Role, sub: &str) -> String {
         self.keys
             .issue(role, sub, Duration::hours(1), Utc::now())
@@ -318,43 +333,28 @@ impl ServerProcess {
 
     /// Like [`start`](Self::start) with extra environment variables.
     pub async fn start_with(database: Arc<TestDatabase>, env: &[(&str, &str)]) -> Self {
-        use tokio::io::{AsyncBufReadExt, BufReader};
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("serve")
-            .envs(env.iter().copied())
-            .env("DATABASE_URL", database.url())
-            .env("CRM_BIND", "127.0.0.1:0")
+        let server = Crm::new()
+            .envs(env)
+            .database(database.url())
             .env("CRM_JWT_SECRET", SECRET)
             .env("CRM_SWEEP_INTERVAL_SECS", "3600")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("crm serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("stdout line") {
-                if let Some(url) = line.strip_prefix("GraphQL:") {
-                    return url.trim().trim_end_matches("/graphql").to_owned();
-                }
-            }
-            panic!("crm serve exited before printing its address");
-        })
-        .await
-        .expect("crm serve printed its address in time");
+            .serve()
+            .await;
         let db = crm::store::connect(database.url())
             .await
             .expect("test connection");
         let app = TestApp {
-            address,
+            address: server.base,
             client: reqwest::Client::new(),
             clock: ManualClock::new(Utc::now()),
             db,
             keys: JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
             database,
         };
-        Self { child, app }
+        Self {
+            child: server.child,
+            app,
+        }
     }
 }
 

@@ -84,27 +84,30 @@ async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_
     assert_eq!(expired_at, crate::helpers::t0() + Duration::days(56));
 }
 
+/// A lead, its opportunity then set to `status`, and `later` another lead
+/// from the same email: the first opportunity's id and the second payload.
+async fn next_lead_after(status: &str, later: Duration) -> (String, Value) {
+    let app = spawn_app().await;
+    let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
+    set_status(&app, &id(&first), status, Role::Agent).await;
+    app.clock.advance(later);
+    let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
+    (id(&first), next)
+}
+
 #[tokio::test]
 async fn a_protected_opportunity_keeps_taking_leads_after_eight_weeks() {
     for status in ["PRIS_EN_CHARGE", "VENDU_NON_LIVRE", "SUIVI_LONG_TERME"] {
-        let app = spawn_app().await;
-        let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
-        set_status(&app, &id(&first), status, Role::Agent).await;
-        app.clock.advance(Duration::days(200));
-        let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
+        let (first, next) = next_lead_after(status, Duration::days(200)).await;
         assert_eq!(next["outcome"], "MERGED", "{status}");
-        assert_eq!(id(&next), id(&first));
+        assert_eq!(id(&next), first);
     }
 }
 
 #[tokio::test]
 async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_status() {
     for status in ["NOUVEAU", "VENDU_LIVRE", "PERDU"] {
-        let app = spawn_app().await;
-        let first = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Agent).await;
-        set_status(&app, &id(&first), status, Role::Agent).await;
-        app.clock.advance(Duration::days(56));
-        let next = submit_lead(&app, json!({ "email": "d@example.com" }), Role::Agent).await;
+        let (_, next) = next_lead_after(status, Duration::days(56)).await;
         assert_eq!(next["outcome"], "NEW_OPPORTUNITY", "{status}");
     }
 }

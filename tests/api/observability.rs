@@ -7,12 +7,12 @@ use std::time::Duration;
 use chrono::Utc;
 use crm::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::crm_process::{Crm, RunningCrm};
 use crate::helpers::{AUDIENCE, ISSUER, SECRET, SUBMIT_LEAD, TestDatabase};
 
 struct Server {
-    _child: tokio::process::Child,
+    _process: RunningCrm,
     _database: TestDatabase,
     base: String,
     keys: JwtKeys,
@@ -27,44 +27,19 @@ impl Server {
 
     async fn start_logging(log_format: &str, filter: &str) -> Self {
         let database = TestDatabase::create().await;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("serve")
-            .env("DATABASE_URL", database.url())
-            .env("CRM_BIND", "127.0.0.1:0")
+        let process = Crm::new()
+            .database(database.url())
             .env("CRM_JWT_SECRET", SECRET)
             .env("CRM_LOG_FORMAT", log_format)
             .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("crm serve starts");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut err_lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = err_lines.next_line().await {
-                sink.lock().expect("log lines").push(line);
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("stdout line") {
-                if let Some(url) = line.strip_prefix("GraphQL:") {
-                    return url.trim().trim_end_matches("/graphql").to_owned();
-                }
-            }
-            panic!("crm serve exited before printing its address");
-        })
-        .await
-        .expect("crm serve printed its address in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            .serve_capturing_stderr()
+            .await;
         Self {
-            _child: child,
+            base: process.base.clone(),
+            stderr: process.stderr.clone(),
+            _process: process,
             _database: database,
-            base,
             keys: JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
-            stderr,
             client: reqwest::Client::new(),
         }
     }

@@ -1,6 +1,8 @@
 use crm::auth::Role;
 use crm::graphql::sdl_for;
 
+use crate::crm_process::Crm;
+
 #[test]
 fn the_checked_in_schema_is_the_servers_admin_sdl() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
@@ -31,13 +33,11 @@ fn the_agent_schema_has_no_admin_only_part_and_still_parses() {
     assert!(admin.contains("expiree: Boolean!") && admin.contains("expiredAt: DateTime"));
 }
 
-#[test]
-fn crm_schema_role_agent_prints_the_agent_view() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+#[tokio::test]
+async fn crm_schema_role_agent_prints_the_agent_view() {
+    let text = Crm::new()
         .args(["schema", "--role", "agent"])
-        .output()
-        .expect("crm runs");
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+        .stdout()
+        .await;
     assert_eq!(text, sdl_for(Role::Agent));
 }

@@ -2,57 +2,9 @@
 //! normalized contact points, warnings for what was kept raw.
 use crate::domain::contact::{ContactError, ContactPoint, Email, Phone, bidi_control};
 
-/// What kind of request a lead is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
-pub enum LeadType {
-    /// Internet sales lead.
-    #[default]
-    Lead,
-    /// Renewal of a lease or loan.
-    Ren,
-    /// Credit application.
-    Cre,
-}
-
-impl LeadType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lead => "LEAD",
-            Self::Ren => "REN",
-            Self::Cre => "CRE",
-        }
-    }
-
-    /// The type `as_str` wrote, or `None` for any other text.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Lead, Self::Ren, Self::Cre]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-    }
-}
-
-/// New or used vehicle.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum VehicleCondition {
-    New,
-    Used,
-}
-
-impl VehicleCondition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "NEW",
-            Self::Used => "USED",
-        }
-    }
-
-    /// The condition `as_str` wrote, or `None` for any other text.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::New, Self::Used]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-    }
-}
+/// What kind of request a lead is, and the vehicle's condition: stored with
+/// the lead (see `entity::lead`).
+pub use entity::lead::{LeadType, VehicleCondition};
 
 /// The vehicle of interest, as submitted (every part optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
