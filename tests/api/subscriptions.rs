@@ -702,17 +702,21 @@ async fn a_client_silent_for_two_ping_periods_is_dropped_and_one_that_answers_st
     let app = spawn_app_configured(|s| s.ws_ping_interval_ms = 250).await;
     let mut answering = Ws::as_role(&app, Role::Agent).await;
     let mut silent = Ws::as_role(&app, Role::Agent).await;
-    // Reading answers the pings; `silent` is not read meanwhile (more
-    // than four periods).
-    assert_eq!(
-        answering.next_within(StdDuration::from_millis(1_100)).await,
-        Ok(None)
-    );
+    // `answering` is read (so it answers the pings) in a task of its own,
+    // the whole time, even while `silent` is finally read; `silent` is left
+    // unread for more than four periods first.
+    let reader = tokio::spawn(async move {
+        let outcome = answering.next_within(StdDuration::from_millis(3_000)).await;
+        (answering, outcome)
+    });
+    tokio::time::sleep(StdDuration::from_millis(1_100)).await;
     let closed = silent.closed().await;
     assert_eq!(
         closed.code, 1006,
         "dropped without a close frame: {closed:?}"
     );
+    let (mut answering, outcome) = reader.await.expect("reader task");
+    assert_eq!(outcome, Ok(None), "the answering client stays open");
     subscribed(&mut answering, "1", LEAD_RECEIVED, json!({})).await;
 }
 
