@@ -11,6 +11,7 @@ mod m20261128_000002_create_crm_tables;
 mod m20261128_000003_create_privacy_event_table;
 mod m20261128_000004_create_credit_request_access_table;
 mod m20261128_000010_check_stored_values;
+mod m20261128_000011_index_opportunity_activity;
 
 pub use m20261128_000010_check_stored_values::STORED_VALUES;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_create_privacy_event_table::Migration),
             Box::new(m20261128_000004_create_credit_request_access_table::Migration),
             Box::new(m20261128_000010_check_stored_values::Migration),
+            Box::new(m20261128_000011_index_opportunity_activity::Migration),
         ]
     }
 }

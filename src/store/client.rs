@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{client, client_contact};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, LockType, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     FromQueryResult, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -96,7 +96,11 @@ async fn owners_with(
         )
         .cond_where(any);
     if lock == OwnerLock::ForUpdate {
-        select.lock_with_tables(LockType::Update, [client::Entity]);
+        // Two owners (a conflicting phone) are locked in id order, so two
+        // intakes that cross the same two clients cannot deadlock.
+        select
+            .order_by((client::Entity, client::Column::Id), Order::Asc)
+            .lock_with_tables(LockType::Update, [client::Entity]);
     }
     let mut owners = HashMap::new();
     let mut clients: Vec<client::Model> = Vec::new();

@@ -165,8 +165,7 @@ fn intake_events(expired_now: &[Uuid], outcome: LeadOutcome, lead: &lead::Model)
 }
 
 /// Serialize intakes that share a contact point or idempotency key
-/// (PostgreSQL; SQLite's write transaction already serializes): one
-/// statement takes every advisory lock, in sorted order.
+/// (PostgreSQL; SQLite's write transaction already serializes).
 ///
 /// The contact lookup stays a statement of its own: under READ COMMITTED it
 /// must take its snapshot after the locks are held, to see what the
@@ -177,16 +176,32 @@ async fn lock_contacts(
     points: &[ContactPoint],
     idempotency_key: Option<&str>,
 ) -> Result<(), AppError> {
-    let backend = txn.get_database_backend();
-    if !is_postgres(backend) {
-        return Ok(());
-    }
     let mut keys: Vec<String> = points
         .iter()
-        .map(|p| format!("lead-intake:{}", p.key()))
+        .map(|p| contact_lock_key(p.kind(), p.value()))
         .collect();
     if let Some(key) = idempotency_key {
         keys.push(format!("lead-intake:IDEMPOTENCY:{}:{key}", principal.sub));
+    }
+    advisory_locks(txn, keys).await
+}
+
+/// The advisory lock an intake takes for a contact point; whoever changes
+/// which client a contact point leads to (anonymization) takes it too.
+pub(super) fn contact_lock_key(kind: ContactKind, value: &str) -> String {
+    format!("lead-intake:{}:{value}", kind.as_str())
+}
+
+/// Take transaction-scoped advisory locks on `keys` in one statement, in
+/// sorted order (PostgreSQL; nothing on SQLite, whose write transaction
+/// already serializes).
+pub(super) async fn advisory_locks(
+    txn: &DatabaseTransaction,
+    mut keys: Vec<String>,
+) -> Result<(), AppError> {
+    let backend = txn.get_database_backend();
+    if !is_postgres(backend) {
+        return Ok(());
     }
     keys.sort();
     keys.dedup();
@@ -219,8 +234,10 @@ async fn find_or_create_client(
     points: &[ContactPoint],
     now: DateTime<Utc>,
 ) -> Result<(ClientResolution, Uuid), AppError> {
-    // The owners are locked as they are found: the client the lead joins
-    // (and the other owner of a conflicting phone) cannot change under it.
+    // The owners are locked as they are found (an agent's edit or a status
+    // change waits); their contact points cannot move under the lead, as
+    // whoever removes them (anonymization) holds these points' advisory
+    // locks first.
     let (owners, owner_rows) = client::lock_owners(txn, points).await?;
     let resolution = resolution_of(points, &owners);
     let first_name = valid.submission.first_name.as_deref();

@@ -389,7 +389,16 @@ pub async fn anonymize(
     now: DateTime<Utc>,
 ) -> Result<Option<client::Model>, AppError> {
     let txn = begin_write(db).await?;
-    // Serializes with lead intake, which locks the client row too.
+    // Serializes with lead intake: first the advisory locks an intake takes
+    // for each of the client's contact points (an intake that already holds
+    // one finishes first; a later one looks the point up after this commits
+    // and finds nobody), then the client row, which intake locks too.
+    let keys = super::client::contacts_of(&txn, vec![client_id])
+        .await?
+        .iter()
+        .map(|c| super::lead_intake::contact_lock_key(c.kind, &c.value))
+        .collect();
+    super::lead_intake::advisory_locks(&txn, keys).await?;
     if super::client::lock(&txn, client_id).await?.is_none() {
         return Ok(None);
     }
