@@ -181,6 +181,7 @@ impl AccessLogQuery {
             |m: &credit_request_access::Model| Cursor {
                 created_at: m.at,
                 id: m.id,
+                ..Default::default()
             },
             CreditRequestAccess::from,
         ))

@@ -109,6 +109,7 @@ fn cursor_of(c: &client::Model) -> Cursor {
     Cursor {
         created_at: c.created_at,
         id: c.id,
+        ..Default::default()
     }
 }
 

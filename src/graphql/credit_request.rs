@@ -281,6 +281,7 @@ pub(super) fn cursor_of(c: &credit_request::Model) -> Cursor {
     Cursor {
         created_at: c.created_at,
         id: c.id,
+        ..Default::default()
     }
 }
 

@@ -381,6 +381,7 @@ pub(super) fn cursor_of(l: &lead::Model) -> Cursor {
     Cursor {
         created_at: l.received_at,
         id: l.id,
+        ..Default::default()
     }
 }
 

@@ -11,6 +11,7 @@ use super::lead::Lead;
 use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
+use crate::error::AppError;
 use crate::store;
 use crate::store::page::{Cursor, SortDirection};
 
@@ -191,6 +192,7 @@ pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
     Cursor {
         created_at: o.created_at,
         id: o.id,
+        ..Default::default()
     }
 }
 
@@ -229,6 +231,17 @@ impl OpportunityQuery {
             .unwrap_or_default();
         let cursor_of = |o: &opportunity::Model| order.field.cursor_of(o);
         let page = connection::page_request(first, after, Some(order.direction))?;
+        if page
+            .after
+            .as_ref()
+            .is_some_and(|c| c.key != order.field.key())
+        {
+            return Err(AppError::bad_input(
+                "after",
+                "is a cursor of another order than this list's",
+            )
+            .into());
+        }
         let Some(filter) = filter else {
             return Ok(connection::page(
                 Vec::new(),

@@ -53,6 +53,7 @@ impl RevocationQuery {
         let cursor = |r: &revoked_subject::Model| Cursor {
             created_at: r.revoked_at,
             id: r.id,
+            ..Default::default()
         };
         Ok(connection::page(
             rows,

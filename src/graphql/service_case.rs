@@ -215,6 +215,7 @@ pub(super) fn cursor_of(c: &service_case::Model) -> Cursor {
     Cursor {
         created_at: c.created_at,
         id: c.id,
+        ..Default::default()
     }
 }
 

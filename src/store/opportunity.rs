@@ -56,6 +56,14 @@ impl OpportunitySort {
         }
     }
 
+    /// The time a page cursor of this order holds.
+    pub fn key(self) -> page::SortKey {
+        match self {
+            Self::CreatedAt => page::SortKey::CreatedAt,
+            Self::UpdatedAt => page::SortKey::UpdatedAt,
+        }
+    }
+
     /// The row's place in this order, as a page cursor.
     pub fn cursor_of(self, o: &opportunity::Model) -> page::Cursor {
         page::Cursor {
@@ -64,6 +72,7 @@ impl OpportunitySort {
                 Self::UpdatedAt => o.updated_at,
             },
             id: o.id,
+            key: self.key(),
         }
     }
 }

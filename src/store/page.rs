@@ -17,30 +17,52 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 /// Page size when `first` is not given.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 
-/// Opaque position in a list: the row's creation time and id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Opaque position in a list: the row's time in the list's order (its
+/// creation time unless `key` says otherwise) and id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
     pub id: Uuid,
+    /// Which time `created_at` holds, so that a cursor of one order is not
+    /// taken for a position in another.
+    pub key: SortKey,
+}
+
+/// The time a list is sorted by.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
 }
 
 impl Cursor {
     /// The cursor as handed to clients: opaque hex text.
     pub fn encode(&self) -> String {
-        hex::encode(format!(
-            "{}/{}",
-            self.created_at.timestamp_micros(),
-            self.id
-        ))
+        let at = self.created_at.timestamp_micros();
+        hex::encode(match self.key {
+            SortKey::CreatedAt => format!("{at}/{}", self.id),
+            SortKey::UpdatedAt => format!("{at}/{}/u", self.id),
+        })
     }
 
     /// The cursor `encode` wrote, or `None` for any other text.
     pub fn decode(s: &str) -> Option<Self> {
         let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
-        let (micros, id) = text.split_once('/')?;
+        let mut parts = text.split('/');
+        let (micros, id) = (parts.next()?, parts.next()?);
+        let key = match parts.next() {
+            None => SortKey::CreatedAt,
+            Some("u") => SortKey::UpdatedAt,
+            Some(_) => return None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
         Some(Self {
             created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
             id: id.parse().ok()?,
+            key,
         })
     }
 }
@@ -222,16 +244,29 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    #[test]
+    fn a_cursor_round_trips_with_the_time_it_holds() {
+        for key in [SortKey::CreatedAt, SortKey::UpdatedAt] {
+            let cursor = Cursor {
+                created_at: DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap(),
+                id: Uuid::now_v7(),
+                key,
+            };
+            assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        }
+    }
 
     #[test]
-    fn a_cursor_round_trips() {
-        let cursor = Cursor {
-            created_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+    fn a_creation_cursor_keeps_the_text_clients_already_hold() {
+        let id = Uuid::nil();
+        let old = hex::encode(format!("1780000000123456/{id}"));
+        let cursor = Cursor::decode(&old).unwrap();
+        assert_eq!(cursor.key, SortKey::CreatedAt);
+        assert_eq!(cursor.encode(), old);
+        assert_eq!(Cursor::decode(&hex::encode(format!("1/{id}/x"))), None);
     }
+
+    use super::*;
 
     #[test]
     fn a_forged_cursor_is_not_a_cursor() {

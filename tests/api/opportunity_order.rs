@@ -4,7 +4,7 @@ use chrono::Duration;
 use crm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, set_status, spawn_app, submit_lead};
+use crate::helpers::{TestApp, error_code, set_status, spawn_app, submit_lead};
 
 const LIST: &str = r#"query($order: OpportunityOrder, $first: Int, $after: String, $view: ID) {
   opportunities(orderBy: $order, first: $first, after: $after, viewId: $view) {
@@ -110,4 +110,20 @@ async fn a_saved_view_keeps_its_sort_key() {
         )
         .await;
     assert_eq!(ids(&explicit), [c, b, a]);
+}
+
+#[tokio::test]
+async fn a_cursor_of_one_order_is_refused_by_the_other() {
+    let app = spawn_app().await;
+    three_files(&app).await;
+    let by_creation = app.data(LIST, json!({ "first": 1 }), Role::Agent).await;
+    let cursor = by_creation["opportunities"]["pageInfo"]["endCursor"].clone();
+    let body = app
+        .post_graphql(
+            LIST,
+            json!({ "order": { "field": "UPDATED_AT" }, "first": 1, "after": cursor }),
+            Role::Agent,
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
