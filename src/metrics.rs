@@ -3,8 +3,8 @@ use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
@@ -94,19 +94,65 @@ pub fn statement_ran() {
 }
 
 static REVOCATION_RELOADS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    let counter = IntCounter::new(
+    registered(IntCounter::new(
         "crm_revocation_reloads_total",
         "Reloads of the revoked token subjects from the database (one statement each).",
-    )
-    .ok()?;
-    REGISTRY.register(Box::new(counter.clone())).ok()?;
-    Some(counter)
+    ))
 });
 
 /// The revoked subjects are being reloaded (a background statement).
 pub fn revocation_reload() {
     if let Some(c) = REVOCATION_RELOADS.as_ref() {
         c.inc();
+    }
+}
+
+static LIVE_SUBSCRIPTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
+    registered(IntGauge::new(
+        "crm_live_subscriptions",
+        "Active GraphQL subscriptions on this instance.",
+    ))
+});
+
+static LIVE_EXECUTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
+    registered(IntGauge::new(
+        "crm_live_executions",
+        "Running subscription executions on this instance: one per group of identical \
+         subscriptions (same role, document, operation and variables).",
+    ))
+});
+
+static LIVE_RESOLVED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    registered(IntCounter::new(
+        "crm_live_events_resolved_total",
+        "Events resolved by subscription executions (once per group, whatever its size).",
+    ))
+});
+
+static LIVE_DELIVERED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    registered(IntCounter::new(
+        "crm_live_events_delivered_total",
+        "Resolved events handed to subscribers (once per subscriber).",
+    ))
+});
+
+/// Subscriptions joined (`+n`) or left (`-n`); executions started or ended.
+pub fn live_changed(subscriptions: i64, executions: i64) {
+    if let Some(g) = LIVE_SUBSCRIPTIONS.as_ref() {
+        g.add(subscriptions);
+    }
+    if let Some(g) = LIVE_EXECUTIONS.as_ref() {
+        g.add(executions);
+    }
+}
+
+/// One event resolved by an execution and handed to `subscribers`.
+pub fn live_resolved(subscribers: usize) {
+    if let Some(c) = LIVE_RESOLVED.as_ref() {
+        c.inc();
+    }
+    if let Some(c) = LIVE_DELIVERED.as_ref() {
+        c.inc_by(u64::try_from(subscribers).unwrap_or(u64::MAX));
     }
 }
 
@@ -186,6 +232,10 @@ pub fn render() -> String {
         &*HTTP_SECONDS,
         &*POOL,
         &*STATEMENTS,
+        &*LIVE_SUBSCRIPTIONS,
+        &*LIVE_EXECUTIONS,
+        &*LIVE_RESOLVED,
+        &*LIVE_DELIVERED,
     );
     let mut buffer = Vec::new();
     if prometheus::TextEncoder::new()

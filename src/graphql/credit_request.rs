@@ -9,7 +9,7 @@ use entity::{credit_request, credit_request_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, OpportunityById, StatusHistoryOf, StoreLoader};
+use super::loaders::{StatusHistoryOf, StoreLoader};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
@@ -78,22 +78,12 @@ impl CreditRequest {
 
     /// Le client / the client.
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// L'opportunité / the opportunity it belongs to.
     async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let opportunity = loader
-            .load_one(OpportunityById(self.0.opportunity_id))
-            .await?
-            .ok_or(AppError::NotFound("opportunity"))?;
-        Ok(Opportunity(opportunity))
+        Opportunity::load(ctx, self.0.opportunity_id).await
     }
 
     async fn status(&self) -> CreditRequestStatus {

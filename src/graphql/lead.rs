@@ -1,13 +1,11 @@
 //! Leads: `submitLead` (the opportunity-creation rule), `previewLead`
 //! (admin), and reading leads back.
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::lead;
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{OpportunityById, StoreLoader};
 use super::opportunity::{Opportunity, OpportunityStatus};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{Role, RoleGuard, is_admin, is_staff};
@@ -282,12 +280,7 @@ impl Lead {
     /// The opportunity the lead created or was merged into.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let opportunity = loader
-            .load_one(OpportunityById(self.0.opportunity_id))
-            .await?
-            .ok_or(AppError::NotFound("opportunity"))?;
-        Ok(Opportunity(opportunity))
+        Opportunity::load(ctx, self.0.opportunity_id).await
     }
 
     /// What the rule saw and decided. Admin only.

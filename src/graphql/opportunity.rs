@@ -8,7 +8,7 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{HistoryOf, LeadCount, LeadsPage, StoreLoader, child_page};
+use super::loaders::{HistoryOf, LeadCount, LeadsPage, OpportunityById, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
@@ -35,6 +35,18 @@ pub enum OpportunityStatus {
 
 /// Une opportunité : le dossier de vente d'un client. / An opportunity: a client's sales file.
 pub struct Opportunity(pub opportunity::Model);
+
+impl Opportunity {
+    /// The opportunity `id` through the request's loader; `NOT_FOUND` if absent.
+    pub(super) async fn load(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Self> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let opportunity = loader
+            .load_one(OpportunityById(id))
+            .await?
+            .ok_or(AppError::NotFound("opportunity"))?;
+        Ok(Self(opportunity))
+    }
+}
 
 #[Object]
 impl Opportunity {

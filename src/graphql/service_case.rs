@@ -6,7 +6,7 @@ use entity::{service_case, service_case_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{ClientById, StatusHistoryOf, StoreLoader};
+use super::loaders::{StatusHistoryOf, StoreLoader};
 use super::open_file::Department;
 use super::viewer::{api, parse_id, principal};
 use crate::auth::RoleGuard;
@@ -44,12 +44,7 @@ impl ServiceCase {
 
     /// Le client / the client.
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(self.0.client_id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.0.client_id).await
     }
 
     /// Objet / Subject.

@@ -30,6 +30,7 @@ use crate::events::EventBus;
 use crate::graphql::CrmSchema;
 use crate::graphql::error_codes::error_body;
 use crate::graphql::subscription::{LiveReads, LiveSource};
+use crate::metrics;
 use crate::store::access_log::Read;
 
 /// What a group hands a connection.
@@ -174,11 +175,13 @@ impl Hub {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(member);
+                metrics::live_changed(1, 0);
                 group.clone()
             }
             None => {
                 let group = self.start(key.clone(), member);
                 groups.insert(key, group.clone());
+                metrics::live_changed(1, 1);
                 group
             }
         };
@@ -227,6 +230,7 @@ impl Hub {
         while let Some(response) = responses.next().await {
             let members = group.members();
             let payload = self.payload(response, reads.take(), &members).await;
+            metrics::live_resolved(members.len());
             deliver(&members, &payload);
         }
         let fell_behind = source.fell_behind();
@@ -266,32 +270,44 @@ impl Hub {
     /// Remove the group from the hub; its members.
     fn retire(&self, group: &Arc<Group>) -> Vec<Arc<Member>> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        if groups
-            .get(&group.key)
-            .is_some_and(|g| Arc::ptr_eq(g, group))
-        {
-            groups.remove(&group.key);
-        }
-        std::mem::take(&mut *group.members.lock().unwrap_or_else(|e| e.into_inner()))
+        let ended = remove_group(&mut groups, group);
+        let members = std::mem::take(&mut *group.members.lock().unwrap_or_else(|e| e.into_inner()));
+        metrics::live_changed(-count(members.len()), -i64::from(ended));
+        members
     }
 
     /// A member leaves; the last one stops the execution.
     fn leave(&self, group: &Arc<Group>, token: u64) {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let mut members = group.members.lock().unwrap_or_else(|e| e.into_inner());
+        let before = members.len();
         members.retain(|m| m.token != token);
+        let left = count(before - members.len());
+        let mut ended = false;
         if members.is_empty() {
-            if groups
-                .get(&group.key)
-                .is_some_and(|g| Arc::ptr_eq(g, group))
-            {
-                groups.remove(&group.key);
-            }
+            ended = remove_group(&mut groups, group);
             if let Some(task) = group.task.get() {
                 task.abort();
             }
         }
+        metrics::live_changed(-left, -i64::from(ended));
     }
+}
+
+/// Remove `group` from the hub's map if it is still there (each group is
+/// removed once: by its last member leaving or by its stream ending).
+fn remove_group(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>) -> bool {
+    let current = groups
+        .get(&group.key)
+        .is_some_and(|g| Arc::ptr_eq(g, group));
+    if current {
+        groups.remove(&group.key);
+    }
+    current
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Hand `payload` to every member without waiting: a member whose

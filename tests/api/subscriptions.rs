@@ -794,3 +794,110 @@ async fn an_agent_sending_an_admins_document_naming_expiree_is_not_joined_to_it(
     assert_eq!(data["opportunityChanged"]["opportunity"]["expiree"], false);
     assert_eq!(agent.next_within(QUIET).await, Ok(None));
 }
+
+/// The live figures of a `crm serve` process, from its own `/metrics`.
+#[derive(Debug, PartialEq)]
+struct LiveFigures {
+    subscriptions: f64,
+    executions: f64,
+    resolved: f64,
+    delivered: f64,
+}
+
+async fn live_figures(app: &TestApp) -> LiveFigures {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(app.token(Role::Admin))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                (series == name).then(|| value.parse::<f64>().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    LiveFigures {
+        subscriptions: sample("crm_live_subscriptions"),
+        executions: sample("crm_live_executions"),
+        resolved: sample("crm_live_events_resolved_total"),
+        delivered: sample("crm_live_events_delivered_total"),
+    }
+}
+
+/// Identical subscriptions share one execution: four agents and an admin
+/// sending the same document make two executions (the role is part of
+/// what is shared, the schema depends on it); one lead is resolved twice
+/// and delivered five times; the last subscriber of a group to leave ends
+/// its execution. Seen from a `crm serve` process's own metrics.
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution_per_role() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let server = ServerProcess::start(database).await;
+    let app = &server.app;
+    let mut sockets = Vec::new();
+    for role in [
+        Role::Agent,
+        Role::Agent,
+        Role::Agent,
+        Role::Agent,
+        Role::Admin,
+    ] {
+        let mut ws = Ws::as_role(app, role).await;
+        subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+        sockets.push(ws);
+    }
+    let before = live_figures(app).await;
+    assert_eq!(
+        (before.subscriptions, before.executions),
+        (5.0, 2.0),
+        "{before:?}"
+    );
+
+    let sent = new_lead(app, "shared@example.com").await;
+    for ws in &mut sockets {
+        let data = ws.data("1").await;
+        assert_eq!(data["leadReceived"]["lead"]["id"], sent["lead"]["id"]);
+    }
+    let after = live_figures(app).await;
+    assert_eq!(
+        after.resolved - before.resolved,
+        2.0,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(
+        after.delivered - before.delivered,
+        5.0,
+        "{before:?} {after:?}"
+    );
+
+    // The agents leave: their execution ends, the admin's goes on; then
+    // the admin leaves too.
+    let admin = sockets.pop().expect("the admin's socket");
+    drop(sockets);
+    settles_at(app, (1.0, 1.0)).await;
+    drop(admin);
+    settles_at(app, (0.0, 0.0)).await;
+}
+
+/// Wait until (subscriptions, executions) reads `expected`.
+async fn settles_at(app: &TestApp, expected: (f64, f64)) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = live_figures(app).await;
+        if (now.subscriptions, now.executions) == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}
