@@ -28,6 +28,7 @@ mod observability;
 mod opportunities;
 mod opportunity_order;
 mod partners;
+mod pool;
 mod privacy;
 mod schema;
 mod secrecy;
