@@ -110,21 +110,33 @@ impl From<DbErr> for AppError {
     }
 }
 
-/// Connection-level failures: the database is down or the pool is exhausted.
+/// Connection-level failures: the database is down, restarting or
+/// unreachable, the connection was closed under the request, or the pool is
+/// exhausted. The request changed nothing and can be sent again.
 pub fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.as_ref(),
+            match e.as_ref() {
                 sea_orm::sqlx::Error::Io(_)
-                    | sea_orm::sqlx::Error::PoolTimedOut
-                    | sea_orm::sqlx::Error::PoolClosed
-                    | sea_orm::sqlx::Error::Tls(_)
-            )
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::Tls(_) => true,
+                sea_orm::sqlx::Error::Database(db) => {
+                    db.code().is_some_and(|c| is_connection_state(&c))
+                }
+                _ => false,
+            }
         }
         _ => false,
     }
+}
+
+/// SQLSTATEs of a connection the server ended or cannot serve: class 08
+/// (connection exception) and 57P01–57P05 (admin or crash shutdown, cannot
+/// connect now, database dropped, idle session timeout).
+fn is_connection_state(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P04" | "57P05")
 }
 
 /// PostgreSQL SQLSTATEs and SQLite codes worth retrying a whole transaction

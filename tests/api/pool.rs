@@ -72,3 +72,47 @@ async fn on_postgres_connections_killed_while_idle_are_replaced_before_use() {
         assert!(body.get("errors").is_none(), "{body}");
     }
 }
+
+/// A connection the database ends under a request (here handed out within
+/// `PING_IF_IDLE_FOR`, so not pinged) is `UNAVAILABLE`, which clients
+/// retry, not `INTERNAL`.
+#[tokio::test]
+async fn on_postgres_a_connection_ended_under_a_request_is_unavailable_not_internal() {
+    let database = TestDatabase::create().await;
+    if database.postgres_admin().is_none() {
+        return;
+    }
+    let pool = crm::store::connect(database.url()).await.expect("pool");
+    let other = crm::store::connect(database.url())
+        .await
+        .expect("second pool");
+    let backend = |db: &sea_orm::DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>| {
+        Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+    };
+    let pid = pool
+        .query_one_raw(backend(&pool, "SELECT pg_backend_pid() AS pid", vec![]))
+        .await
+        .expect("pid")
+        .expect("a row")
+        .try_get::<i32>("", "pid")
+        .expect("pid");
+    // Let the pool's release ping finish: the connection is idle, live.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other
+        .query_one_raw(backend(
+            &other,
+            "SELECT pg_terminate_backend($1) AS done",
+            vec![pid.into()],
+        ))
+        .await
+        .expect("terminate");
+    let error = pool
+        .query_one_raw(backend(&pool, "SELECT 1 AS one", vec![]))
+        .await
+        .expect_err("the connection was ended");
+    let error = crm::error::AppError::from(error);
+    assert!(
+        matches!(error, crm::error::AppError::Unavailable),
+        "{error:?}"
+    );
+}
