@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
 async fn load(db: &DatabaseConnection, rows: i64) -> anyhow::Result<()> {
     let started = Instant::now();
     db.execute_unprepared(
-        "TRUNCATE opportunity_expiry_event, opportunity_status_change, lead, opportunity, client_contact, client",
+        "TRUNCATE opportunity_expiry_event, opportunity_status_change, lead, opportunity, client_contact, client CASCADE",
     )
     .await?;
     let clients = (rows / 10).max(1);
@@ -159,7 +159,7 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
         return Ok(());
     }
     load(&db, rows).await?;
-    let (loaded_sweep, latencies) = sweep_under_lead_load(&db, &policy, now, port).await?;
+    let (loaded_sweep, latencies, failed) = sweep_under_lead_load(&db, &policy, now, port).await?;
     println!("sweep_once with 4 clients sending leads:  {loaded_sweep:>8.1?}");
     if latencies.is_empty() {
         println!("no submitLead completed during the sweep");
@@ -167,7 +167,7 @@ async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
         let pct =
             |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
-            "submitLead during the sweep: {} requests, p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+            "submitLead during the sweep: {} acknowledged, {failed} failed, p50 {:.1?}, p99 {:.1?}, max {:.1?}",
             latencies.len(),
             pct(0.50),
             pct(0.99),
@@ -236,18 +236,20 @@ async fn time_once_rolled_back(
     Ok((elapsed, affected))
 }
 
-/// The sweep while `LEAD_CLIENTS` clients send `submitLead` back to back.
+/// The sweep while `LEAD_CLIENTS` clients send `submitLead` back to back:
+/// the latencies of the acknowledged leads, and how many failed.
 async fn sweep_under_lead_load(
     db: &DatabaseConnection,
     policy: &ExpiryPolicy,
     now: DateTime<Utc>,
     port: u16,
-) -> anyhow::Result<(Duration, Vec<Duration>)> {
+) -> anyhow::Result<(Duration, Vec<Duration>, u64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    // An agent: the partner rate limit would refuse most of them.
     let token = keys.issue(
-        Role::Partner,
-        "bench-partner",
+        Role::Agent,
+        "bench-agent",
         chrono::Duration::hours(1),
         Utc::now(),
     )?;
@@ -257,28 +259,37 @@ async fn sweep_under_lead_load(
         senders.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut latencies = Vec::new();
+            let mut failed = 0u64;
             let deadline = Instant::now() + LEAD_LOAD_LIMIT;
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 i += 1;
                 let body = serde_json::json!({
-                    "query": "mutation($i: SubmitLeadInput!) { submitLead(input: $i) { outcome } }",
+                    "query": "mutation($i: SubmitLeadInput!) { submitLead(input: $i) { outcome lead { id } } }",
                     "variables": { "i": { "email": format!("bench{worker}-{}@example.com", i % 50) } }
                 });
                 let started = Instant::now();
-                let ok = http
+                let answer = match http
                     .post(format!("http://127.0.0.1:{port}/graphql"))
                     .bearer_auth(&token)
                     .json(&body)
                     .send()
                     .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false);
-                if ok {
+                {
+                    Ok(response) => response.json::<serde_json::Value>().await.ok(),
+                    Err(_) => None,
+                };
+                // Acknowledged: a lead id and no error.
+                let acknowledged = answer.is_some_and(|a| {
+                    a.get("errors").is_none() && a["data"]["submitLead"]["lead"]["id"].is_string()
+                });
+                if acknowledged {
                     latencies.push(started.elapsed());
+                } else {
+                    failed += 1;
                 }
             }
-            latencies
+            (latencies, failed)
         }));
     }
     // Let the clients warm up (connections, first clients created).
@@ -288,9 +299,12 @@ async fn sweep_under_lead_load(
     let sweep = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
+    let mut failed = 0;
     for sender in senders {
-        latencies.extend(sender.await?);
+        let (worker, worker_failed) = sender.await?;
+        latencies.extend(worker);
+        failed += worker_failed;
     }
     latencies.sort();
-    Ok((sweep, latencies))
+    Ok((sweep, latencies, failed))
 }

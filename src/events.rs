@@ -36,6 +36,10 @@ pub const CHANNEL: &str = "crm_events";
 pub const EVENT_BUFFER: usize = 4_096;
 /// Largest NOTIFY payload we send (PostgreSQL's limit is 8,000 bytes).
 const MAX_PAYLOAD_BYTES: usize = 7_000;
+/// Expiry events per NOTIFY payload when the sweep builds the payloads in
+/// SQL ([`notify_expired_sql`]): each is about 60 bytes, so a payload stays
+/// under [`MAX_PAYLOAD_BYTES`].
+pub const EXPIRED_PER_PAYLOAD: u32 = 100;
 /// Pause before listening again after the listener failed to reconnect.
 const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
 
@@ -287,6 +291,22 @@ pub async fn stage(txn: &impl ConnectionTrait, events: &[Event]) -> Result<(), A
     Ok(())
 }
 
+/// A scalar SQL subquery that NOTIFYs, on PostgreSQL, an `Expired` event
+/// for every `id` of the CTE `source`, [`EXPIRED_PER_PAYLOAD`] to a payload,
+/// in the JSON form [`Event`] is read in (`[{"k": "E", "o": "<id>"}, ...]`);
+/// its value is the number of payloads. The sweep puts it in the statement
+/// that flags a batch, so the batch's events cost no round trip of their
+/// own (a batch of 1,000 used to send seven `pg_notify` statements).
+pub fn notify_expired_sql(source: &str) -> String {
+    format!(
+        "(SELECT count(pg_notify('{CHANNEL}', payload)) FROM (\
+             SELECT '[' || string_agg(jsonb_build_object('k', 'E', 'o', id)::text, ',') || ']' \
+                 AS payload \
+             FROM (SELECT id, row_number() OVER () - 1 AS n FROM {source}) AS numbered \
+             GROUP BY n / {EXPIRED_PER_PAYLOAD}) AS chunks)"
+    )
+}
+
 /// As [`stage`], sent with the writer's other batched writes.
 pub fn stage_into(batch: &mut WriteBatch, events: &[Event]) {
     for payload in payloads(events) {
@@ -398,6 +418,24 @@ mod tests {
             back.extend(serde_json::from_str::<Vec<Event>>(p).unwrap());
         }
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn the_sql_expiry_payload_is_the_form_events_are_read_in() {
+        // What `notify_expired_sql` builds for one id, as PostgreSQL prints
+        // `jsonb`; the PostgreSQL API tests read it through LISTEN.
+        let id = Uuid::now_v7();
+        let sql_form = format!(r#"[{{"k": "E", "o": "{id}"}}]"#);
+        assert_eq!(
+            serde_json::from_str::<Vec<Event>>(&sql_form).unwrap(),
+            vec![Event::expired(id)]
+        );
+        let sql = notify_expired_sql("flagged");
+        assert!(sql.contains(&format!("pg_notify('{CHANNEL}'")), "{sql}");
+        assert!(sql.contains("'k', 'E', 'o', id"), "{sql}");
+        let one = serde_json::to_string(&Event::expired(id)).unwrap();
+        let per_payload = usize::try_from(EXPIRED_PER_PAYLOAD).unwrap();
+        assert!((one.len() + 6) * per_payload < MAX_PAYLOAD_BYTES);
     }
 
     #[test]

@@ -90,8 +90,8 @@ pub async fn sweep_in_batches(
             let last = rows.iter().map(|o| o.created_at).max();
             (rows.into_iter().map(|o| o.id).collect::<Vec<_>>(), last)
         };
+        // On PostgreSQL the flagging statement has sent the NOTIFYs.
         let expired: Vec<Event> = flagged.iter().copied().map(Event::expired).collect();
-        events::stage(&txn, &expired).await?;
         txn.commit().await?;
         events::committed(db, &expired);
         let flagged = flagged.len() as u64;
@@ -108,8 +108,8 @@ pub async fn sweep_in_batches(
 }
 
 /// One sweep batch on PostgreSQL in a single round trip: the UPDATE (built
-/// from [`due_condition`]) and the audit rows as one statement with
-/// data-modifying CTEs. Returns the ids flagged and the newest `created_at`
+/// from [`due_condition`]), the audit rows and the `EXPIRED` notifications
+/// (sent at commit) as one statement with data-modifying CTEs. Returns the ids flagged and the newest `created_at`
 /// among them.
 async fn flag_batch_postgres(
     txn: &impl ConnectionTrait,
@@ -140,11 +140,13 @@ async fn flag_batch_postgres(
          audit AS (INSERT INTO opportunity_expiry_event \
              (opportunity_id, expired_at, window_days, protected_statuses, applied_by) \
              SELECT id, ${}, ${}, ${}, ${} FROM flagged) \
-         SELECT string_agg(id::text, ',') AS ids, MAX(created_at) AS last FROM flagged",
+         SELECT string_agg(id::text, ',') AS ids, MAX(created_at) AS last, {} AS notified \
+         FROM flagged",
         first,
         first + 1,
         first + 2,
-        first + 3
+        first + 3,
+        events::notify_expired_sql("flagged"),
     );
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(

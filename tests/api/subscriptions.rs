@@ -901,3 +901,49 @@ async fn settles_at(app: &TestApp, expected: (f64, f64)) {
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 }
+
+/// A sweep of more opportunities than one NOTIFY payload holds (on
+/// PostgreSQL the flagging statement builds the payloads, 100 expiries
+/// each): an admin's stream gets every expiry once; an agent's gets none.
+#[tokio::test]
+async fn a_sweep_of_many_opportunities_reports_each_expiry_once_to_admins() {
+    const OPPORTUNITIES: usize = 250;
+    let app = spawn_app().await;
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..OPPORTUNITIES {
+        let sent = new_lead(&app, &format!("swept-{i}@example.com")).await;
+        ids.insert(sent["opportunity"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut admin = Ws::as_role(&app, Role::Admin).await;
+    subscribed(
+        &mut admin,
+        "a",
+        "subscription { opportunityChanged { change opportunity { id } } }",
+        json!({}),
+    )
+    .await;
+    let mut agent = Ws::as_role(&app, Role::Agent).await;
+    subscribed(&mut agent, "g", CHANGED, json!({})).await;
+
+    let report = crm::jobs::expiry_sweep::sweep_once(
+        &app.db,
+        &ExpiryPolicy::default(),
+        t0() + Duration::days(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.expired, OPPORTUNITIES as u64);
+
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..OPPORTUNITIES {
+        let data = admin.data("a").await;
+        assert_eq!(data["opportunityChanged"]["change"], "EXPIRED");
+        let id = data["opportunityChanged"]["opportunity"]["id"]
+            .as_str()
+            .unwrap();
+        assert!(seen.insert(id.to_owned()), "{id} twice");
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(admin.next_within(QUIET).await, Ok(None));
+    assert_eq!(agent.next_within(QUIET).await, Ok(None));
+}
