@@ -48,14 +48,7 @@ pub async fn record<H: StatusHistory>(
 where
     H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
 {
-    let change = StatusChange {
-        record,
-        from,
-        to,
-        by: by.to_owned(),
-        at: now,
-    };
-    H::insert(H::row(Uuid::now_v7(), change))
+    change_row::<H>(record, from, to, by, now)
         .exec_without_returning(db)
         .await?;
     Ok(())
@@ -72,14 +65,28 @@ pub fn record_into<H: StatusHistory>(
 ) where
     H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
 {
+    batch.insert(change_row::<H>(record, from, to, by, now).into_query());
+}
+
+/// The insert of one status change, with a new id.
+fn change_row<H: StatusHistory>(
+    record: Uuid,
+    from: Option<H::Status>,
+    to: H::Status,
+    by: &str,
+    at: DateTime<Utc>,
+) -> sea_orm::Insert<H::ActiveModel>
+where
+    H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
+{
     let change = StatusChange {
         record,
         from,
         to,
         by: by.to_owned(),
-        at: now,
+        at,
     };
-    batch.insert(H::insert(H::row(Uuid::now_v7(), change)).into_query());
+    H::insert(H::row(Uuid::now_v7(), change))
 }
 
 /// The histories of several records, oldest first.

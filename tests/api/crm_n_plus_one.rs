@@ -26,11 +26,8 @@ const QUERY: &str = r#"query($n: Int) { opportunities(first: $n) { edges { node 
 pub(crate) async fn statements(server: &TestApp) -> u64 {
     let text = server.metrics().await;
     let counter = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
+        crate::helpers::metric_sample(&text, name).unwrap_or_else(|| panic!("{name} in /metrics"))
+            as u64
     };
     counter("crm_db_statements_total") - counter("crm_revocation_reloads_total")
 }

@@ -197,6 +197,15 @@ pub async fn spawn_app_with_settings(
     }
 }
 
+/// The value of the sample `series` (`name` or `name{labels}`, as printed)
+/// in a Prometheus exposition, if present.
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
 impl TestApp {
     /// `GET /metrics` as an admin: the exposition text.
     pub async fn metrics(&self) -> String {

@@ -9,7 +9,9 @@ use crm::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
 
 use crate::crm_process::{Crm, RunningCrm};
-use crate::helpers::{AUDIENCE, ISSUER, SECRET, SUBMIT_LEAD, TestDatabase};
+use crate::helpers::{
+    AUDIENCE, ISSUER, SECRET, SUBMIT_LEAD, TestDatabase, metric_sample as sample,
+};
 
 struct Server {
     _process: RunningCrm,
@@ -209,14 +211,6 @@ async fn text_logs_carry_no_colour_codes_when_not_on_a_terminal() {
         !lines.join("\n").contains('\u{1b}'),
         "ANSI escape in {lines:?}"
     );
-}
-
-/// The value of the sample `name{labels}` (labels as printed), if present.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok())?
-    })
 }
 
 #[tokio::test]

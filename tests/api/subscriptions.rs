@@ -330,16 +330,11 @@ async fn an_expiry_reaches_admin_streams_only() {
     let old_id = old["opportunity"]["id"].as_str().unwrap().to_owned();
     let kept_id = kept["opportunity"]["id"].as_str().unwrap().to_owned();
 
-    let mut admin = Ws::as_role(&app, Role::Admin).await;
-    subscribed(
-        &mut admin,
-        "a",
+    let (mut admin, mut agent) = admin_and_agent_watching(
+        &app,
         "subscription { opportunityChanged { change opportunity { id expiree expiredAt } } }",
-        json!({}),
     )
     .await;
-    let mut agent = Ws::as_role(&app, Role::Agent).await;
-    subscribed(&mut agent, "g", CHANGED, json!({})).await;
     // Protect one opportunity, with both streams open: its event comes
     // first on each (on PostgreSQL, events arrive through LISTEN, after the
     // writer's commit, so one sent before subscribing could still arrive).
@@ -805,22 +800,9 @@ struct LiveFigures {
 }
 
 async fn live_figures(app: &TestApp) -> LiveFigures {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .bearer_auth(app.token(Role::Admin))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = app.metrics().await;
     let sample = |name: &str| {
-        text.lines()
-            .find_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                (series == name).then(|| value.parse::<f64>().ok())?
-            })
+        crate::helpers::metric_sample(&text, name)
             .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
     };
     LiveFigures {
@@ -914,16 +896,11 @@ async fn a_sweep_of_many_opportunities_reports_each_expiry_once_to_admins() {
         let sent = new_lead(&app, &format!("swept-{i}@example.com")).await;
         ids.insert(sent["opportunity"]["id"].as_str().unwrap().to_owned());
     }
-    let mut admin = Ws::as_role(&app, Role::Admin).await;
-    subscribed(
-        &mut admin,
-        "a",
+    let (mut admin, mut agent) = admin_and_agent_watching(
+        &app,
         "subscription { opportunityChanged { change opportunity { id } } }",
-        json!({}),
     )
     .await;
-    let mut agent = Ws::as_role(&app, Role::Agent).await;
-    subscribed(&mut agent, "g", CHANGED, json!({})).await;
 
     let report = crm::jobs::expiry_sweep::sweep_once(
         &app.db,
@@ -946,4 +923,14 @@ async fn a_sweep_of_many_opportunities_reports_each_expiry_once_to_admins() {
     assert_eq!(seen, ids);
     assert_eq!(admin.next_within(QUIET).await, Ok(None));
     assert_eq!(agent.next_within(QUIET).await, Ok(None));
+}
+
+/// An admin subscribed to `admin_query` (id `a`) and an agent to
+/// [`CHANGED`] (id `g`), both registered.
+async fn admin_and_agent_watching(app: &TestApp, admin_query: &str) -> (Ws, Ws) {
+    let mut admin = Ws::as_role(app, Role::Admin).await;
+    subscribed(&mut admin, "a", admin_query, json!({})).await;
+    let mut agent = Ws::as_role(app, Role::Agent).await;
+    subscribed(&mut agent, "g", CHANGED, json!({})).await;
+    (admin, agent)
 }
