@@ -9,7 +9,7 @@ use entity::{credit_request, credit_request_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{StatusHistoryOf, StoreLoader};
+use super::loaders::{StoreLoader, status_history};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
@@ -124,11 +124,8 @@ impl CreditRequest {
 
     /// Every status change (from, to, who, when), oldest first.
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<CreditRequestStatusChange>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let history = loader
-            .load_one(StatusHistoryOf::<credit_request_status_change::Entity>::new(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let history =
+            status_history::<credit_request_status_change::Entity>(ctx, self.0.id).await?;
         Ok(history.into_iter().map(CreditRequestStatusChange).collect())
     }
 }

@@ -264,6 +264,24 @@ impl Loader<HistoryOf> for StoreLoader {
     }
 }
 
+/// The status history of the record `id` in the table `H`, oldest first,
+/// through the request's loader (batched across the records of a page).
+pub async fn status_history<H>(
+    ctx: &async_graphql::Context<'_>,
+    id: Uuid,
+) -> async_graphql::Result<Vec<StatusChange<H::Status>>>
+where
+    H: StatusHistory + Send + Sync + 'static,
+    H::Column: Send + Sync,
+    H::Status: Clone + Send + Sync + 'static,
+{
+    let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+    Ok(loader
+        .load_one(StatusHistoryOf::<H>::new(id))
+        .await?
+        .unwrap_or_default())
+}
+
 impl<H> Loader<StatusHistoryOf<H>> for StoreLoader
 where
     H: StatusHistory + Send + Sync + 'static,

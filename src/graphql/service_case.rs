@@ -1,12 +1,11 @@
 //! Service à la clientèle: after-sales service cases (SPEC 6).
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{service_case, service_case_status_change};
 
 use super::client::Client;
 use super::connection::{self, Page};
-use super::loaders::{StatusHistoryOf, StoreLoader};
+use super::loaders::status_history;
 use super::open_file::Department;
 use super::viewer::{api, parse_id, principal};
 use crate::auth::RoleGuard;
@@ -81,13 +80,7 @@ impl ServiceCase {
 
     /// Every status change (from, to, who, when), oldest first.
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<ServiceCaseStatusChange>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let history = loader
-            .load_one(StatusHistoryOf::<service_case_status_change::Entity>::new(
-                self.0.id,
-            ))
-            .await?
-            .unwrap_or_default();
+        let history = status_history::<service_case_status_change::Entity>(ctx, self.0.id).await?;
         Ok(history.into_iter().map(ServiceCaseStatusChange).collect())
     }
 }
