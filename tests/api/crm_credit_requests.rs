@@ -3,7 +3,7 @@ use crm::auth::Role;
 use serde_json::json;
 
 use crate::crm_support::{credit_request, lead};
-use crate::helpers::{adf_fixture, error_code, spawn_app};
+use crate::helpers::{adf_fixture, error_code, node_ids, spawn_app};
 
 const REQUEST_FIELDS: &str = "id department status amount termMonths lender notes createdBy \
     client { id } opportunity { id } statusHistory { from to changedBy }";
@@ -139,14 +139,7 @@ async fn updating_a_credit_request_records_its_status_changes_and_the_list_filte
         ])
     );
     let list = "query($f: CreditRequestFilter) { creditRequests(filter: $f) { totalCount edges { node { id } } } }";
-    let ids = |data: serde_json::Value| -> Vec<String> {
-        data["creditRequests"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let ids = |data: serde_json::Value| node_ids(&data["creditRequests"]);
     assert_eq!(
         ids(app.data(list, json!({ "f": null }), Role::Agent).await),
         [b.clone(), a.clone()]

@@ -1,12 +1,11 @@
 //! Open files of a client, every department, and client search (SPEC 6).
 use chrono::Duration;
 use crm::auth::Role;
-use crm::domain::expiry::ExpiryPolicy;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::crm_support::{case_for, client, client_of, credit_request, lead, update_case};
-use crate::helpers::{TestApp, set_status, spawn_app, t0};
+use crate::helpers::{TestApp, node_ids, set_status, spawn_app, sweep_on_day};
 
 const OPEN_FILES: &str = r#"query($id: ID!) { client(id: $id) { openFiles {
   __typename
@@ -85,13 +84,7 @@ async fn a_non_admins_open_files_are_the_same_before_and_after_the_sweep() {
     let client_id = client_of(&app, &sale).await;
     case_for(&app, &client_id, "Bruit", None).await;
     let before = open_files(&app, &client_id, Role::Agent).await;
-    let report = crm::jobs::expiry_sweep::sweep_once(
-        &app.db,
-        &ExpiryPolicy::default(),
-        t0() + Duration::days(57),
-    )
-    .await
-    .unwrap();
+    let report = sweep_on_day(&app, 57).await;
     assert_eq!(report.expired, 1);
     let expired = app.query_opportunity(&sale, "expiree", Role::Admin).await;
     assert_eq!(expired["opportunity"]["expiree"], true);
@@ -122,12 +115,7 @@ async fn clients_are_found_by_name_words_in_any_order_any_case_and_accent_and_by
                     Role::Agent,
                 )
                 .await;
-            let found: Vec<String> = data["clients"]["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-                .collect();
+            let found = node_ids(&data["clients"]);
             assert_eq!(data["clients"]["totalCount"], found.len(), "{text}");
             found
         }

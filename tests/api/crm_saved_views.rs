@@ -6,7 +6,7 @@ use crm::domain::expiry::ExpiryPolicy;
 use serde_json::{Value, json};
 
 use crate::crm_support::{case_for, client, lead, update_case};
-use crate::helpers::{TestApp, error_code, spawn_app, t0};
+use crate::helpers::{TestApp, error_code, node_ids, spawn_app, sweep_on_day};
 
 const CREATE: &str = "mutation($input: CreateSavedViewInput!) { createSavedView(input: $input) { id module name visibility owner filter order } }";
 const UPDATE: &str = "mutation($id: ID!, $input: UpdateSavedViewInput!) { updateSavedView(id: $id, input: $input) { id name visibility filter updatedAt } }";
@@ -28,15 +28,6 @@ fn view_id(body: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{body}"))
         .to_owned()
-}
-
-fn node_ids(list: &Value) -> Vec<String> {
-    list["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -244,13 +235,7 @@ async fn creating_changing_or_deleting_one_view_never_alters_another() {
 async fn the_expiree_filter_and_the_views_using_it_exist_for_admins_only() {
     let app = spawn_app().await;
     let (_, old) = lead(&app, json!({ "email": "old@example.com" })).await;
-    crm::jobs::expiry_sweep::sweep_once(
-        &app.db,
-        &ExpiryPolicy::default(),
-        t0() + Duration::days(57),
-    )
-    .await
-    .unwrap();
+    sweep_on_day(&app, 57).await;
     let (_, live) = lead(&app, json!({ "email": "live@example.com" })).await;
 
     // ADMIN filters by it, directly and through a shared view.

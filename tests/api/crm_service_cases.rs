@@ -3,7 +3,7 @@ use crm::auth::Role;
 use serde_json::json;
 
 use crate::crm_support::{CASE_FIELDS, case_for, client, create_case, update_case};
-use crate::helpers::{error_code, spawn_app};
+use crate::helpers::{error_code, node_ids, spawn_app};
 
 #[tokio::test]
 async fn the_bdc_opens_a_service_case_for_a_client_found_by_phone_in_any_spelling() {
@@ -139,12 +139,7 @@ async fn service_cases_are_listed_newest_first_and_filtered_by_status_client_and
                     Role::Agent,
                 )
                 .await;
-            let ids: Vec<String> = data["serviceCases"]["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-                .collect();
+            let ids = node_ids(&data["serviceCases"]);
             assert_eq!(data["serviceCases"]["totalCount"], ids.len());
             ids
         }

@@ -197,6 +197,27 @@ pub async fn spawn_app_with_settings(
     }
 }
 
+/// The node ids of a connection (`{ edges { node { id } } }`), in order.
+pub fn node_ids(connection: &Value) -> Vec<String> {
+    connection["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no edges in {connection}"))
+        .iter()
+        .map(|e| e["node"]["id"].as_str().expect("a node id").to_owned())
+        .collect()
+}
+
+/// The expiry sweep with the default policy, `days` after [`t0`].
+pub async fn sweep_on_day(app: &TestApp, days: i64) -> crm::store::expiry::SweepReport {
+    crm::jobs::expiry_sweep::sweep_once(
+        &app.db,
+        &crm::domain::expiry::ExpiryPolicy::default(),
+        t0() + chrono::Duration::days(days),
+    )
+    .await
+    .expect("sweep")
+}
+
 /// The value of the sample `series` (`name` or `name{labels}`, as printed)
 /// in a Prometheus exposition, if present.
 pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {

@@ -4,7 +4,7 @@ use chrono::Duration;
 use crm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, set_status, spawn_app, submit_lead};
+use crate::helpers::{TestApp, error_code, node_ids, set_status, spawn_app, submit_lead};
 
 const LIST: &str = r#"query($order: OpportunityOrder, $first: Int, $after: String, $view: ID) {
   opportunities(orderBy: $order, first: $first, after: $after, viewId: $view) {
@@ -31,12 +31,7 @@ async fn three_files(app: &TestApp) -> [String; 3] {
 }
 
 fn ids(data: &Value) -> Vec<String> {
-    data["opportunities"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-        .collect()
+    node_ids(&data["opportunities"])
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use crm::auth::Role;
-use crm::domain::expiry::ExpiryPolicy;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -15,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{
     ServerProcess, TestApp, set_status, spawn_app, spawn_app_configured, spawn_app_on, submit_lead,
-    t0,
+    sweep_on_day,
 };
 
 /// How long a test waits for a message it expects.
@@ -345,13 +344,7 @@ async fn an_expiry_reaches_admin_streams_only() {
         assert_eq!(data["opportunityChanged"]["opportunity"]["id"], kept_id);
     }
 
-    let report = crm::jobs::expiry_sweep::sweep_once(
-        &app.db,
-        &ExpiryPolicy::default(),
-        t0() + Duration::days(60),
-    )
-    .await
-    .unwrap();
+    let report = sweep_on_day(&app, 60).await;
     assert_eq!(report.expired, 1);
 
     let data = admin.data("a").await;
@@ -902,13 +895,7 @@ async fn a_sweep_of_many_opportunities_reports_each_expiry_once_to_admins() {
     )
     .await;
 
-    let report = crm::jobs::expiry_sweep::sweep_once(
-        &app.db,
-        &ExpiryPolicy::default(),
-        t0() + Duration::days(60),
-    )
-    .await
-    .unwrap();
+    let report = sweep_on_day(&app, 60).await;
     assert_eq!(report.expired, OPPORTUNITIES as u64);
 
     let mut seen = std::collections::HashSet::new();
