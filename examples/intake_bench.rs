@@ -128,6 +128,10 @@ fn tokens() -> anyhow::Result<(String, String)> {
     ))
 }
 
+/// One level's figures: concurrency, the server's run, the limit's run, the
+/// server's CPU ticks.
+type Level = (usize, Run, Run, u64);
+
 async fn run(url: &str) -> anyhow::Result<()> {
     let secs: u64 = std::env::var("INTAKE_BENCH_SECS")
         .ok()
@@ -139,7 +143,59 @@ async fn run(url: &str) -> anyhow::Result<()> {
         .unwrap_or_else(|| vec![1, 4, 32, 64]);
     let duration = Duration::from_secs(secs);
 
-    // The server, as a child process (it migrates the database).
+    let (child, pid, endpoint) = start_server(url).await?;
+    let db = PgPoolOptions::new().max_connections(4).connect(url).await?;
+    seed(&db).await?;
+    let (partner, admin) = tokens()?;
+    let mix = Arc::new(Mix::default());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+
+    println!(
+        "machine: {} cores, load average before: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!(
+        "{secs} s per level; mix: 60% new clients, 36% returning (live opportunity), 4% returning with an expired one"
+    );
+    // Warm up: connections, prepared statements, first pages.
+    drive_server(&http, &endpoint, &partner, &mix, 4, Duration::from_secs(2)).await;
+
+    let mut rows: Vec<Level> = Vec::new();
+    let mut acknowledged: Vec<Uuid> = Vec::new();
+    for &c in &levels {
+        let cpu_before = cpu_ticks(pid);
+        let server = drive_server(&http, &endpoint, &partner, &mix, c, duration).await;
+        let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
+        let limit = drive_limit(url, &mix, c, duration).await?;
+        acknowledged.extend(server.ids.iter().copied());
+        print_level(c, &server, &limit);
+        rows.push((c, server, limit, cpu));
+    }
+    let hwm = vm_hwm(pid);
+
+    print_table(&rows);
+    check_stored(&db, &acknowledged, &mix).await?;
+    println!(
+        "server peak RSS (VmHWM of the server process): {}",
+        hwm.map_or("unknown".into(), |kb| format!(
+            "{:.1} MB",
+            kb as f64 / 1024.0
+        ))
+    );
+    measure_read(&http, &endpoint, &admin, Duration::from_secs(secs.min(5))).await;
+    drop(child);
+
+    count_statements(url, &partner, &admin, &mix).await?;
+    db.close().await;
+    Ok(())
+}
+
+/// The server as a child process (it migrates the database): the child,
+/// its pid and its GraphQL endpoint, once it has printed its port.
+async fn start_server(url: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["--serve", url])
         .stdout(std::process::Stdio::piped())
@@ -160,61 +216,37 @@ async fn run(url: &str) -> anyhow::Result<()> {
             break p.trim().parse()?;
         }
     };
-    let endpoint = format!("http://127.0.0.1:{port}/graphql");
+    Ok((child, pid, format!("http://127.0.0.1:{port}/graphql")))
+}
 
-    let db = PgPoolOptions::new().max_connections(4).connect(url).await?;
-    seed(&db).await?;
-    let (partner, admin) = tokens()?;
-    let mix = Arc::new(Mix::default());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(128)
-        .build()?;
-
+/// One line per level, printed as it ends.
+fn print_level(c: usize, server: &Run, limit: &Run) {
     println!(
-        "machine: {} cores, load average before: {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "c={c:<3} server {:>7.0} req/s p99 {:>6.1} ms err {} | limit {:>7.0} tps p99 {:>6.1} ms err {} | load {}",
+        server.rate(),
+        ms(server.pct(0.99)),
+        server.errors,
+        limit.rate(),
+        ms(limit.pct(0.99)),
+        limit.errors,
         load_average()
     );
-    println!(
-        "{secs} s per level; mix: 60% new clients, 36% returning (live opportunity), 4% returning with an expired one"
-    );
-    // Warm up: connections, prepared statements, first pages.
-    drive_server(&http, &endpoint, &partner, &mix, 4, Duration::from_secs(2)).await;
-
-    let mut rows = Vec::new();
-    let mut acknowledged: Vec<Uuid> = Vec::new();
-    for &c in &levels {
-        let cpu_before = cpu_ticks(pid);
-        let server = drive_server(&http, &endpoint, &partner, &mix, c, duration).await;
-        let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
-        let limit = drive_limit(url, &mix, c, duration).await?;
-        acknowledged.extend(server.ids.iter().copied());
-        println!(
-            "c={c:<3} server {:>7.0} req/s p99 {:>6.1} ms err {} | limit {:>7.0} tps p99 {:>6.1} ms err {} | load {}",
-            server.rate(),
-            ms(server.pct(0.99)),
-            server.errors,
-            limit.rate(),
-            ms(limit.pct(0.99)),
-            limit.errors,
-            load_average()
-        );
-        if let Some(sample) = &server.sample_error {
-            println!("      first server error: {sample}");
-        }
-        if let Some(sample) = &limit.sample_error {
-            println!("      first limit error: {sample}");
-        }
-        rows.push((c, server, limit, cpu));
+    if let Some(sample) = &server.sample_error {
+        println!("      first server error: {sample}");
     }
-    let hwm = vm_hwm(pid);
+    if let Some(sample) = &limit.sample_error {
+        println!("      first limit error: {sample}");
+    }
+}
 
+/// The README's table: a row per level.
+fn print_table(rows: &[Level]) {
     println!();
     println!(
         "| c | server req/s | p50 ms | p95 ms | p99 ms | errors | server CPU µs/lead | limit tps | p50 ms | p95 ms | p99 ms | errors | server/limit |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (c, s, l, cpu) in &rows {
+    for (c, s, l, cpu) in rows {
         let cpu_per_lead = if s.ok > 0 {
             (*cpu as f64) * 10_000.0 / s.ok as f64
         } else {
@@ -236,6 +268,10 @@ async fn run(url: &str) -> anyhow::Result<()> {
             s.rate() / l.rate().max(f64::MIN_POSITIVE)
         );
     }
+}
+
+/// Every acknowledged lead is in the database; what the mix used.
+async fn check_stored(db: &PgPool, acknowledged: &[Uuid], mix: &Mix) -> anyhow::Result<()> {
     let expired_used = mix.expired_next.load(Ordering::Relaxed);
     println!(
         "returning clients with an expired opportunity used: {expired_used} (pool {EXPIRED_POOL}{})",
@@ -245,11 +281,9 @@ async fn run(url: &str) -> anyhow::Result<()> {
             ""
         }
     );
-
-    // Every acknowledged lead is stored.
     let found: i64 = sqlx::query_scalar("SELECT count(*) FROM lead WHERE id = ANY($1)")
-        .bind(&acknowledged)
-        .fetch_one(&db)
+        .bind(acknowledged)
+        .fetch_one(db)
         .await?;
     println!(
         "acknowledged leads: {}, found in the database: {found}{}",
@@ -263,26 +297,15 @@ async fn run(url: &str) -> anyhow::Result<()> {
     let expired_by_intake: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM opportunity_expiry_event WHERE applied_by = 'LEAD_INTAKE'",
     )
-    .fetch_one(&db)
+    .fetch_one(db)
     .await?;
     println!("opportunities expired by intake (server and limit): {expired_by_intake}");
-    println!(
-        "server peak RSS (VmHWM of the server process): {}",
-        hwm.map_or("unknown".into(), |kb| format!(
-            "{:.1} MB",
-            kb as f64 / 1024.0
-        ))
-    );
+    Ok(())
+}
 
-    // The read path's throughput, on the data written above.
-    let read = drive_read(
-        &http,
-        &endpoint,
-        &admin,
-        4,
-        Duration::from_secs(secs.min(5)),
-    )
-    .await;
+/// The read path's throughput at c=4, on the data written by the levels.
+async fn measure_read(http: &reqwest::Client, endpoint: &str, admin: &str, duration: Duration) {
+    let read = drive_read(http, endpoint, admin, 4, duration).await;
     println!(
         "read path opportunities(first: 50) {{ client leads(first: 5) }} at c=4: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
         read.rate(),
@@ -293,11 +316,6 @@ async fn run(url: &str) -> anyhow::Result<()> {
     if let Some(sample) = &read.sample_error {
         println!("      first read error: {sample}");
     }
-    drop(child);
-
-    count_statements(url, &partner, &admin, &mix).await?;
-    db.close().await;
-    Ok(())
 }
 
 /// Returning clients: `live-K@example.com` with an opportunity created a day
@@ -598,90 +616,114 @@ async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::
     .bind(email)
     .fetch_optional(&mut *tx)
     .await?;
-    let lead_id = Uuid::now_v7();
-    let decision = |outcome: &str| format!(r#"{{"outcome":"{outcome}","windowDays":56}}"#);
-    let notify =
-        |opportunity_id: Uuid| format!(r#"[{{"k":"L","o":"{opportunity_id}","l":"{lead_id}"}}]"#);
+    let lead = Uuid::now_v7();
     match owner {
-        None => {
-            let (client_id, opportunity_id) = (Uuid::now_v7(), Uuid::now_v7());
-            sqlx::query(
-                "WITH c AS (INSERT INTO client (id, first_name, last_name, created_at, updated_at)
-                     VALUES ($1, 'Bench', 'Lead', now(), now())),
-                 cc AS (INSERT INTO client_contact (id, client_id, kind, value, created_at)
-                     VALUES ($2, $1, 'EMAIL', $3, now())),
-                 o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
-                     VALUES ($4, $1, 'NOUVEAU', now(), now(), false, 'bench-partner')),
-                 s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
-                     VALUES ($5, $4, NULL, 'NOUVEAU', 'bench-partner', now())),
-                 l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
-                         email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
-                     VALUES ($6, $1, $4, 'NEW_OPPORTUNITY', 'LEAD', 'intake_bench', 'Bench', 'Lead', $3, $3,
-                         'Is the car still available?', now(), 'bench-partner', 'PARTNER', $7, '[]'::jsonb, $8::jsonb))
-                 SELECT pg_notify('crm_events', $9)",
-            )
-            .bind(client_id)
-            .bind(Uuid::now_v7())
-            .bind(email)
-            .bind(opportunity_id)
-            .bind(Uuid::now_v7())
-            .bind(lead_id)
-            .bind("0".repeat(64))
-            .bind(decision("NEW_OPPORTUNITY"))
-            .bind(notify(opportunity_id))
-            .execute(&mut *tx)
-            .await?;
-        }
-        Some(client_id) => {
-            let live: Vec<(Uuid, bool)> = sqlx::query_as(
-                "SELECT id, created_at <= now() - interval '56 days'
-                     AND status NOT IN ('PRIS_EN_CHARGE','VENDU_NON_LIVRE','SUIVI_LONG_TERME') AS due
-                 FROM opportunity WHERE client_id = $1 AND NOT expiree
-                 ORDER BY created_at DESC FOR UPDATE",
-            )
-            .bind(client_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let due: Vec<Uuid> = live.iter().filter(|(_, d)| *d).map(|(id, _)| *id).collect();
-            let merge_into = live.iter().find(|(_, d)| !d).map(|(id, _)| *id);
-            let (opportunity_id, outcome) = match merge_into {
-                Some(id) => (id, "MERGED"),
-                None => (Uuid::now_v7(), "NEW_OPPORTUNITY"),
-            };
-            // $1 client, $2 opportunity, $3 due ids, $4 lead, $5 email, $6 hash,
-            // $7 decision, $8 outcome, $9 notify payload, $10 status change id.
-            sqlx::query(
-                "WITH f AS (UPDATE opportunity SET expiree = true, expired_at = now()
-                         WHERE id = ANY($3) RETURNING id),
-                 a AS (INSERT INTO opportunity_expiry_event
-                         (opportunity_id, expired_at, window_days, protected_statuses, applied_by)
-                     SELECT id, now(), 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'LEAD_INTAKE' FROM f),
-                 t AS (UPDATE opportunity SET updated_at = now() WHERE id = $2 AND $8 = 'MERGED'),
-                 o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
-                     SELECT $2, $1, 'NOUVEAU', now(), now(), false, 'bench-partner' WHERE $8 = 'NEW_OPPORTUNITY'),
-                 s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
-                     SELECT $10, $2, NULL, 'NOUVEAU', 'bench-partner', now() WHERE $8 = 'NEW_OPPORTUNITY'),
-                 l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
-                         email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
-                     VALUES ($4, $1, $2, $8, 'LEAD', 'intake_bench', 'Bench', 'Lead', $5, $5,
-                         'Is the car still available?', now(), 'bench-partner', 'PARTNER', $6, '[]'::jsonb, $7::jsonb))
-                 SELECT pg_notify('crm_events', $9)",
-            )
-            .bind(client_id)
-            .bind(opportunity_id)
-            .bind(&due)
-            .bind(lead_id)
-            .bind(email)
-            .bind("0".repeat(64))
-            .bind(decision(outcome))
-            .bind(outcome)
-            .bind(notify(opportunity_id))
-            .bind(Uuid::now_v7())
-            .execute(&mut *tx)
-            .await?;
-        }
+        None => new_client_writes(&mut tx, email, lead).await?,
+        Some(client_id) => returning_client_writes(&mut tx, email, lead, client_id).await?,
     }
     tx.commit().await
+}
+
+fn decision(outcome: &str) -> String {
+    format!(r#"{{"outcome":"{outcome}","windowDays":56}}"#)
+}
+
+fn notify(opportunity_id: Uuid, lead_id: Uuid) -> String {
+    format!(r#"[{{"k":"L","o":"{opportunity_id}","l":"{lead_id}"}}]"#)
+}
+
+/// A new client's writes: client, contact, opportunity, status change, lead.
+async fn new_client_writes(
+    tx: &mut sqlx::PgConnection,
+    email: &str,
+    lead_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let (client_id, opportunity_id) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query(
+            "WITH c AS (INSERT INTO client (id, first_name, last_name, created_at, updated_at)
+                 VALUES ($1, 'Bench', 'Lead', now(), now())),
+             cc AS (INSERT INTO client_contact (id, client_id, kind, value, created_at)
+                 VALUES ($2, $1, 'EMAIL', $3, now())),
+             o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+                 VALUES ($4, $1, 'NOUVEAU', now(), now(), false, 'bench-partner')),
+             s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
+                 VALUES ($5, $4, NULL, 'NOUVEAU', 'bench-partner', now())),
+             l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
+                     email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
+                 VALUES ($6, $1, $4, 'NEW_OPPORTUNITY', 'LEAD', 'intake_bench', 'Bench', 'Lead', $3, $3,
+                     'Is the car still available?', now(), 'bench-partner', 'PARTNER', $7, '[]'::jsonb, $8::jsonb))
+             SELECT pg_notify('crm_events', $9)",
+        )
+        .bind(client_id)
+        .bind(Uuid::now_v7())
+        .bind(email)
+        .bind(opportunity_id)
+        .bind(Uuid::now_v7())
+        .bind(lead_id)
+        .bind("0".repeat(64))
+        .bind(decision("NEW_OPPORTUNITY"))
+        .bind(notify(opportunity_id, lead_id))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A returning client's: its live opportunities locked with the rule
+/// evaluated, then the due ones flagged with their audit rows and the lead
+/// merged into the newest live one or into a new opportunity.
+async fn returning_client_writes(
+    tx: &mut sqlx::PgConnection,
+    email: &str,
+    lead_id: Uuid,
+    client_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let live: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, created_at <= now() - interval '56 days'
+                 AND status NOT IN ('PRIS_EN_CHARGE','VENDU_NON_LIVRE','SUIVI_LONG_TERME') AS due
+             FROM opportunity WHERE client_id = $1 AND NOT expiree
+             ORDER BY created_at DESC FOR UPDATE",
+    )
+    .bind(client_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let due: Vec<Uuid> = live.iter().filter(|(_, d)| *d).map(|(id, _)| *id).collect();
+    let merge_into = live.iter().find(|(_, d)| !d).map(|(id, _)| *id);
+    let (opportunity_id, outcome) = match merge_into {
+        Some(id) => (id, "MERGED"),
+        None => (Uuid::now_v7(), "NEW_OPPORTUNITY"),
+    };
+    // $1 client, $2 opportunity, $3 due ids, $4 lead, $5 email, $6 hash,
+    // $7 decision, $8 outcome, $9 notify payload, $10 status change id.
+    sqlx::query(
+            "WITH f AS (UPDATE opportunity SET expiree = true, expired_at = now()
+                     WHERE id = ANY($3) RETURNING id),
+             a AS (INSERT INTO opportunity_expiry_event
+                     (opportunity_id, expired_at, window_days, protected_statuses, applied_by)
+                 SELECT id, now(), 56, 'PRIS_EN_CHARGE,SUIVI_LONG_TERME,VENDU_NON_LIVRE', 'LEAD_INTAKE' FROM f),
+             t AS (UPDATE opportunity SET updated_at = now() WHERE id = $2 AND $8 = 'MERGED'),
+             o AS (INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+                 SELECT $2, $1, 'NOUVEAU', now(), now(), false, 'bench-partner' WHERE $8 = 'NEW_OPPORTUNITY'),
+             s AS (INSERT INTO opportunity_status_change (id, opportunity_id, from_status, to_status, changed_by, changed_at)
+                 SELECT $10, $2, NULL, 'NOUVEAU', 'bench-partner', now() WHERE $8 = 'NEW_OPPORTUNITY'),
+             l AS (INSERT INTO lead (id, client_id, opportunity_id, outcome, lead_type, source, first_name, last_name,
+                     email_raw, email, message, received_at, submitted_by, submitted_role, request_hash, warnings, decision)
+                 VALUES ($4, $1, $2, $8, 'LEAD', 'intake_bench', 'Bench', 'Lead', $5, $5,
+                     'Is the car still available?', now(), 'bench-partner', 'PARTNER', $6, '[]'::jsonb, $7::jsonb))
+             SELECT pg_notify('crm_events', $9)",
+        )
+        .bind(client_id)
+        .bind(opportunity_id)
+        .bind(&due)
+        .bind(lead_id)
+        .bind(email)
+        .bind("0".repeat(64))
+        .bind(decision(outcome))
+        .bind(outcome)
+        .bind(notify(opportunity_id, lead_id))
+        .bind(Uuid::now_v7())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn drive_read(
@@ -845,10 +887,9 @@ fn count_messages(pending: &mut Vec<u8>, started: &mut bool, wire: &Wire) {
     pending.drain(..at);
 }
 
-/// Statements per request, from a second server (in process) whose
-/// database connections go through [`counting_proxy`].
-async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> anyhow::Result<()> {
-    let (proxy_port, wire) = counting_proxy(host_port(url)).await?;
+/// `url` (user, database) through the proxy on `proxy_port`, without TLS
+/// so that the proxy can read the protocol.
+fn proxied_url(url: &str, proxy_port: u16) -> String {
     let db_name = url.rsplit('/').next().unwrap_or_default();
     let scheme_user = url
         .split_once("://")
@@ -861,9 +902,15 @@ async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> a
             format!("{s}://{user}")
         })
         .unwrap_or_default();
-    let proxied = format!("{scheme_user}127.0.0.1:{proxy_port}/{db_name}?sslmode=disable");
+    format!("{scheme_user}127.0.0.1:{proxy_port}/{db_name}?sslmode=disable")
+}
+
+/// Statements per request, from a second server (in process) whose
+/// database connections go through [`counting_proxy`].
+async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> anyhow::Result<()> {
+    let (proxy_port, wire) = counting_proxy(host_port(url)).await?;
     let app = Application::build(
-        settings(&proxied),
+        settings(&proxied_url(url, proxy_port)),
         Arc::new(SystemClock),
         RunOptions {
             sweep: false,
