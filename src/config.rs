@@ -13,6 +13,9 @@ pub const DEFAULT_PARTNER_RATE_PER_MIN: u32 = 600;
 pub const DEFAULT_WS_INIT_TIMEOUT_MS: u64 = 10_000;
 /// Default WebSocket ping period.
 pub const DEFAULT_WS_PING_INTERVAL_MS: u64 = 30_000;
+/// Default longest wait of an event behind a socket's previous write, during
+/// a burst (see [`crate::live::LiveTimeouts::coalesce`]).
+pub const DEFAULT_WS_COALESCE_MS: u64 = 50;
 
 /// `--database-url`: every command that touches the database.
 #[derive(Clone, clap::Args)]
@@ -83,6 +86,13 @@ pub struct ServerArgs {
     #[arg(long, env = "CRM_WS_PING_INTERVAL_MS", default_value_t = DEFAULT_WS_PING_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ws_ping_interval_ms: u64,
+
+    /// Milliseconds events wait to go out together after a WebSocket's
+    /// previous write of events (0: every event at once). An event after a
+    /// quiet spell is never delayed.
+    #[arg(long, env = "CRM_WS_COALESCE_MS", default_value_t = DEFAULT_WS_COALESCE_MS,
+          value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    pub ws_coalesce_ms: u64,
 }
 
 /// Everything `crm serve` reads: the parts above together.
@@ -133,6 +143,7 @@ impl From<ServeArgs> for Settings {
             partner_rate_per_min: args.server.partner_rate_per_min,
             ws_init_timeout_ms: args.server.ws_init_timeout_ms,
             ws_ping_interval_ms: args.server.ws_ping_interval_ms,
+            ws_coalesce_ms: args.server.ws_coalesce_ms,
         }
     }
 }
@@ -178,6 +189,8 @@ pub struct Settings {
     pub ws_init_timeout_ms: u64,
     /// Milliseconds between two WebSocket pings.
     pub ws_ping_interval_ms: u64,
+    /// Milliseconds events wait behind a WebSocket's previous write.
+    pub ws_coalesce_ms: u64,
 }
 
 impl Settings {
@@ -195,6 +208,7 @@ impl Settings {
             cors_origins: Vec::new(),
             ws_init_timeout_ms: DEFAULT_WS_INIT_TIMEOUT_MS,
             ws_ping_interval_ms: DEFAULT_WS_PING_INTERVAL_MS,
+            ws_coalesce_ms: DEFAULT_WS_COALESCE_MS,
         }
     }
 
@@ -232,6 +246,7 @@ impl fmt::Debug for Settings {
             .field("cors_origins", &self.cors_origins)
             .field("ws_init_timeout_ms", &self.ws_init_timeout_ms)
             .field("ws_ping_interval_ms", &self.ws_ping_interval_ms)
+            .field("ws_coalesce_ms", &self.ws_coalesce_ms)
             .finish()
     }
 }

@@ -150,15 +150,82 @@ impl Delivery {
     pub async fn rows(&self, db: &DatabaseConnection) -> Result<&Rows, AppError> {
         self.rows
             .get_or_try_init(|| async {
-                let lead = match (self.event.kind, self.event.lead) {
-                    (EventKind::LeadReceived, Some(id)) => crate::store::lead::find(db, id).await?,
-                    _ => None,
+                let lead = match self.lead_to_read() {
+                    Some(id) => crate::store::lead::find(db, id).await?,
+                    None => None,
                 };
                 let opportunity =
                     crate::store::opportunity::find(db, self.event.opportunity).await?;
                 Ok(Rows { lead, opportunity })
             })
             .await
+    }
+
+    /// The lead whose row the event's subscribers read.
+    fn lead_to_read(&self) -> Option<Uuid> {
+        match self.event.kind {
+            EventKind::LeadReceived => self.event.lead,
+            _ => None,
+        }
+    }
+
+    /// Read the rows of the `deliveries` not read yet, together: one
+    /// statement for the leads with their opportunities, one for the other
+    /// opportunities. A delivery whose rows do not match up (its lead is
+    /// gone, or belongs to another opportunity) is left to [`Self::rows`].
+    pub async fn read_together(
+        db: &DatabaseConnection,
+        deliveries: &[Arc<Delivery>],
+    ) -> Result<(), AppError> {
+        let unread: Vec<&Arc<Delivery>> = deliveries
+            .iter()
+            .filter(|d| !d.rows.initialized())
+            .collect();
+        let lead_ids: Vec<Uuid> = unread.iter().filter_map(|d| d.lead_to_read()).collect();
+        let opportunity_ids: Vec<Uuid> = unread
+            .iter()
+            .filter(|d| d.lead_to_read().is_none())
+            .map(|d| d.event.opportunity)
+            .collect();
+        if lead_ids.is_empty() && opportunity_ids.is_empty() {
+            return Ok(());
+        }
+        crate::metrics::live_rows_read();
+        let mut leads = HashMap::new();
+        if !lead_ids.is_empty() {
+            for (lead, opportunity) in crate::store::lead::with_opportunities(db, &lead_ids).await?
+            {
+                leads.insert(lead.id, (lead, opportunity));
+            }
+        }
+        let mut opportunities = HashMap::new();
+        if !opportunity_ids.is_empty() {
+            for opportunity in crate::store::opportunity::find_many(db, &opportunity_ids).await? {
+                opportunities.insert(opportunity.id, opportunity);
+            }
+        }
+        for delivery in unread {
+            let rows = match delivery.lead_to_read() {
+                None => Rows {
+                    lead: None,
+                    opportunity: opportunities.get(&delivery.event.opportunity).cloned(),
+                },
+                Some(id) => match leads.get(&id) {
+                    Some((lead, Some(opportunity)))
+                        if opportunity.id == delivery.event.opportunity =>
+                    {
+                        Rows {
+                            lead: Some(lead.clone()),
+                            opportunity: Some(opportunity.clone()),
+                        }
+                    }
+                    _ => continue,
+                },
+            };
+            // Already set by a concurrent reader: the same rows.
+            let _ = delivery.rows.set(rows);
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,8 @@
 //! - execution: identical subscriptions of an instance share one execution
 //!   and one serialized payload per event ([`fanout`]); a connection only
 //!   wraps the payload in its own envelope, and writes what is pending
-//!   together;
+//!   together; during a burst, at most one write of events per
+//!   [`LiveTimeouts::coalesce`];
 //! - back-pressure: a group never waits for a connection (bounded outbox,
 //!   [`OUTBOX`]); a connection that cannot keep up, or whose subscription
 //!   fell behind the event bus, is closed with [`CLOSE_TOO_SLOW`]; one
@@ -93,6 +94,11 @@ pub struct LiveTimeouts {
     pub init: Duration,
     /// How often the server pings; two periods of silence drop the client.
     pub ping_every: Duration,
+    /// After a connection writes events, the next ones wait this long and
+    /// go out together: an event after a quiet spell leaves at once, and a
+    /// burst costs each socket one write per period instead of one per
+    /// event (and its client one wake-up), on both ends of the socket.
+    pub coalesce: Duration,
 }
 
 impl Default for LiveTimeouts {
@@ -100,6 +106,7 @@ impl Default for LiveTimeouts {
         Self {
             init: INIT_TIMEOUT,
             ping_every: PING_EVERY,
+            coalesce: Duration::from_millis(crate::config::DEFAULT_WS_COALESCE_MS),
         }
     }
 }
@@ -109,6 +116,7 @@ impl From<&Settings> for LiveTimeouts {
         Self {
             init: Duration::from_millis(settings.ws_init_timeout_ms.max(1)),
             ping_every: Duration::from_millis(settings.ws_ping_interval_ms.max(1)),
+            coalesce: Duration::from_millis(settings.ws_coalesce_ms),
         }
     }
 }
@@ -153,7 +161,7 @@ impl LiveState {
     ) -> Self {
         Self {
             jwt,
-            hub: Hub::new(schema, bus, db),
+            hub: Hub::new(schema, bus, db, timeouts.coalesce),
             timeouts,
             connections: Arc::default(),
             going_away,
@@ -286,6 +294,9 @@ struct Timers {
     init_deadline: Pin<Box<Sleep>>,
     expiry: Pin<Box<Sleep>>,
     pinger: Interval,
+    /// Ends the wait after a write of events ([`LiveTimeouts::coalesce`]).
+    coalesce: Pin<Box<Sleep>>,
+    coalescing: bool,
 }
 
 impl Connection {
@@ -311,6 +322,8 @@ impl Connection {
             init_deadline: Box::pin(tokio::time::sleep(self.state.timeouts.init)),
             expiry: Box::pin(tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX)))),
             pinger: tokio::time::interval_at(Instant::now() + every, every),
+            coalesce: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            coalescing: false,
         };
         let mut going_away = self.state.going_away.clone();
         let mut watching_shutdown = true;
@@ -324,7 +337,13 @@ impl Connection {
             let step = tokio::select! {
                 _ = timers.pinger.tick() => self.keep_alive().await,
                 incoming = messages.next() => self.receive(incoming, &mut timers).await,
-                Some(first) = self.inbox.recv() => self.write_pending(first).await,
+                Some(first) = self.inbox.recv(), if !timers.coalescing => {
+                    self.write_pending(first, &mut timers).await
+                }
+                () = &mut timers.coalesce, if timers.coalescing => {
+                    timers.coalescing = false;
+                    Ok(())
+                }
                 () = &mut timers.init_deadline, if !ready => Err(End::close(
                     CLOSE_INIT_TIMEOUT,
                     "Connection initialisation timeout",
@@ -483,8 +502,10 @@ impl Connection {
     }
 
     /// Write `first` and whatever else is pending (up to [`BATCH`]) before
-    /// yielding, so that the socket writes them together.
-    async fn write_pending(&mut self, first: Outgoing) -> Result<(), End> {
+    /// yielding, so that the socket writes them together; then, unless the
+    /// batch was full, let the next events gather for
+    /// [`LiveTimeouts::coalesce`].
+    async fn write_pending(&mut self, first: Outgoing, timers: &mut Timers) -> Result<(), End> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(outgoing) = next.take() {
@@ -495,6 +516,12 @@ impl Connection {
             if written < BATCH {
                 next = self.inbox.try_recv().ok();
             }
+        }
+        crate::metrics::live_socket_written();
+        let coalesce = self.state.timeouts.coalesce;
+        if written < BATCH && !coalesce.is_zero() {
+            timers.coalesce.as_mut().reset(Instant::now() + coalesce);
+            timers.coalescing = true;
         }
         Ok(())
     }

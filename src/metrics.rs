@@ -136,6 +136,34 @@ static LIVE_DELIVERED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     ))
 });
 
+static LIVE_ROW_READS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    registered(IntCounter::new(
+        "crm_live_row_reads_total",
+        "Reads of the rows named by events, each for every event waiting at the time.",
+    ))
+});
+
+static LIVE_WRITES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    registered(IntCounter::new(
+        "crm_live_socket_writes_total",
+        "Writes of events to WebSockets, each of every event pending for the socket.",
+    ))
+});
+
+/// The rows of waiting events were read together.
+pub fn live_rows_read() {
+    if let Some(c) = LIVE_ROW_READS.as_ref() {
+        c.inc();
+    }
+}
+
+/// A WebSocket was written what it had pending.
+pub fn live_socket_written() {
+    if let Some(c) = LIVE_WRITES.as_ref() {
+        c.inc();
+    }
+}
+
 /// Subscriptions joined (`+n`) or left (`-n`); executions started or ended.
 pub fn live_changed(subscriptions: i64, executions: i64) {
     if let Some(g) = LIVE_SUBSCRIPTIONS.as_ref() {

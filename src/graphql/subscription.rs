@@ -14,14 +14,16 @@
 //! `Client.openFiles`), and in a subscription those reads go to
 //! [`LiveReads`], which the fan-out writes once per subscriber, under that
 //! subscriber's own `sub` and role, before the event leaves.
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use entity::{lead, opportunity};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use super::lead::Lead;
@@ -44,17 +46,22 @@ pub struct LiveSource {
     /// acknowledged, so that no event published afterwards is missed.
     early: Mutex<Option<EventReceivers>>,
     lagged: AtomicBool,
+    /// During a burst, how long events gather before their rows are read
+    /// together (an event after a quiet spell is read at once).
+    gather: Duration,
 }
 
 impl LiveSource {
     /// Subscribe to `bus` now; `admin` decides whether ADMIN-only events
-    /// are received.
-    pub fn new(bus: EventBus, admin: bool) -> Arc<Self> {
+    /// are received; `gather` is how long a burst's events wait to be read
+    /// together.
+    pub fn new(bus: EventBus, admin: bool, gather: Duration) -> Arc<Self> {
         let early = Mutex::new(Some(bus.subscribe(admin)));
         Arc::new(Self {
             bus,
             early,
             lagged: AtomicBool::new(false),
+            gather,
         })
     }
 
@@ -152,7 +159,7 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<LeadReceived>> + use<>> {
-        let feed = Feed::open(ctx, None)?;
+        let feed = Feed::open(ctx, None, &[EventKind::LeadReceived])?;
         Ok(feed.into_stream(|db, delivery| async move {
             if delivery.event.kind != EventKind::LeadReceived {
                 return Ok(None);
@@ -175,7 +182,15 @@ impl SubscriptionRoot {
         id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<OpportunityChanged>> + use<>> {
         let only = id.as_ref().map(|id| parse_id("id", id)).transpose()?;
-        let feed = Feed::open(ctx, only)?;
+        let feed = Feed::open(
+            ctx,
+            only,
+            &[
+                EventKind::StatusChanged,
+                EventKind::LeadMerged,
+                EventKind::Expired,
+            ],
+        )?;
         let admin = feed.admin;
         Ok(feed.into_stream(move |db, delivery| async move {
             let change = match delivery.event.kind {
@@ -198,9 +213,20 @@ struct Feed {
     receivers: EventReceivers,
     db: DatabaseConnection,
     only: Option<Uuid>,
+    /// The kinds of event this subscription reports.
+    kinds: &'static [EventKind],
     admin: bool,
     source: Arc<LiveSource>,
+    /// Received, not handed out yet.
+    pending: VecDeque<Arc<Delivery>>,
+    /// When rows were last read.
+    last_read: Option<Instant>,
+    /// How the stream ends once `pending` is empty.
+    end: Option<Result<(), AppError>>,
 }
+
+/// Most events taken together from the bus, their rows read in one go.
+const READ_TOGETHER: usize = 64;
 
 /// Why a feed ends with an error.
 fn fell_behind() -> AppError {
@@ -218,7 +244,11 @@ fn gap() -> AppError {
 }
 
 impl Feed {
-    fn open(ctx: &Context<'_>, only: Option<Uuid>) -> Result<Self, AppError> {
+    fn open(
+        ctx: &Context<'_>,
+        only: Option<Uuid>,
+        kinds: &'static [EventKind],
+    ) -> Result<Self, AppError> {
         let admin = principal(ctx)?.is_admin();
         let source = ctx
             .data_opt::<Arc<LiveSource>>()
@@ -228,15 +258,32 @@ impl Feed {
             receivers: source.receivers(admin),
             db: api(ctx)?.db.clone(),
             only,
+            kinds,
             admin,
             source,
+            pending: VecDeque::new(),
+            last_read: None,
+            end: None,
         })
     }
 
     /// The next event for this subscriber; `Err` ends the stream with that
     /// error, `Ok(None)` ends it quietly (server shutting down).
+    ///
+    /// Events already waiting are taken together (up to [`READ_TOGETHER`])
+    /// and their rows read in one go; they are then handed out one by one,
+    /// in order, before whatever ended the stream. An event that comes
+    /// within [`LiveSource::gather`] of the last read waits for the rest of
+    /// that time, for more to come with it (a burst is read a batch at a
+    /// time; an event after a quiet spell at once).
     async fn next(&mut self) -> Result<Option<Arc<Delivery>>, AppError> {
         loop {
+            if let Some(delivery) = self.pending.pop_front() {
+                return Ok(Some(delivery));
+            }
+            if let Some(end) = self.end.take() {
+                return end.map(|()| None);
+            }
             let received = match self.receivers.admin.as_mut() {
                 Some(admin) => tokio::select! {
                     r = self.receivers.public.recv() => r,
@@ -244,25 +291,69 @@ impl Feed {
                 },
                 None => self.receivers.public.recv().await,
             };
-            match received {
-                Ok(delivery) => {
-                    let event = &delivery.event;
-                    if event.kind == EventKind::Gap {
-                        return Err(gap());
-                    }
-                    let hidden = event.is_admin_only() && !self.admin;
-                    let other = self.only.is_some_and(|id| id != event.opportunity);
-                    if !hidden && !other {
-                        return Ok(Some(delivery));
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    self.source.lagged.store(true, Ordering::Release);
-                    return Err(fell_behind());
-                }
-                Err(RecvError::Closed) => return Ok(None),
+            self.take(received);
+            if let Some(last) = self.last_read
+                && self.end.is_none()
+            {
+                tokio::time::sleep_until((last + self.source.gather).into()).await;
+            }
+            while self.end.is_none() && self.pending.len() < READ_TOGETHER {
+                let Some(received) = self.try_receive() else {
+                    break;
+                };
+                self.take(received);
+            }
+            if self.pending.is_empty() {
+                continue;
+            }
+            self.last_read = Some(Instant::now());
+            // A failed read is not lost: each event's own read (`rows`)
+            // tries again and reports it.
+            if let Err(error) =
+                Delivery::read_together(&self.db, self.pending.make_contiguous()).await
+            {
+                tracing::debug!(%error, "reading the rows of waiting events together failed");
             }
         }
+    }
+
+    /// Keep a received event if this subscriber is to see it, or note how
+    /// the stream ends.
+    fn take(&mut self, received: Result<Arc<Delivery>, RecvError>) {
+        match received {
+            Ok(delivery) => {
+                let event = &delivery.event;
+                if event.kind == EventKind::Gap {
+                    self.end = Some(Err(gap()));
+                    return;
+                }
+                let hidden = event.is_admin_only() && !self.admin;
+                let other = self.only.is_some_and(|id| id != event.opportunity);
+                if self.kinds.contains(&event.kind) && !hidden && !other {
+                    self.pending.push_back(delivery);
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                self.source.lagged.store(true, Ordering::Release);
+                self.end = Some(Err(fell_behind()));
+            }
+            Err(RecvError::Closed) => self.end = Some(Ok(())),
+        }
+    }
+
+    /// An event already waiting, without waiting.
+    fn try_receive(&mut self) -> Option<Result<Arc<Delivery>, RecvError>> {
+        let channels =
+            std::iter::once(&mut self.receivers.public).chain(self.receivers.admin.as_mut());
+        for channel in channels {
+            match channel.try_recv() {
+                Ok(delivery) => return Some(Ok(delivery)),
+                Err(TryRecvError::Lagged(n)) => return Some(Err(RecvError::Lagged(n))),
+                Err(TryRecvError::Closed) => return Some(Err(RecvError::Closed)),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        None
     }
 
     fn into_stream<T, F, Fut>(self, resolve: F) -> impl Stream<Item = Result<T>> + use<T, F, Fut>

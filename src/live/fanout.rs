@@ -114,6 +114,9 @@ pub struct Hub {
     db: DatabaseConnection,
     groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
     next_member: AtomicU64,
+    /// How long a burst's events gather before their rows are read
+    /// ([`LiveSource::new`]).
+    gather: std::time::Duration,
 }
 
 /// A subscription's place in its group; leaving when dropped.
@@ -138,13 +141,19 @@ pub struct Subscriber {
 }
 
 impl Hub {
-    pub fn new(schema: CrmSchema, bus: EventBus, db: DatabaseConnection) -> Arc<Self> {
+    pub fn new(
+        schema: CrmSchema,
+        bus: EventBus,
+        db: DatabaseConnection,
+        gather: std::time::Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             schema,
             bus,
             db,
             groups: Mutex::default(),
             next_member: AtomicU64::new(1),
+            gather,
         })
     }
 
@@ -196,7 +205,11 @@ impl Hub {
     /// subscribed before this returns, so the subscriber's acknowledgement
     /// comes after the group listens.
     fn start(self: &Arc<Self>, key: GroupKey, first: Arc<Member>) -> Arc<Group> {
-        let source = LiveSource::new(self.bus.clone(), first.principal.role == Role::Admin);
+        let source = LiveSource::new(
+            self.bus.clone(),
+            first.principal.role == Role::Admin,
+            self.gather,
+        );
         let reads = LiveReads::default();
         let request = Request::new(key.query.clone())
             .variables(variables(&key.variables))

@@ -1,6 +1,9 @@
 //! Leads: stored forever, read back by opportunity, client or submitter.
-use entity::lead;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryTrait};
+use entity::{lead, opportunity};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -27,6 +30,24 @@ pub fn vehicle_of(m: &lead::Model) -> Result<Option<VehicleOfInterest>, AppError
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Model>, AppError> {
     Ok(lead::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The leads `ids` that exist, each with the opportunity it belongs to, in
+/// one statement.
+pub async fn with_opportunities(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<(lead::Model, Option<opportunity::Model>)>, AppError> {
+    let belongs_to = lead::Entity::belongs_to(opportunity::Entity)
+        .from(lead::Column::OpportunityId)
+        .to(opportunity::Column::Id)
+        .into();
+    Ok(lead::Entity::find()
+        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .join(JoinType::LeftJoin, belongs_to)
+        .select_also(opportunity::Entity)
+        .all(db)
+        .await?)
 }
 
 /// Store a lead as received (written when `batch` runs).

@@ -129,6 +129,17 @@ pub async fn find(
     Ok(opportunity::Entity::find_by_id(id).one(db).await?)
 }
 
+/// The opportunities `ids` that exist, in one statement.
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<opportunity::Model>, AppError> {
+    Ok(opportunity::Entity::find()
+        .filter(opportunity::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 pub async fn list(
     db: &impl ConnectionTrait,
     filter: &OpportunityFilter,

@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{
-    ServerProcess, TestApp, set_status, spawn_app, spawn_app_configured, spawn_app_on, submit_lead,
-    sweep_on_day,
+    ServerProcess, TestApp, set_status, spawn_app, spawn_app_configured, spawn_app_on,
+    submit_concurrently, submit_lead, sweep_on_day,
 };
 
 /// How long a test waits for a message it expects.
@@ -859,6 +859,80 @@ async fn identical_subscriptions_share_one_execution_per_role() {
     settles_at(app, (1.0, 1.0)).await;
     drop(admin);
     settles_at(app, (0.0, 0.0)).await;
+}
+
+/// A burst of events is read and written in batches (`CRM_WS_COALESCE_MS`,
+/// here 2 s to make it plain): a lead after a quiet spell reaches the
+/// subscribers at once; the ten leads that follow it within the period
+/// reach each socket complete, in one or two writes, their rows read in one
+/// or two statements, instead of one of each per event. Seen from a `crm
+/// serve` process's own metrics.
+#[tokio::test]
+async fn a_burst_of_events_goes_out_in_batches_and_a_lone_event_at_once() {
+    const BURST: usize = 10;
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let server = ServerProcess::start_with(database, &[("CRM_WS_COALESCE_MS", "2000")]).await;
+    let app = &server.app;
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut ws = Ws::as_role(app, Role::Agent).await;
+        subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+        sockets.push(ws);
+    }
+
+    let sent = std::time::Instant::now();
+    let lone = new_lead(app, "lone@example.com").await;
+    for ws in &mut sockets {
+        let data = ws.data("1").await;
+        assert_eq!(data["leadReceived"]["lead"]["id"], lone["lead"]["id"]);
+    }
+    let waited = sent.elapsed();
+    assert!(
+        waited < StdDuration::from_millis(1_500),
+        "a lone event waited {waited:?}"
+    );
+
+    let before = batch_figures(app).await;
+    let inputs = (0..BURST)
+        .map(|i| json!({ "email": format!("burst-{i}@example.com") }))
+        .collect();
+    let mut expected: Vec<Value> = submit_concurrently(&[app], inputs)
+        .await
+        .into_iter()
+        .map(|payload| payload["lead"]["id"].clone())
+        .collect();
+    expected.sort_by_key(Value::to_string);
+    for ws in &mut sockets {
+        let mut got = Vec::new();
+        for _ in 0..BURST {
+            got.push(ws.data("1").await["leadReceived"]["lead"]["id"].clone());
+        }
+        got.sort_by_key(Value::to_string);
+        assert_eq!(got, expected);
+    }
+    let after = batch_figures(app).await;
+    let (reads, writes) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        (1.0..=2.0).contains(&reads),
+        "{BURST} events read in {reads} statements"
+    );
+    assert!(
+        (2.0..=4.0).contains(&writes),
+        "{BURST} events written to 2 sockets in {writes} writes"
+    );
+}
+
+/// (row reads, socket writes) of a `crm serve` process.
+async fn batch_figures(app: &TestApp) -> (f64, f64) {
+    let text = app.metrics().await;
+    let sample = |name: &str| {
+        crate::helpers::metric_sample(&text, name)
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    (
+        sample("crm_live_row_reads_total"),
+        sample("crm_live_socket_writes_total"),
+    )
 }
 
 /// Wait until (subscriptions, executions) reads `expected`.
