@@ -3,15 +3,23 @@
 //!
 //! ```sh
 //! cargo build --release --example live_bench
-//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test ./target/release/examples/live_bench [LEADS] [SUBSCRIBERS]
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test ./target/release/examples/live_bench [LEADS] [SUBSCRIBERS] [ROUNDS]
 //! ```
 //!
-//! In a scratch database (dropped at the end), defaults 1,000 leads and 50
-//! subscribers (`leadReceived`, AGENT tokens, half on each instance):
-//! 1. intake throughput with no subscriber;
-//! 2. the same with the subscribers listening: throughput, and for every
-//!    subscriber how many events arrived, lost or duplicated;
-//! 3. no subscriber again (the database has grown meanwhile).
+//! In a scratch database (dropped at the end), defaults 1,000 leads, 50
+//! subscribers (`leadReceived`, AGENT tokens, half on each instance) and 4
+//! rounds. Each round sends `LEADS` leads with no subscriber and `LEADS`
+//! leads with the subscribers listening, in alternating order (ABBA), so
+//! that a machine whose speed drifts during the run (a shared host's steal
+//! time, the database growing) weighs on both alike. With subscribers,
+//! every subscriber counts the events it got, lost or duplicated. The
+//! servers take `CRM_WS_COALESCE_MS` from the environment, as `crm serve`.
+//!
+//! Printed: each phase's intake rate; the totals and their ratio; and the
+//! CPU time per lead of the two servers (actix threads), of the benchmark's
+//! own clients (senders and the subscribers' receivers, and the event
+//! listeners: the tokio runtime's threads) and of PostgreSQL, with and
+//! without subscribers.
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +51,18 @@ async fn main() -> anyhow::Result<()> {
         "the benchmark needs PostgreSQL (events across instances)"
     );
     let mut args = std::env::args().skip(1);
-    let leads: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000);
-    let subscribers: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
+    let mut next_arg = |default: usize| -> anyhow::Result<usize> {
+        Ok(args
+            .next()
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(default))
+    };
+    let plan = Plan {
+        leads: next_arg(1_000)?,
+        subscribers: next_arg(50)?,
+        rounds: next_arg(4)?,
+    };
     let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url).await?;
     admin
@@ -53,16 +71,25 @@ async fn main() -> anyhow::Result<()> {
     let base = admin_url
         .rsplit_once('/')
         .map_or(admin_url.as_str(), |(b, _)| b);
-    let result = run(&format!("{base}/{name}"), leads, subscribers).await;
+    let result = run(&format!("{base}/{name}"), &plan).await;
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await?;
     result
 }
 
+struct Plan {
+    leads: usize,
+    subscribers: usize,
+    rounds: usize,
+}
+
 async fn instance(url: &str) -> anyhow::Result<String> {
     let mut settings = Settings::with_database(url);
     settings.jwt_secret = Some(SECRET.into());
+    if let Ok(ms) = std::env::var("CRM_WS_COALESCE_MS") {
+        settings.ws_coalesce_ms = ms.parse()?;
+    }
     // The partner rate limit is not what is measured.
     settings.partner_rate_per_min = u32::MAX;
     let app = Application::build(
@@ -79,7 +106,27 @@ async fn instance(url: &str) -> anyhow::Result<String> {
     Ok(address)
 }
 
-async fn run(url: &str, leads: usize, subscribers: usize) -> anyhow::Result<()> {
+/// Wall time and CPU time of one or more phases.
+#[derive(Default, Clone, Copy)]
+struct Cost {
+    leads: usize,
+    wall: Duration,
+    cpu: Cpu,
+}
+
+impl Cost {
+    fn add(&mut self, other: Cost) {
+        self.leads += other.leads;
+        self.wall += other.wall;
+        self.cpu = self.cpu.plus(other.cpu);
+    }
+
+    fn rate(&self) -> f64 {
+        rate(self.leads, self.wall)
+    }
+}
+
+async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
     let instances = [instance(url).await?, instance(url).await?];
     let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
     let partner = keys.issue(
@@ -88,62 +135,201 @@ async fn run(url: &str, leads: usize, subscribers: usize) -> anyhow::Result<()> 
         chrono::Duration::hours(2),
         Utc::now(),
     )?;
+    let (leads, subscribers) = (plan.leads, plan.subscribers);
 
     // Warm-up (connections, caches), not measured.
     send_leads(&instances, &partner, "warm", 50).await?;
 
-    let alone = send_leads(&instances, &partner, "alone", leads).await?;
-    println!(
-        "no subscriber:        {leads} leads in {:>7.2?} = {:>6.1} leads/s",
-        alone,
-        rate(leads, alone)
-    );
-
-    let mut listening = Vec::new();
-    for i in 0..subscribers {
-        let token = keys.issue(
-            Role::Agent,
-            &format!("agent-{i}"),
-            chrono::Duration::hours(2),
-            Utc::now(),
-        )?;
-        listening.push(subscribe(&instances[i % 2], &token).await?);
-    }
-    let mut counters = Vec::new();
-    for socket in listening {
-        counters.push(tokio::spawn(count_events(socket, leads)));
-    }
-    let with = send_leads(&instances, &partner, "with", leads).await?;
-    println!(
-        "{subscribers} subscribers:       {leads} leads in {:>7.2?} = {:>6.1} leads/s ({:+.1}% vs no subscriber)",
-        with,
-        rate(leads, with),
-        (rate(leads, with) / rate(leads, alone) - 1.0) * 100.0
-    );
-    let drain_started = Instant::now();
+    let live_start = Live::now();
+    let (mut alone, mut with) = (Cost::default(), Cost::default());
     let mut complete = 0;
-    let (mut received, mut duplicates) = (0, 0);
-    for counter in counters {
-        let (distinct, dup) = counter.await??;
-        received += distinct;
-        duplicates += dup;
-        complete += usize::from(distinct == leads);
+    let (mut received, mut duplicates, mut drained) = (0, 0, Duration::ZERO);
+    for round in 0..plan.rounds {
+        for listening in [round % 2 == 1, round % 2 == 0] {
+            let tag = format!("r{round}-{}", if listening { "with" } else { "alone" });
+            if !listening {
+                let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
+                println!(
+                    "round {round}, no subscriber:  {leads} leads in {:>7.2?} = {:>6.1} leads/s",
+                    cost.wall,
+                    cost.rate()
+                );
+                alone.add(cost);
+                continue;
+            }
+            let mut counters = Vec::new();
+            for i in 0..subscribers {
+                let token = keys.issue(
+                    Role::Agent,
+                    &format!("agent-{i}"),
+                    chrono::Duration::hours(2),
+                    Utc::now(),
+                )?;
+                let socket = subscribe(&instances[i % 2], &token).await?;
+                counters.push(tokio::spawn(count_events(socket, leads)));
+            }
+            let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
+            let last_lead = Instant::now();
+            for counter in counters {
+                let (distinct, dup) = counter.await??;
+                received += distinct;
+                duplicates += dup;
+                complete += usize::from(distinct == leads);
+            }
+            drained = drained.max(last_lead.elapsed());
+            println!(
+                "round {round}, {subscribers} subscribers: {leads} leads in {:>7.2?} = {:>6.1} leads/s",
+                cost.wall,
+                cost.rate()
+            );
+            with.add(cost);
+        }
     }
     println!(
-        "delivered: {complete}/{subscribers} subscribers got all {leads} events; \
-         {received} distinct events in all (expected {}), {duplicates} duplicates; \
-         last one drained {:.2?} after the last lead",
-        leads * subscribers,
-        drain_started.elapsed()
+        "total: no subscriber {:.1} leads/s, {subscribers} subscribers {:.1} leads/s: {:+.1}%",
+        alone.rate(),
+        with.rate(),
+        (with.rate() / alone.rate() - 1.0) * 100.0
     );
-
-    let again = send_leads(&instances, &partner, "again", leads).await?;
     println!(
-        "no subscriber again:  {leads} leads in {:>7.2?} = {:>6.1} leads/s",
-        again,
-        rate(leads, again)
+        "delivered: {complete}/{} subscriptions got all {leads} events of their round; \
+         {received} distinct events in all (expected {}), {duplicates} duplicates; \
+         the slowest drained {drained:.2?} after the last lead",
+        subscribers * plan.rounds,
+        leads * subscribers * plan.rounds,
     );
+    let live = Live::now().since(live_start);
+    println!(
+        "live: {} events resolved, {} delivered; {:.1} resolved per read of rows, \
+         {:.1} delivered per socket write",
+        live.resolved,
+        live.delivered,
+        live.resolved as f64 / live.reads.max(1) as f64,
+        live.delivered as f64 / live.writes.max(1) as f64,
+    );
+    println!("CPU ms per lead      servers   bench clients   PostgreSQL   all");
+    for (label, cost) in [("no subscriber", alone), ("with subscribers", with)] {
+        let per_lead = |ticks: u64| ticks as f64 * 10.0 / cost.leads as f64;
+        println!(
+            "{label:<20} {:>7.2}   {:>13.2}   {:>10.2}   {:>4.2}",
+            per_lead(cost.cpu.servers),
+            per_lead(cost.cpu.clients),
+            per_lead(cost.cpu.postgres),
+            per_lead(cost.cpu.servers + cost.cpu.clients + cost.cpu.postgres),
+        );
+    }
     Ok(())
+}
+
+/// Run `phase` (which sends leads and returns how many), with its wall and
+/// CPU time.
+async fn measure(phase: impl Future<Output = anyhow::Result<usize>>) -> anyhow::Result<Cost> {
+    let before = Cpu::now();
+    let started = Instant::now();
+    let leads = phase.await?;
+    let wall = started.elapsed();
+    Ok(Cost {
+        leads,
+        wall,
+        cpu: Cpu::now().since(before),
+    })
+}
+
+/// The servers' live counters (both instances: one process, one registry).
+#[derive(Default, Clone, Copy)]
+struct Live {
+    resolved: u64,
+    delivered: u64,
+    reads: u64,
+    writes: u64,
+}
+
+impl Live {
+    fn now() -> Self {
+        let text = crm::metrics::render();
+        let counter = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .map_or(0, |v| v as u64)
+        };
+        Self {
+            resolved: counter("crm_live_events_resolved_total"),
+            delivered: counter("crm_live_events_delivered_total"),
+            reads: counter("crm_live_row_reads_total"),
+            writes: counter("crm_live_socket_writes_total"),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            resolved: self.resolved - before.resolved,
+            delivered: self.delivered - before.delivered,
+            reads: self.reads - before.reads,
+            writes: self.writes - before.writes,
+        }
+    }
+}
+
+/// CPU time so far, in clock ticks (1/100 s), by where it was spent.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    /// This process's actix threads: the two servers.
+    servers: u64,
+    /// This process's other threads: the benchmark's clients.
+    clients: u64,
+    /// Every `postgres` process.
+    postgres: u64,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        let mut cpu = Self::default();
+        for (comm, ticks) in stats("/proc/self/task") {
+            if comm.starts_with("actix") {
+                cpu.servers += ticks;
+            } else {
+                cpu.clients += ticks;
+            }
+        }
+        cpu.postgres = stats("/proc")
+            .filter(|(comm, _)| comm == "postgres")
+            .map(|(_, ticks)| ticks)
+            .sum();
+        cpu
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            servers: self.servers.saturating_sub(before.servers),
+            clients: self.clients.saturating_sub(before.clients),
+            postgres: self.postgres.saturating_sub(before.postgres),
+        }
+    }
+
+    fn plus(self, other: Self) -> Self {
+        Self {
+            servers: self.servers + other.servers,
+            clients: self.clients + other.clients,
+            postgres: self.postgres + other.postgres,
+        }
+    }
+}
+
+/// The command name and utime + stime of each process or thread under
+/// `dir` (`/proc` or `/proc/<pid>/task`).
+fn stats(dir: &str) -> impl Iterator<Item = (String, u64)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.ok()?.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some((comm, utime + stime))
+        })
 }
 
 fn rate(n: usize, took: Duration) -> f64 {
@@ -151,16 +337,15 @@ fn rate(n: usize, took: Duration) -> f64 {
 }
 
 /// Send `n` distinct leads, spread over both instances by [`SENDERS`]
-/// clients; returns the wall time.
+/// clients; returns `n` once all are acknowledged.
 async fn send_leads(
     instances: &[String; 2],
     token: &str,
     tag: &str,
     n: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<usize> {
     let client = reqwest::Client::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
     let mut tasks = Vec::new();
     for sender in 0..SENDERS {
         let (client, next, token) = (client.clone(), next.clone(), token.to_owned());
@@ -188,7 +373,7 @@ async fn send_leads(
     for task in tasks {
         task.await??;
     }
-    Ok(started.elapsed())
+    Ok(n)
 }
 
 type Socket =
