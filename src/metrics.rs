@@ -25,6 +25,18 @@ where
     Some(metric)
 }
 
+/// A counter with no labels, registered.
+fn counter(name: &str, help: &str) -> Option<IntCounter> {
+    registered(IntCounter::new(name, help))
+}
+
+/// Count one on `counter`, if it is kept.
+fn bump(counter: &Option<IntCounter>) {
+    if let Some(c) = counter {
+        c.inc();
+    }
+}
+
 static LEADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     registered(IntCounterVec::new(
         Opts::new("crm_leads_accepted_total", "Leads accepted, by outcome."),
@@ -33,10 +45,10 @@ static LEADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
 });
 
 static EXPIRED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_opportunities_expired_total",
         "Opportunities the expiry sweep (background or `crm expire`) flagged as expired.",
-    ))
+    )
 });
 
 static SWEEP_SECONDS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
@@ -80,31 +92,27 @@ static POOL: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
 });
 
 static STATEMENTS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_db_statements_total",
         "SQL statements sent to the database by this process.",
-    ))
+    )
 });
 
 /// One SQL statement ran (the pool's metric callback).
 pub fn statement_ran() {
-    if let Some(c) = STATEMENTS.as_ref() {
-        c.inc();
-    }
+    bump(&STATEMENTS);
 }
 
 static REVOCATION_RELOADS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_revocation_reloads_total",
         "Reloads of the revoked token subjects from the database (one statement each).",
-    ))
+    )
 });
 
 /// The revoked subjects are being reloaded (a background statement).
 pub fn revocation_reload() {
-    if let Some(c) = REVOCATION_RELOADS.as_ref() {
-        c.inc();
-    }
+    bump(&REVOCATION_RELOADS);
 }
 
 static LIVE_SUBSCRIPTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
@@ -123,45 +131,41 @@ static LIVE_EXECUTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
 });
 
 static LIVE_RESOLVED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_live_events_resolved_total",
         "Events resolved by subscription executions (once per group, whatever its size).",
-    ))
+    )
 });
 
 static LIVE_DELIVERED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_live_events_delivered_total",
         "Resolved events handed to subscribers (once per subscriber).",
-    ))
+    )
 });
 
 static LIVE_ROW_READS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_live_row_reads_total",
         "Reads of the rows named by events, each for every event waiting at the time.",
-    ))
+    )
 });
 
 static LIVE_WRITES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    registered(IntCounter::new(
+    counter(
         "crm_live_socket_writes_total",
         "Writes of events to WebSockets, each of every event pending for the socket.",
-    ))
+    )
 });
 
 /// The rows of waiting events were read together.
 pub fn live_rows_read() {
-    if let Some(c) = LIVE_ROW_READS.as_ref() {
-        c.inc();
-    }
+    bump(&LIVE_ROW_READS);
 }
 
 /// A WebSocket was written what it had pending.
 pub fn live_socket_written() {
-    if let Some(c) = LIVE_WRITES.as_ref() {
-        c.inc();
-    }
+    bump(&LIVE_WRITES);
 }
 
 /// Subscriptions joined (`+n`) or left (`-n`); executions started or ended.
@@ -176,9 +180,7 @@ pub fn live_changed(subscriptions: i64, executions: i64) {
 
 /// One event resolved by an execution and handed to `subscribers`.
 pub fn live_resolved(subscribers: usize) {
-    if let Some(c) = LIVE_RESOLVED.as_ref() {
-        c.inc();
-    }
+    bump(&LIVE_RESOLVED);
     if let Some(c) = LIVE_DELIVERED.as_ref() {
         c.inc_by(u64::try_from(subscribers).unwrap_or(u64::MAX));
     }

@@ -146,6 +146,7 @@ async fn each_subcommands_help_lists_only_its_own_flags() {
             "--jwt-secret",
             "--partner-rate-per-min",
             "--sweep-interval-secs",
+            "--ws-coalesce-ms",
             "--ws-init-timeout-ms",
             "--ws-ping-interval-ms",
         ])
