@@ -221,6 +221,8 @@ struct Feed {
     pending: VecDeque<Arc<Delivery>>,
     /// When rows were last read.
     last_read: Option<Instant>,
+    /// The last read took a full batch: more are probably waiting.
+    backlog: bool,
     /// How the stream ends once `pending` is empty.
     end: Option<Result<(), AppError>>,
 }
@@ -263,6 +265,7 @@ impl Feed {
             source,
             pending: VecDeque::new(),
             last_read: None,
+            backlog: false,
             end: None,
         })
     }
@@ -275,7 +278,8 @@ impl Feed {
     /// in order, before whatever ended the stream. An event that comes
     /// within [`LiveSource::gather`] of the last read waits for the rest of
     /// that time, for more to come with it (a burst is read a batch at a
-    /// time; an event after a quiet spell at once).
+    /// time; an event after a quiet spell at once), unless the last read
+    /// took a full batch: a backlog is read without pause.
     async fn next(&mut self) -> Result<Option<Arc<Delivery>>, AppError> {
         loop {
             if let Some(delivery) = self.pending.pop_front() {
@@ -292,8 +296,10 @@ impl Feed {
                 None => self.receivers.public.recv().await,
             };
             self.take(received);
+            // A backlog (the last read took a full batch) is read at once.
             if let Some(last) = self.last_read
                 && self.end.is_none()
+                && !self.backlog
             {
                 tokio::time::sleep_until((last + self.source.gather).into()).await;
             }
@@ -307,6 +313,7 @@ impl Feed {
                 continue;
             }
             self.last_read = Some(Instant::now());
+            self.backlog = self.pending.len() >= READ_TOGETHER;
             // A failed read is not lost: each event's own read (`rows`)
             // tries again and reports it.
             if let Err(error) =

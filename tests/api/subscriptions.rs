@@ -922,6 +922,44 @@ async fn a_burst_of_events_goes_out_in_batches_and_a_lone_event_at_once() {
     );
 }
 
+/// A backlog is not held back by the gathering: 300 events published at
+/// once, with a 2 s period, all reach the subscriber within one period or
+/// so (full batches of rows and frames go at once), not one batch of 64 per
+/// period.
+#[tokio::test]
+async fn a_backlog_of_events_is_not_held_back_a_period_per_batch() {
+    const EVENTS: usize = 300;
+    let app = spawn_app_configured(|s| s.ws_coalesce_ms = 2_000).await;
+    let lead = new_lead(&app, "backlog@example.com").await;
+    let opportunity = lead["opportunity"]["id"].as_str().unwrap().to_owned();
+    let id: uuid::Uuid = opportunity.parse().expect("an opportunity id");
+    let mut ws = Ws::as_role(&app, Role::Agent).await;
+    subscribed(
+        &mut ws,
+        "1",
+        "subscription { opportunityChanged { change opportunity { id } } }",
+        json!({}),
+    )
+    .await;
+
+    // Distinct events (PostgreSQL folds identical notifications of one
+    // transaction), each naming the real opportunity.
+    let events: Vec<_> = (0..EVENTS)
+        .map(|_| crm::events::Event::lead_merged(uuid::Uuid::now_v7(), id))
+        .collect();
+    let started = std::time::Instant::now();
+    publish(&app, &events).await;
+    for _ in 0..EVENTS {
+        let data = ws.data("1").await;
+        assert_eq!(data["opportunityChanged"]["opportunity"]["id"], opportunity);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < StdDuration::from_secs(5),
+        "{EVENTS} events took {took:?} to arrive"
+    );
+}
+
 /// (row reads, socket writes) of a `crm serve` process.
 async fn batch_figures(app: &TestApp) -> (f64, f64) {
     let text = app.metrics().await;
