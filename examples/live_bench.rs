@@ -135,56 +135,93 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
         chrono::Duration::hours(2),
         Utc::now(),
     )?;
-    let (leads, subscribers) = (plan.leads, plan.subscribers);
+    let leads = plan.leads;
 
     // Warm-up (connections, caches), not measured.
     send_leads(&instances, &partner, "warm", 50).await?;
 
     let live_start = Live::now();
     let (mut alone, mut with) = (Cost::default(), Cost::default());
-    let mut complete = 0;
-    let (mut received, mut duplicates, mut drained) = (0, 0, Duration::ZERO);
+    let mut delivered = Delivered::default();
     for round in 0..plan.rounds {
         for listening in [round % 2 == 1, round % 2 == 0] {
             let tag = format!("r{round}-{}", if listening { "with" } else { "alone" });
-            if !listening {
+            let (label, cost) = if listening {
+                let sockets = subscribers(&instances, &keys, plan).await?;
                 let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
-                println!(
-                    "round {round}, no subscriber:  {leads} leads in {:>7.2?} = {:>6.1} leads/s",
-                    cost.wall,
-                    cost.rate()
-                );
+                delivered.count(sockets, leads).await?;
+                with.add(cost);
+                (format!("{} subscribers:", plan.subscribers), cost)
+            } else {
+                let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
                 alone.add(cost);
-                continue;
-            }
-            let mut counters = Vec::new();
-            for i in 0..subscribers {
-                let token = keys.issue(
-                    Role::Agent,
-                    &format!("agent-{i}"),
-                    chrono::Duration::hours(2),
-                    Utc::now(),
-                )?;
-                let socket = subscribe(&instances[i % 2], &token).await?;
-                counters.push(tokio::spawn(count_events(socket, leads)));
-            }
-            let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
-            let last_lead = Instant::now();
-            for counter in counters {
-                let (distinct, dup) = counter.await??;
-                received += distinct;
-                duplicates += dup;
-                complete += usize::from(distinct == leads);
-            }
-            drained = drained.max(last_lead.elapsed());
+                ("no subscriber: ".to_owned(), cost)
+            };
             println!(
-                "round {round}, {subscribers} subscribers: {leads} leads in {:>7.2?} = {:>6.1} leads/s",
+                "round {round}, {label} {leads} leads in {:>7.2?} = {:>6.1} leads/s",
                 cost.wall,
                 cost.rate()
             );
-            with.add(cost);
         }
     }
+    report(plan, alone, with, &delivered, Live::now().since(live_start));
+    Ok(())
+}
+
+/// The subscribers of one round, listening, split between the instances;
+/// each counts its events in a task of its own.
+async fn subscribers(
+    instances: &[String; 2],
+    keys: &JwtKeys,
+    plan: &Plan,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<(usize, usize)>>>> {
+    let mut counters = Vec::new();
+    for i in 0..plan.subscribers {
+        let token = keys.issue(
+            Role::Agent,
+            &format!("agent-{i}"),
+            chrono::Duration::hours(2),
+            Utc::now(),
+        )?;
+        let socket = subscribe(&instances[i % 2], &token).await?;
+        counters.push(tokio::spawn(count_events(socket, plan.leads)));
+    }
+    Ok(counters)
+}
+
+/// What the subscribers of all rounds received.
+#[derive(Default)]
+struct Delivered {
+    /// Subscriptions that got every event of their round.
+    complete: usize,
+    received: usize,
+    duplicates: usize,
+    /// The longest a round's subscribers took after its last lead.
+    drained: Duration,
+}
+
+impl Delivered {
+    /// Wait for a round's subscribers (`leads` events each) and add up.
+    async fn count(
+        &mut self,
+        counters: Vec<tokio::task::JoinHandle<anyhow::Result<(usize, usize)>>>,
+        leads: usize,
+    ) -> anyhow::Result<()> {
+        let last_lead = Instant::now();
+        for counter in counters {
+            let (distinct, duplicates) = counter.await??;
+            self.received += distinct;
+            self.duplicates += duplicates;
+            self.complete += usize::from(distinct == leads);
+        }
+        self.drained = self.drained.max(last_lead.elapsed());
+        Ok(())
+    }
+}
+
+/// The totals, the deliveries, the live counters and the CPU per lead.
+fn report(plan: &Plan, alone: Cost, with: Cost, delivered: &Delivered, live: Live) {
+    let (leads, subscribers) = (plan.leads, plan.subscribers);
     println!(
         "total: no subscriber {:.1} leads/s, {subscribers} subscribers {:.1} leads/s: {:+.1}%",
         alone.rate(),
@@ -192,13 +229,16 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
         (with.rate() / alone.rate() - 1.0) * 100.0
     );
     println!(
-        "delivered: {complete}/{} subscriptions got all {leads} events of their round; \
-         {received} distinct events in all (expected {}), {duplicates} duplicates; \
-         the slowest drained {drained:.2?} after the last lead",
+        "delivered: {}/{} subscriptions got all {leads} events of their round; \
+         {} distinct events in all (expected {}), {} duplicates; \
+         the slowest drained {:.2?} after the last lead",
+        delivered.complete,
         subscribers * plan.rounds,
+        delivered.received,
         leads * subscribers * plan.rounds,
+        delivered.duplicates,
+        delivered.drained,
     );
-    let live = Live::now().since(live_start);
     println!(
         "live: {} events resolved, {} delivered; {:.1} resolved per read of rows, \
          {:.1} delivered per socket write",
@@ -218,7 +258,6 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
             per_lead(cost.cpu.servers + cost.cpu.clients + cost.cpu.postgres),
         );
     }
-    Ok(())
 }
 
 /// Run `phase` (which sends leads and returns how many), with its wall and

@@ -39,12 +39,9 @@ impl Client {
 impl Client {
     /// The client `id` through the request's loader; `NOT_FOUND` if absent.
     pub(super) async fn load(ctx: &Context<'_>, id: Uuid) -> Result<Self> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let client = loader
-            .load_one(ClientById(id))
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
-        Ok(Self(client))
+        Ok(Self(
+            super::loaders::required(ctx, ClientById(id), "client").await?,
+        ))
     }
 }
 

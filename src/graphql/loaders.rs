@@ -264,6 +264,24 @@ impl Loader<HistoryOf> for StoreLoader {
     }
 }
 
+/// The row `key` names, through the request's loader; `NOT_FOUND` (naming
+/// `what`) if there is none.
+pub async fn required<K>(
+    ctx: &async_graphql::Context<'_>,
+    key: K,
+    what: &'static str,
+) -> async_graphql::Result<<StoreLoader as Loader<K>>::Value>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    StoreLoader: Loader<K, Error = Arc<AppError>>,
+{
+    let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+    Ok(loader
+        .load_one(key)
+        .await?
+        .ok_or(AppError::NotFound(what))?)
+}
+
 /// The status history of the record `id` in the table `H`, oldest first,
 /// through the request's loader (batched across the records of a page).
 pub async fn status_history<H>(

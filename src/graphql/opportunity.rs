@@ -39,12 +39,9 @@ pub struct Opportunity(pub opportunity::Model);
 impl Opportunity {
     /// The opportunity `id` through the request's loader; `NOT_FOUND` if absent.
     pub(super) async fn load(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Self> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let opportunity = loader
-            .load_one(OpportunityById(id))
-            .await?
-            .ok_or(AppError::NotFound("opportunity"))?;
-        Ok(Self(opportunity))
+        Ok(Self(
+            super::loaders::required(ctx, OpportunityById(id), "opportunity").await?,
+        ))
     }
 }
 

@@ -161,9 +161,6 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<LeadReceived>> + use<>> {
         let feed = Feed::open(ctx, None, &[EventKind::LeadReceived])?;
         Ok(feed.into_stream(|db, delivery| async move {
-            if delivery.event.kind != EventKind::LeadReceived {
-                return Ok(None);
-            }
             let rows = delivery.rows(&db).await?;
             Ok(rows
                 .lead
