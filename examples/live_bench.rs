@@ -6,14 +6,18 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test ./target/release/examples/live_bench [LEADS] [SUBSCRIBERS] [ROUNDS]
 //! ```
 //!
-//! In a scratch database (dropped at the end), defaults 1,000 leads, 50
+//! In a scratch database (dropped at the end) holding 30,000 clients with an
+//! opportunity each, statistics gathered, defaults 1,000 leads, 50
 //! subscribers (`leadReceived`, AGENT tokens, half on each instance) and 4
 //! rounds. Each round sends `LEADS` leads with no subscriber and `LEADS`
 //! leads with the subscribers listening, in alternating order (ABBA), so
 //! that a machine whose speed drifts during the run (a shared host's steal
 //! time, the database growing) weighs on both alike. With subscribers,
 //! every subscriber counts the events it got, lost or duplicated. The
-//! servers take `CRM_WS_COALESCE_MS` from the environment, as `crm serve`.
+//! servers take `CRM_WS_COALESCE_MS` from the environment, as `crm serve`;
+//! `LIVE_BENCH_ONLY=with` (or `alone`) runs one kind of phase only, for a
+//! profiler attached to this process (the other kind's figures print as
+//! NaN).
 //!
 //! Printed: each phase's intake rate; the totals and their ratio; and the
 //! CPU time per lead of the two servers (actix threads), of the benchmark's
@@ -34,6 +38,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 /// Concurrent HTTP clients sending leads.
@@ -62,6 +67,12 @@ async fn main() -> anyhow::Result<()> {
         leads: next_arg(1_000)?,
         subscribers: next_arg(50)?,
         rounds: next_arg(4)?,
+        only: match std::env::var("LIVE_BENCH_ONLY").as_deref() {
+            Ok("with") => Some(true),
+            Ok("alone") => Some(false),
+            Ok(other) => anyhow::bail!("LIVE_BENCH_ONLY is `with` or `alone`, not {other:?}"),
+            Err(_) => None,
+        },
     };
     let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url).await?;
@@ -82,6 +93,9 @@ struct Plan {
     leads: usize,
     subscribers: usize,
     rounds: usize,
+    /// `LIVE_BENCH_ONLY=with` or `alone`: run that phase only (to profile
+    /// one side at a time).
+    only: Option<bool>,
 }
 
 async fn instance(url: &str) -> anyhow::Result<String> {
@@ -104,6 +118,31 @@ async fn instance(url: &str) -> anyhow::Result<String> {
     let address = format!("127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     Ok(address)
+}
+
+/// Clients already in the database before the rounds, each with an open
+/// opportunity.
+const EXISTING_CLIENTS: usize = 30_000;
+
+/// A database in its steady state rather than empty: [`EXISTING_CLIENTS`]
+/// clients with an opportunity each, and statistics gathered (as autovacuum
+/// would). On empty tables the planner, without statistics, scans the whole
+/// `opportunity` table for the subscribers' reads of each batch of events,
+/// a cost growing with every lead that a dealership's database never pays.
+async fn seed(url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url).await?;
+    db.execute_unprepared(&format!(
+        "WITH c AS (
+            INSERT INTO client (id, first_name, last_name, created_at, updated_at)
+            SELECT gen_random_uuid(), 'Existing', 'client-' || i, now(), now()
+            FROM generate_series(1, {EXISTING_CLIENTS}) i RETURNING id)
+         INSERT INTO opportunity (id, client_id, status, created_at, updated_at, expiree, created_by)
+         SELECT gen_random_uuid(), id, 'NOUVEAU', now(), now(), false, 'bench' FROM c"
+    ))
+    .await?;
+    db.execute_unprepared("VACUUM ANALYZE").await?;
+    db.close().await?;
+    Ok(())
 }
 
 /// Wall time and CPU time of one or more phases.
@@ -137,6 +176,7 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
     )?;
     let leads = plan.leads;
 
+    seed(url).await?;
     // Warm-up (connections, caches), not measured.
     send_leads(&instances, &partner, "warm", 50).await?;
 
@@ -145,6 +185,9 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
     let mut delivered = Delivered::default();
     for round in 0..plan.rounds {
         for listening in [round % 2 == 1, round % 2 == 0] {
+            if plan.only.is_some_and(|only| only != listening) {
+                continue;
+            }
             let tag = format!("r{round}-{}", if listening { "with" } else { "alone" });
             let (label, cost) = if listening {
                 let sockets = subscribers(&instances, &keys, plan).await?;
@@ -423,7 +466,12 @@ async fn subscribe(address: &str, token: &str) -> anyhow::Result<Socket> {
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    // Reads of at most 16 KiB: tungstenite zero-fills its read buffer
+    // (128 KiB by default) before every read, which was a quarter of these
+    // clients' CPU time; a write of the server's is rarely over 8 KiB.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
     socket.send(Message::Text(init.to_string().into())).await?;
     let subscribe = json!({ "type": "subscribe", "id": "1", "payload": {
@@ -470,7 +518,7 @@ async fn count_events(mut socket: Socket, expected: usize) -> anyhow::Result<(us
                 .data
                 .map(|data| data.lead_received.lead.id)
                 .ok_or_else(|| anyhow::anyhow!("no lead in {text}"))?;
-            if !seen.insert(id.to_owned()) {
+            if !seen.insert(uuid::Uuid::parse_str(id)?) {
                 duplicates += 1;
             }
         }

@@ -1,5 +1,6 @@
 //! GraphiQL, served whole from files embedded at build time
-//! (`assets/graphiql/`, see its README): no request leaves this server.
+//! (`assets/graphiql/`: ours, and the third-party builds under `vendor/`,
+//! see its README): no request leaves this server.
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
@@ -22,24 +23,25 @@ const CSS: &str = "text/css; charset=utf-8";
 
 static INDEX: &[u8] = include_bytes!("../assets/graphiql/index.html");
 
-/// An embedded file of `assets/graphiql/`.
+/// An embedded file of `assets/graphiql/` (`$dir` is `""` or `"vendor/"`),
+/// served under its own name.
 macro_rules! asset {
-    ($name:literal, $content_type:expr) => {
+    ($dir:literal, $name:literal, $content_type:expr) => {
         Asset {
             name: $name,
             content_type: $content_type,
-            body: include_bytes!(concat!("../assets/graphiql/", $name)),
+            body: include_bytes!(concat!("../assets/graphiql/", $dir, $name)),
         }
     };
 }
 
 static ASSETS: &[Asset] = &[
-    asset!("graphiql.min.js", JS),
-    asset!("graphiql.min.css", CSS),
-    asset!("react.production.min.js", JS),
-    asset!("react-dom.production.min.js", JS),
-    asset!("bootstrap.js", JS),
-    asset!("page.css", CSS),
+    asset!("vendor/", "graphiql.min.js", JS),
+    asset!("vendor/", "graphiql.min.css", CSS),
+    asset!("vendor/", "react.production.min.js", JS),
+    asset!("vendor/", "react-dom.production.min.js", JS),
+    asset!("", "bootstrap.js", JS),
+    asset!("", "page.css", CSS),
 ];
 
 /// Register `/graphiql` and `/graphiql/assets/{name}`.

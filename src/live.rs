@@ -56,8 +56,8 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 pub const MAX_CONNECTIONS_PER_PRINCIPAL: usize = 20;
 /// Default of [`LiveTimeouts::init`] (`CRM_WS_INIT_TIMEOUT_MS`).
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one message may wait for the client to take it; a client that
-/// reads slower is dropped.
+/// How long one message, or one batch of events, may wait for the client
+/// to take it; a client that reads slower is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`LiveTimeouts::ping_every`] (`CRM_WS_PING_INTERVAL_MS`).
 pub const PING_EVERY: Duration = Duration::from_secs(30);
@@ -506,17 +506,11 @@ impl Connection {
     /// batch was full, let the next events gather for
     /// [`LiveTimeouts::coalesce`].
     async fn write_pending(&mut self, first: Outgoing, timers: &mut Timers) -> Result<(), End> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(outgoing) = next.take() {
-            if let Some(frame) = self.frame(outgoing) {
-                self.send(frame).await?;
-            }
-            written += 1;
-            if written < BATCH {
-                next = self.inbox.try_recv().ok();
-            }
-        }
+        // One deadline for the whole batch: a timer set and cleared per
+        // frame was a measurable share of a burst's cost.
+        let written = tokio::time::timeout(SEND_TIMEOUT, self.write_batch(first))
+            .await
+            .map_err(|_| End::Drop)??;
         crate::metrics::live_socket_written();
         let coalesce = self.state.timeouts.coalesce;
         if written < BATCH && !coalesce.is_zero() {
@@ -524,6 +518,22 @@ impl Connection {
             timers.coalescing = true;
         }
         Ok(())
+    }
+
+    /// Write `first` and what else is pending, up to [`BATCH`]; how many.
+    async fn write_batch(&mut self, first: Outgoing) -> Result<usize, End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(outgoing) = next.take() {
+            if let Some(frame) = self.frame(outgoing) {
+                self.session.text(frame).await.map_err(|_| End::Drop)?;
+            }
+            written += 1;
+            if written < BATCH {
+                next = self.inbox.try_recv().ok();
+            }
+        }
+        Ok(written)
     }
 
     /// The frame for what a group sent; `None` for a subscription that was
