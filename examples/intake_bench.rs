@@ -27,6 +27,12 @@
 //!    expired opportunity; the opportunity list with `leads(first: 5)` at
 //!    page sizes 5 and 50;
 //! 6. the read path's throughput at concurrency 4.
+//!
+//! For each level and phase it also prints the CPU time per lead of the
+//! server, of PostgreSQL and of this process (the load generator, or the
+//! limit's SQL clients), of the whole machine, and how busy the machine
+//! was: when both phases keep every core busy, their ratio of the machine's
+//! CPU per lead predicts server/limit.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +45,13 @@ use crm::startup::{Application, RunOptions};
 use sea_orm::sqlx::{self, AssertSqlSafe, PgPool, postgres::PgPoolOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use uuid::Uuid;
+
+#[path = "support/cpu.rs"]
+#[expect(
+    dead_code,
+    reason = "this benchmark reads whole processes, not threads"
+)]
+mod cpu;
 
 const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 /// Returning clients with a live opportunity (created a day ago).
@@ -128,9 +141,44 @@ fn tokens() -> anyhow::Result<(String, String)> {
     ))
 }
 
-/// One level's figures: concurrency, the server's run, the limit's run, the
-/// server's CPU ticks.
-type Level = (usize, Run, Run, u64);
+/// One level's figures: concurrency, the server's run and the CPU it took,
+/// the limit's run and the CPU it took.
+type Level = (usize, Run, Spent, Run, Spent);
+
+/// CPU ticks (1/100 s) spent during one phase, by who spent them.
+#[derive(Default, Clone, Copy)]
+struct Spent {
+    /// The server process (zero in a limit phase: it is idle).
+    server: u64,
+    /// This process: the HTTP load generator, or the limit's SQL clients.
+    bench: u64,
+    /// Every `postgres` process.
+    postgres: u64,
+    machine: cpu::Machine,
+}
+
+impl Spent {
+    /// Runs `phase` and says what it spent.
+    async fn during<T>(server_pid: u32, phase: impl Future<Output = T>) -> (T, Self) {
+        let (server, bench) = (
+            cpu::process_ticks(server_pid),
+            cpu::process_ticks(std::process::id()),
+        );
+        let (postgres, machine) = (cpu::Postgres::now(), cpu::Machine::now());
+        let out = phase.await;
+        let spent = Self {
+            server: cpu::process_ticks(server_pid).saturating_sub(server),
+            bench: cpu::process_ticks(std::process::id()).saturating_sub(bench),
+            postgres: cpu::Postgres::now().since(&postgres),
+            machine: cpu::Machine::now().since(machine),
+        };
+        (out, spent)
+    }
+
+    fn all(self) -> u64 {
+        self.server + self.bench + self.postgres
+    }
+}
 
 async fn run(url: &str) -> anyhow::Result<()> {
     let secs: u64 = std::env::var("INTAKE_BENCH_SECS")
@@ -166,17 +214,20 @@ async fn run(url: &str) -> anyhow::Result<()> {
     let mut rows: Vec<Level> = Vec::new();
     let mut acknowledged: Vec<Uuid> = Vec::new();
     for &c in &levels {
-        let cpu_before = cpu_ticks(pid);
-        let server = drive_server(&http, &endpoint, &partner, &mix, c, duration).await;
-        let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
-        let limit = drive_limit(url, &mix, c, duration).await?;
+        let (server, server_cpu) = Spent::during(
+            pid,
+            drive_server(&http, &endpoint, &partner, &mix, c, duration),
+        )
+        .await;
+        let (limit, limit_cpu) = drive_limit(url, &mix, c, duration, pid).await?;
         acknowledged.extend(server.ids.iter().copied());
         print_level(c, &server, &limit);
-        rows.push((c, server, limit, cpu));
+        rows.push((c, server, server_cpu, limit, limit_cpu));
     }
     let hwm = vm_hwm(pid);
 
     print_table(&rows);
+    print_cpu_table(&rows);
     check_stored(&db, &acknowledged, &mix).await?;
     println!(
         "server peak RSS (VmHWM of the server process): {}",
@@ -246,12 +297,8 @@ fn print_table(rows: &[Level]) {
         "| c | server req/s | p50 ms | p95 ms | p99 ms | errors | server CPU µs/lead | limit tps | p50 ms | p95 ms | p99 ms | errors | server/limit |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (c, s, l, cpu) in rows {
-        let cpu_per_lead = if s.ok > 0 {
-            (*cpu as f64) * 10_000.0 / s.ok as f64
-        } else {
-            0.0
-        };
+    for (c, s, s_cpu, l, _) in rows {
+        let cpu_per_lead = per_lead(s_cpu.server, s.ok) * 1000.0;
         println!(
             "| {c} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
             s.rate(),
@@ -268,6 +315,49 @@ fn print_table(rows: &[Level]) {
             s.rate() / l.rate().max(f64::MIN_POSITIVE)
         );
     }
+}
+
+/// Where the CPU went in each phase, per lead, and how busy the machine
+/// was. When both phases keep the machine's cores busy, each one's rate is
+/// about the cores' time over the machine's CPU per lead, so the ratio of
+/// those (limit over server) predicts server/limit; a phase that leaves
+/// the cores idle is bound by something else (waits on locks or on WAL
+/// flushes).
+fn print_cpu_table(rows: &[Level]) {
+    println!();
+    println!(
+        "| c | phase | leads/s | server ms CPU/lead | PostgreSQL | load generator or SQL clients | the three | whole machine | machine busy | steal |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (c, s, s_cpu, l, l_cpu) in rows {
+        for (phase, run, spent) in [("server", s, s_cpu), ("limit", l, l_cpu)] {
+            println!(
+                "| {c} | {phase} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0}% | {:.0}% |",
+                run.rate(),
+                per_lead(spent.server, run.ok),
+                per_lead(spent.postgres, run.ok),
+                per_lead(spent.bench, run.ok),
+                per_lead(spent.all(), run.ok),
+                per_lead(spent.machine.busy, run.ok),
+                spent.machine.busy_share() * 100.0,
+                spent.machine.steal_share() * 100.0,
+            );
+        }
+        println!(
+            "c={c}: whole machine's CPU per lead, limit / server: {:.2} (measured server/limit {:.2})",
+            per_lead(l_cpu.machine.busy, l.ok)
+                / per_lead(s_cpu.machine.busy, s.ok).max(f64::MIN_POSITIVE),
+            s.rate() / l.rate().max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
+/// Milliseconds of CPU per lead, from clock ticks (1/100 s).
+fn per_lead(ticks: u64, leads: u64) -> f64 {
+    if leads == 0 {
+        return 0.0;
+    }
+    ticks as f64 * 10.0 / leads as f64
 }
 
 /// Every acknowledged lead is in the database; what the mix used.
@@ -541,7 +631,8 @@ async fn drive_limit(
     mix: &Arc<Mix>,
     concurrency: usize,
     duration: Duration,
-) -> anyhow::Result<Run> {
+    server_pid: u32,
+) -> anyhow::Result<(Run, Spent)> {
     let connections = concurrency.min(limit_connections());
     let pool = PgPoolOptions::new()
         .max_connections(connections as u32)
@@ -554,38 +645,43 @@ async fn drive_limit(
         held.push(pool.acquire().await?);
     }
     drop(held);
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (pool, mix) = (pool.clone(), mix.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut run = Run::default();
-            let mut rng = mix.rng();
-            while Instant::now() < deadline {
-                let (kind, email) = mix.next(&mut rng);
-                let sent = Instant::now();
-                match lead_sql(&pool, &email, &kind).await {
-                    Ok(()) => {
-                        run.ok += 1;
-                        run.latencies.push(micros(sent.elapsed()));
-                    }
-                    Err(e) => {
-                        run.errors += 1;
-                        run.sample_error.get_or_insert(e.to_string());
+    // Measured while the pool's backends live: an exited backend's CPU
+    // time leaves /proc with it.
+    let (run, spent) = Spent::during(server_pid, async {
+        let started = Instant::now();
+        let deadline = started + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (pool, mix) = (pool.clone(), mix.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                let mut rng = mix.rng();
+                while Instant::now() < deadline {
+                    let (kind, email) = mix.next(&mut rng);
+                    let sent = Instant::now();
+                    match lead_sql(&pool, &email, &kind).await {
+                        Ok(()) => {
+                            run.ok += 1;
+                            run.latencies.push(micros(sent.elapsed()));
+                        }
+                        Err(e) => {
+                            run.errors += 1;
+                            run.sample_error.get_or_insert(e.to_string());
+                        }
                     }
                 }
-            }
-            run
-        }));
-    }
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.extend(t.await.ok());
-    }
-    let run = Run::merge(runs, started.elapsed());
+                run
+            }));
+        }
+        let mut runs = Vec::new();
+        for t in tasks {
+            runs.extend(t.await.ok());
+        }
+        Run::merge(runs, started.elapsed())
+    })
+    .await;
     pool.close().await;
-    Ok(run)
+    Ok((run, spent))
 }
 
 /// Connections of the limit's pool: one per task up to this many
@@ -990,21 +1086,6 @@ async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> a
         );
     }
     Ok(())
-}
-
-/// utime + stime of process `pid`, in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // Fields after the command name, which ends with ')'.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
-        .unwrap_or(0)
 }
 
 /// Peak resident set of process `pid`, in kB.

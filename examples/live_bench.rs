@@ -40,6 +40,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+#[path = "support/cpu.rs"]
+#[expect(
+    dead_code,
+    reason = "this benchmark reads threads and PostgreSQL, not whole processes"
+)]
+mod cpu;
+
 const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 /// Concurrent HTTP clients sending leads.
 const SENDERS: usize = 8;
@@ -306,14 +313,14 @@ fn report(plan: &Plan, alone: Cost, with: Cost, delivered: &Delivered, live: Liv
 /// Run `phase` (which sends leads and returns how many), with its wall and
 /// CPU time.
 async fn measure(phase: impl Future<Output = anyhow::Result<usize>>) -> anyhow::Result<Cost> {
-    let before = Cpu::now();
+    let before = CpuSnapshot::now();
     let started = Instant::now();
     let leads = phase.await?;
     let wall = started.elapsed();
     Ok(Cost {
         leads,
         wall,
-        cpu: Cpu::now().since(before),
+        cpu: CpuSnapshot::now().since(&before),
     })
 }
 
@@ -352,7 +359,7 @@ impl Live {
     }
 }
 
-/// CPU time so far, in clock ticks (1/100 s), by where it was spent.
+/// CPU time, in clock ticks (1/100 s), by where it was spent.
 #[derive(Default, Clone, Copy)]
 struct Cpu {
     /// This process's actix threads: the two servers.
@@ -363,31 +370,39 @@ struct Cpu {
     postgres: u64,
 }
 
-impl Cpu {
+/// What [`Cpu`] is measured from: this process's threads so far, and each
+/// `postgres` process's time so far.
+struct CpuSnapshot {
+    threads: Cpu,
+    postgres: cpu::Postgres,
+}
+
+impl CpuSnapshot {
     fn now() -> Self {
-        let mut cpu = Self::default();
-        for (comm, ticks) in stats("/proc/self/task") {
+        let mut threads = Cpu::default();
+        for (comm, ticks) in cpu::stats("/proc/self/task") {
             if comm.starts_with("actix") {
-                cpu.servers += ticks;
+                threads.servers += ticks;
             } else {
-                cpu.clients += ticks;
+                threads.clients += ticks;
             }
         }
-        cpu.postgres = stats("/proc")
-            .filter(|(comm, _)| comm == "postgres")
-            .map(|(_, ticks)| ticks)
-            .sum();
-        cpu
-    }
-
-    fn since(self, before: Self) -> Self {
         Self {
-            servers: self.servers.saturating_sub(before.servers),
-            clients: self.clients.saturating_sub(before.clients),
-            postgres: self.postgres.saturating_sub(before.postgres),
+            threads,
+            postgres: cpu::Postgres::now(),
         }
     }
 
+    fn since(&self, before: &Self) -> Cpu {
+        Cpu {
+            servers: self.threads.servers.saturating_sub(before.threads.servers),
+            clients: self.threads.clients.saturating_sub(before.threads.clients),
+            postgres: self.postgres.since(&before.postgres),
+        }
+    }
+}
+
+impl Cpu {
     fn plus(self, other: Self) -> Self {
         Self {
             servers: self.servers + other.servers,
@@ -395,23 +410,6 @@ impl Cpu {
             postgres: self.postgres + other.postgres,
         }
     }
-}
-
-/// The command name and utime + stime of each process or thread under
-/// `dir` (`/proc` or `/proc/<pid>/task`).
-fn stats(dir: &str) -> impl Iterator<Item = (String, u64)> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let stat = std::fs::read_to_string(entry.ok()?.path().join("stat")).ok()?;
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1.to_owned();
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((comm, utime + stime))
-        })
 }
 
 fn rate(n: usize, took: Duration) -> f64 {

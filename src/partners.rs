@@ -5,7 +5,16 @@
 //! subject, PARTNER tokens only, `submitLead` and ADF counted together. On
 //! SQLite (one process) it is `governor`'s GCRA in memory; on PostgreSQL the
 //! counters live in the database ([`crate::store::partner_rate`]) so the
-//! limit holds across instances.
+//! limit holds across instances. There an instance takes a subject's hits
+//! a few at a time (its [`Lease`], [`lease_size`] of them: one at low limits,
+//! at most 32) and admits from its lease until it is used up or its minute
+//! window ends, so a partner's steady flow costs one statement per lease,
+//! not one per lead. Never more than the limit is admitted: each hit is
+//! counted in the database before it is used. Hits leased and not used by
+//! the window's end are lost, so a partner at its limit may be refused up to
+//! `lease_size - 1` intakes early per instance and minute (8 of the default
+//! 600); near the limit, when a whole lease no longer fits, the instance
+//! takes one hit at a time.
 //!
 //! Revocation: `revokeTokens(sub)` stores a mark; every token of that
 //! subject issued at or before the mark's second is refused. Tokens carry
@@ -18,8 +27,8 @@
 //! table holding one row per revoked subject.
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
@@ -46,7 +55,106 @@ enum RateLimit {
     Database {
         db: DatabaseConnection,
         per_minute: u32,
+        leases: Leases,
     },
+}
+
+/// Hits of one subject counted in the database and not used yet, valid
+/// until their minute window ends.
+#[derive(Debug, Default)]
+struct Lease {
+    left: u32,
+    until: Option<Instant>,
+}
+
+impl Lease {
+    /// Use one leased hit, if one is left and its window has not ended.
+    fn take(&mut self, now: Instant) -> bool {
+        let valid = self.until.is_some_and(|until| now < until);
+        if valid && self.left > 0 {
+            self.left -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Hold `left` more hits until `until`; earlier ones are gone with their
+    /// window.
+    fn fill(&mut self, left: u32, until: Instant) {
+        self.left = left;
+        self.until = Some(until);
+    }
+
+    fn ended(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| now >= until)
+    }
+}
+
+/// How many hits an instance takes at once under a limit of `per_minute`:
+/// a 64th of the limit, from 1 to 32.
+fn lease_size(per_minute: u32) -> u32 {
+    (per_minute / 64).clamp(1, 32)
+}
+
+/// Each subject's lease on this instance. A subject's lease is refilled by
+/// one request at a time; the others wait for it rather than each asking
+/// the database.
+#[derive(Default)]
+struct Leases(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>);
+
+impl Leases {
+    fn of(&self, sub: &str) -> Arc<tokio::sync::Mutex<Lease>> {
+        let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        leases.entry(sub.to_owned()).or_default().clone()
+    }
+
+    /// Forget the leases whose window has ended and that nobody holds.
+    fn prune(&self, now: Instant) {
+        let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        leases.retain(|_, lease| {
+            Arc::strong_count(lease) > 1 || lease.try_lock().map_or(true, |l| !l.ended(now))
+        });
+    }
+}
+
+/// Admit one intake of `sub` from its lease, refilling it from the
+/// database when it is used up: `false` when the limit is reached. When a
+/// whole lease no longer fits under the limit, one hit is taken alone.
+async fn take_leased(
+    db: &DatabaseConnection,
+    leases: &Leases,
+    sub: &str,
+    per_minute: u32,
+) -> Result<bool, AppError> {
+    let lease = leases.of(sub);
+    let mut lease = lease.lock().await;
+    if lease.take(Instant::now()) {
+        return Ok(true);
+    }
+    let size = lease_size(per_minute);
+    if refill(db, &mut lease, sub, per_minute, size).await? {
+        return Ok(true);
+    }
+    Ok(size > 1 && refill(db, &mut lease, sub, per_minute, 1).await?)
+}
+
+/// Take `size` hits of `sub` in the database; one is used now, the rest
+/// go to `lease`. The window's end is measured from before the statement
+/// was sent, so the lease never outlives the database's window.
+async fn refill(
+    db: &DatabaseConnection,
+    lease: &mut Lease,
+    sub: &str,
+    per_minute: u32,
+    size: u32,
+) -> Result<bool, AppError> {
+    let sent = Instant::now();
+    let Some(window_left) = store::partner_rate::take(db, sub, per_minute, size).await? else {
+        return Ok(false);
+    };
+    lease.fill(size - 1, sent + window_left);
+    Ok(true)
 }
 
 impl PartnerControls {
@@ -60,6 +168,7 @@ impl PartnerControls {
             RateLimit::Database {
                 db: db.clone(),
                 per_minute: per_minute.get(),
+                leases: Leases::default(),
             }
         } else {
             RateLimit::InProcess(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
@@ -88,8 +197,12 @@ impl PartnerControls {
                     retry_after_secs: wait.as_secs() + 1,
                 }
             }),
-            RateLimit::Database { db, per_minute } => {
-                if store::partner_rate::take(db, &who.sub, *per_minute).await? {
+            RateLimit::Database {
+                db,
+                per_minute,
+                leases,
+            } => {
+                if take_leased(db, leases, &who.sub, *per_minute).await? {
                     Ok(())
                 } else {
                     // Until the current minute window closes: an upper bound.
@@ -141,7 +254,8 @@ impl PartnerControls {
     async fn prune(&self) {
         match &self.rate {
             RateLimit::InProcess(limiter) => limiter.retain_recent(),
-            RateLimit::Database { db, .. } => {
+            RateLimit::Database { db, leases, .. } => {
+                leases.prune(Instant::now());
                 if let Err(error) = store::partner_rate::prune(db).await {
                     tracing::warn!(%error, "cannot prune the partner rate windows");
                 }
@@ -169,5 +283,74 @@ async fn keep_fresh(db: DatabaseConnection, controls: Weak<PartnerControls>) {
             controls.prune().await;
             last_prune = tokio::time::Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_a_64th_of_the_limit_from_one_to_thirty_two() {
+        assert_eq!(lease_size(1), 1);
+        assert_eq!(lease_size(5), 1);
+        assert_eq!(lease_size(127), 1);
+        assert_eq!(lease_size(128), 2);
+        assert_eq!(lease_size(600), 9);
+        assert_eq!(lease_size(u32::MAX), 32);
+    }
+
+    #[test]
+    fn a_lease_admits_what_it_holds_and_no_more() {
+        let now = Instant::now();
+        let mut lease = Lease::default();
+        assert!(!lease.take(now), "an empty lease admits nothing");
+        lease.fill(2, now + Duration::from_secs(30));
+        assert!(lease.take(now));
+        assert!(lease.take(now));
+        assert!(!lease.take(now));
+    }
+
+    #[test]
+    fn a_lease_ends_with_its_window() {
+        let now = Instant::now();
+        let mut lease = Lease::default();
+        lease.fill(5, now + Duration::from_secs(1));
+        assert!(!lease.ended(now));
+        assert!(lease.ended(now + Duration::from_secs(1)));
+        assert!(!lease.take(now + Duration::from_secs(1)));
+        assert!(
+            lease.take(now),
+            "what is left is still usable within the window"
+        );
+    }
+
+    #[test]
+    fn a_refill_replaces_what_was_left_of_the_previous_window() {
+        let now = Instant::now();
+        let mut lease = Lease::default();
+        lease.fill(5, now + Duration::from_secs(1));
+        lease.fill(1, now + Duration::from_secs(61));
+        let later = now + Duration::from_secs(2);
+        assert!(lease.take(later));
+        assert!(!lease.take(later));
+    }
+
+    #[test]
+    fn only_ended_unheld_leases_are_forgotten() {
+        let now = Instant::now();
+        let leases = Leases::default();
+        let held = leases.of("held");
+        held.try_lock().unwrap().fill(0, now);
+        leases
+            .of("live")
+            .try_lock()
+            .unwrap()
+            .fill(3, now + Duration::from_secs(30));
+        leases.of("ended").try_lock().unwrap().fill(3, now);
+        leases.prune(now);
+        let mut left: Vec<String> = leases.0.lock().unwrap().keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, ["held", "live"]);
     }
 }

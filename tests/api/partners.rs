@@ -12,7 +12,7 @@ use crate::helpers::{
 };
 use crm::auth::Role;
 use crm::clock::ManualClock;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, Statement};
 
 /// The PostgreSQL limiter counts per database minute: start a test that
 /// must not straddle two minutes early enough in one.
@@ -154,6 +154,78 @@ async fn on_postgresql_the_previous_minute_still_weighs_on_the_window() {
     let other = app.token_for(Role::Partner, "other");
     let body = submit_as(&app, &other, "w@example.com").await;
     assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// Hits counted for `sub` in the database's current minute.
+async fn hits_this_minute(app: &TestApp, sub: &str) -> i64 {
+    let row = app
+        .db
+        .query_one_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "SELECT COALESCE(SUM(hits), 0)::bigint AS n FROM partner_rate
+             WHERE sub = $1 AND window_start = date_trunc('minute', now())",
+            [sub.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn on_postgresql_an_instance_takes_a_partners_hits_ten_at_a_time_under_a_limit_of_640() {
+    let app = limited_app(640).await;
+    if !app.database.is_postgres() {
+        return;
+    }
+    early_in_a_minute().await;
+    let acme = app.token_for(Role::Partner, "acme");
+    let mut counted = Vec::new();
+    for i in 0..11 {
+        let body = submit_as(&app, &acme, &format!("l{i}@example.com")).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        counted.push(hits_this_minute(&app, "acme").await);
+    }
+    // One statement for the first ten intakes, another for the eleventh.
+    assert_eq!(counted, [10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 20]);
+    assert_eq!(app.count("lead").await, 11);
+}
+
+#[tokio::test]
+async fn on_postgresql_near_the_limit_hits_are_taken_one_at_a_time_and_never_beyond_it() {
+    let database = Arc::new(TestDatabase::create().await);
+    if !database.is_postgres() {
+        return;
+    }
+    early_in_a_minute().await;
+    let env = [("CRM_PARTNER_RATE_PER_MIN", "640")];
+    let first = ServerProcess::start_with(database.clone(), &env).await;
+    let second = ServerProcess::start_with(database, &env).await;
+    // 637 counted this minute: a lease of ten no longer fits, three single
+    // hits do.
+    first
+        .app
+        .db
+        .execute_unprepared(
+            "INSERT INTO partner_rate (sub, window_start, hits)
+             VALUES ('acme', date_trunc('minute', now()), 637)",
+        )
+        .await
+        .unwrap();
+    let token = first.app.token_for(Role::Partner, "acme");
+    let mut created = 0;
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &first.app } else { &second.app };
+        let body = submit_as(app, &token, &format!("n{i}@example.com")).await;
+        if body.get("errors").is_none() {
+            created += 1;
+        } else {
+            assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
+        }
+    }
+    assert_eq!(created, 3);
+    assert_eq!(hits_this_minute(&first.app, "acme").await, 640);
+    assert_eq!(first.app.count("lead").await, 3);
 }
 
 const ME: &str = "{ me { sub } }";
