@@ -290,13 +290,30 @@ fn print_level(c: usize, server: &Run, limit: &Run) {
     }
 }
 
+/// A blank line, then a Markdown table's header row and its rule.
+fn print_header(columns: &[&str]) {
+    println!();
+    println!("| {} |", columns.join(" | "));
+    println!("|{}", " --- |".repeat(columns.len()));
+}
+
 /// The README's table: a row per level.
 fn print_table(rows: &[Level]) {
-    println!();
-    println!(
-        "| c | server req/s | p50 ms | p95 ms | p99 ms | errors | server CPU µs/lead | limit tps | p50 ms | p95 ms | p99 ms | errors | server/limit |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    print_header(&[
+        "c",
+        "server req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "server CPU µs/lead",
+        "limit tps",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "server/limit",
+    ]);
     for (c, s, s_cpu, l, _) in rows {
         let cpu_per_lead = per_lead(s_cpu.server, s.ok) * 1000.0;
         println!(
@@ -324,11 +341,18 @@ fn print_table(rows: &[Level]) {
 /// the cores idle is bound by something else (waits on locks or on WAL
 /// flushes).
 fn print_cpu_table(rows: &[Level]) {
-    println!();
-    println!(
-        "| c | phase | leads/s | server ms CPU/lead | PostgreSQL | load generator or SQL clients | the three | whole machine | machine busy | steal |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    print_header(&[
+        "c",
+        "phase",
+        "leads/s",
+        "server ms CPU/lead",
+        "PostgreSQL",
+        "load generator or SQL clients",
+        "the three",
+        "whole machine",
+        "machine busy",
+        "steal",
+    ]);
     for (c, s, s_cpu, l, l_cpu) in rows {
         for (phase, run, spent) in [("server", s, s_cpu), ("limit", l, l_cpu)] {
             println!(
@@ -582,27 +606,42 @@ async fn drive_server(
     concurrency: usize,
     duration: Duration,
 ) -> Run {
+    let (http, endpoint, token) = (
+        http.clone(),
+        Arc::<str>::from(endpoint),
+        Arc::<str>::from(token),
+    );
+    drive(mix, concurrency, duration, move |email| {
+        let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
+        async move { submit(&http, &endpoint, &token, &email).await.map(Some) }
+    })
+    .await
+}
+
+/// `concurrency` tasks sending one lead after another, each to a new pick
+/// of the mix, until `duration` is up; `send` answers with the lead's id
+/// when it is known.
+async fn drive<F, Fut>(mix: &Arc<Mix>, concurrency: usize, duration: Duration, send: F) -> Run
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Option<Uuid>, String>> + Send,
+{
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, endpoint, token, mix) = (
-            http.clone(),
-            endpoint.to_owned(),
-            token.to_owned(),
-            mix.clone(),
-        );
+        let (send, mix) = (send.clone(), mix.clone());
         tasks.push(tokio::spawn(async move {
             let mut run = Run::default();
             let mut rng = mix.rng();
             while Instant::now() < deadline {
                 let (_, email) = mix.next(&mut rng);
                 let sent = Instant::now();
-                match submit(&http, &endpoint, &token, &email).await {
+                match send(email).await {
                     Ok(id) => {
                         run.ok += 1;
                         run.latencies.push(micros(sent.elapsed()));
-                        run.ids.push(id);
+                        run.ids.extend(id);
                     }
                     Err(e) => {
                         run.errors += 1;
@@ -647,39 +686,19 @@ async fn drive_limit(
     drop(held);
     // Measured while the pool's backends live: an exited backend's CPU
     // time leaves /proc with it.
-    let (run, spent) = Spent::during(server_pid, async {
-        let started = Instant::now();
-        let deadline = started + duration;
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (pool, mix) = (pool.clone(), mix.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut run = Run::default();
-                let mut rng = mix.rng();
-                while Instant::now() < deadline {
-                    let (kind, email) = mix.next(&mut rng);
-                    let sent = Instant::now();
-                    match lead_sql(&pool, &email, &kind).await {
-                        Ok(()) => {
-                            run.ok += 1;
-                            run.latencies.push(micros(sent.elapsed()));
-                        }
-                        Err(e) => {
-                            run.errors += 1;
-                            run.sample_error.get_or_insert(e.to_string());
-                        }
-                    }
-                }
-                run
-            }));
+    let send = {
+        let pool = pool.clone();
+        move |email: String| {
+            let pool = pool.clone();
+            async move {
+                lead_sql(&pool, &email)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
         }
-        let mut runs = Vec::new();
-        for t in tasks {
-            runs.extend(t.await.ok());
-        }
-        Run::merge(runs, started.elapsed())
-    })
-    .await;
+    };
+    let (run, spent) = Spent::during(server_pid, drive(mix, concurrency, duration, send)).await;
     pool.close().await;
     Ok((run, spent))
 }
@@ -699,7 +718,7 @@ fn limit_connections() -> usize {
 /// advisory lock, the lookup (locking the owner), the owner's live
 /// opportunities `FOR UPDATE` with the rule evaluated, then every write in
 /// one statement (data-modifying CTEs), as the server sends them.
-async fn lead_sql(pool: &PgPool, email: &str, _kind: &Kind) -> Result<(), sqlx::Error> {
+async fn lead_sql(pool: &PgPool, email: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("lead-intake:EMAIL:{email}"))

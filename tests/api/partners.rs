@@ -23,6 +23,32 @@ async fn early_in_a_minute() {
     }
 }
 
+/// A server under a limit of `per_minute`, early in a minute, when the
+/// tests run on PostgreSQL (`None` on SQLite).
+async fn limited_app_on_postgres(per_minute: u32) -> Option<TestApp> {
+    let app = limited_app(per_minute).await;
+    if !app.database.is_postgres() {
+        return None;
+    }
+    early_in_a_minute().await;
+    Some(app)
+}
+
+/// Two `crm serve` processes on one PostgreSQL database under a limit of
+/// `per_minute`, early in a minute; `None` on SQLite, which is one
+/// process's database (its limiter is in memory).
+async fn two_processes(per_minute: &str) -> Option<(ServerProcess, ServerProcess)> {
+    let database = Arc::new(TestDatabase::create().await);
+    if !database.is_postgres() {
+        return None;
+    }
+    early_in_a_minute().await;
+    let env = [("CRM_PARTNER_RATE_PER_MIN", per_minute)];
+    let first = ServerProcess::start_with(database.clone(), &env).await;
+    let second = ServerProcess::start_with(database, &env).await;
+    Some((first, second))
+}
+
 async fn limited_app(per_minute: u32) -> TestApp {
     let database = Arc::new(TestDatabase::create().await);
     let mut settings = settings_for(database.url());
@@ -95,15 +121,9 @@ async fn over_the_limit_a_partner_gets_429_on_adf_and_rate_limited_on_graphql_no
 
 #[tokio::test]
 async fn the_rate_limit_holds_across_two_crm_serve_processes_on_postgresql() {
-    let database = Arc::new(TestDatabase::create().await);
-    if !database.is_postgres() {
-        // SQLite is one process's database: its limiter is in memory.
+    let Some((first, second)) = two_processes("5").await else {
         return;
-    }
-    early_in_a_minute().await;
-    let env = [("CRM_PARTNER_RATE_PER_MIN", "5")];
-    let first = ServerProcess::start_with(database.clone(), &env).await;
-    let second = ServerProcess::start_with(database, &env).await;
+    };
     let token = first.app.token_for(Role::Partner, "acme");
 
     let mut tasks = Vec::new();
@@ -134,11 +154,9 @@ async fn the_rate_limit_holds_across_two_crm_serve_processes_on_postgresql() {
 
 #[tokio::test]
 async fn on_postgresql_the_previous_minute_still_weighs_on_the_window() {
-    let app = limited_app(5).await;
-    if !app.database.is_postgres() {
+    let Some(app) = limited_app_on_postgres(5).await else {
         return;
-    }
-    early_in_a_minute().await;
+    };
     // 50 leads last minute: at least a quarter of them are still inside the
     // last 60 s, more than the limit.
     app.db
@@ -174,11 +192,9 @@ async fn hits_this_minute(app: &TestApp, sub: &str) -> i64 {
 
 #[tokio::test]
 async fn on_postgresql_an_instance_takes_a_partners_hits_ten_at_a_time_under_a_limit_of_640() {
-    let app = limited_app(640).await;
-    if !app.database.is_postgres() {
+    let Some(app) = limited_app_on_postgres(640).await else {
         return;
-    }
-    early_in_a_minute().await;
+    };
     let acme = app.token_for(Role::Partner, "acme");
     let mut counted = Vec::new();
     for i in 0..11 {
@@ -193,14 +209,9 @@ async fn on_postgresql_an_instance_takes_a_partners_hits_ten_at_a_time_under_a_l
 
 #[tokio::test]
 async fn on_postgresql_near_the_limit_hits_are_taken_one_at_a_time_and_never_beyond_it() {
-    let database = Arc::new(TestDatabase::create().await);
-    if !database.is_postgres() {
+    let Some((first, second)) = two_processes("640").await else {
         return;
-    }
-    early_in_a_minute().await;
-    let env = [("CRM_PARTNER_RATE_PER_MIN", "640")];
-    let first = ServerProcess::start_with(database.clone(), &env).await;
-    let second = ServerProcess::start_with(database, &env).await;
+    };
     // 637 counted this minute: a lease of ten no longer fits, three single
     // hits do.
     first
