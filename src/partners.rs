@@ -14,7 +14,9 @@
 //! the window's end are lost, so a partner at its limit may be refused up to
 //! `lease_size - 1` intakes early per instance and minute (8 of the default
 //! 600); near the limit, when a whole lease no longer fits, the instance
-//! takes one hit at a time.
+//! takes one hit at a time. While the database does not answer, one
+//! request per subject and instance waits for it; the others are answered
+//! `UNAVAILABLE` for a second after each failure rather than queueing.
 //!
 //! Revocation: `revokeTokens(sub)` stores a mark; every token of that
 //! subject issued at or before the mark's second is refused. Tokens carry
@@ -59,12 +61,19 @@ enum RateLimit {
     },
 }
 
+/// After a refill fails, how long the subject's other intakes on this
+/// instance are answered `UNAVAILABLE` at once instead of each waiting for
+/// the database in turn behind the lease's lock.
+const FAILED_REFILL_HOLD: Duration = Duration::from_secs(1);
+
 /// Hits of one subject counted in the database and not used yet, valid
 /// until their minute window ends.
 #[derive(Debug, Default)]
 struct Lease {
     left: u32,
     until: Option<Instant>,
+    /// When the last refill failed, if the one after it has not succeeded.
+    failed_at: Option<Instant>,
 }
 
 impl Lease {
@@ -84,6 +93,17 @@ impl Lease {
     fn fill(&mut self, left: u32, until: Instant) {
         self.left = left;
         self.until = Some(until);
+        self.failed_at = None;
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failed_at = Some(now);
+    }
+
+    /// A refill failed less than [`FAILED_REFILL_HOLD`] ago.
+    fn failing(&self, now: Instant) -> bool {
+        self.failed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < FAILED_REFILL_HOLD)
     }
 
     fn ended(&self, now: Instant) -> bool {
@@ -129,14 +149,23 @@ async fn take_leased(
 ) -> Result<bool, AppError> {
     let lease = leases.of(sub);
     let mut lease = lease.lock().await;
-    if lease.take(Instant::now()) {
+    let now = Instant::now();
+    if lease.take(now) {
         return Ok(true);
+    }
+    if lease.failing(now) {
+        return Err(AppError::Unavailable);
     }
     let size = lease_size(per_minute);
-    if refill(db, &mut lease, sub, per_minute, size).await? {
-        return Ok(true);
+    let taken = match refill(db, &mut lease, sub, per_minute, size).await {
+        Ok(true) => Ok(true),
+        Ok(false) if size > 1 => refill(db, &mut lease, sub, per_minute, 1).await,
+        other => other,
+    };
+    if taken.is_err() {
+        lease.failed(Instant::now());
     }
-    Ok(size > 1 && refill(db, &mut lease, sub, per_minute, 1).await?)
+    taken
 }
 
 /// Take `size` hits of `sub` in the database; one is used now, the rest
@@ -334,6 +363,22 @@ mod tests {
         let later = now + Duration::from_secs(2);
         assert!(lease.take(later));
         assert!(!lease.take(later));
+    }
+
+    #[test]
+    fn after_a_failed_refill_the_others_are_turned_away_for_a_second_then_try_again() {
+        let now = Instant::now();
+        let mut lease = Lease::default();
+        assert!(!lease.failing(now));
+        lease.failed(now);
+        assert!(lease.failing(now + Duration::from_millis(999)));
+        assert!(!lease.failing(now + FAILED_REFILL_HOLD));
+        lease.failed(now);
+        lease.fill(3, now + Duration::from_secs(30));
+        assert!(
+            !lease.failing(now),
+            "a successful refill clears the failure"
+        );
     }
 
     #[test]
