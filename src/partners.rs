@@ -319,6 +319,13 @@ async fn keep_fresh(db: DatabaseConnection, controls: Weak<PartnerControls>) {
 mod tests {
     use super::*;
 
+    /// A lease holding `left` hits for `secs` from `now`.
+    fn lease_for(now: Instant, left: u32, secs: u64) -> Lease {
+        let mut lease = Lease::default();
+        lease.fill(left, now + Duration::from_secs(secs));
+        lease
+    }
+
     #[test]
     fn a_lease_is_a_64th_of_the_limit_from_one_to_thirty_two() {
         assert_eq!(lease_size(1), 1);
@@ -332,9 +339,8 @@ mod tests {
     #[test]
     fn a_lease_admits_what_it_holds_and_no_more() {
         let now = Instant::now();
-        let mut lease = Lease::default();
-        assert!(!lease.take(now), "an empty lease admits nothing");
-        lease.fill(2, now + Duration::from_secs(30));
+        assert!(!Lease::default().take(now), "an empty lease admits nothing");
+        let mut lease = lease_for(now, 2, 30);
         assert!(lease.take(now));
         assert!(lease.take(now));
         assert!(!lease.take(now));
@@ -343,8 +349,7 @@ mod tests {
     #[test]
     fn a_lease_ends_with_its_window() {
         let now = Instant::now();
-        let mut lease = Lease::default();
-        lease.fill(5, now + Duration::from_secs(1));
+        let mut lease = lease_for(now, 5, 1);
         assert!(!lease.ended(now));
         assert!(lease.ended(now + Duration::from_secs(1)));
         assert!(!lease.take(now + Duration::from_secs(1)));
@@ -357,8 +362,7 @@ mod tests {
     #[test]
     fn a_refill_replaces_what_was_left_of_the_previous_window() {
         let now = Instant::now();
-        let mut lease = Lease::default();
-        lease.fill(5, now + Duration::from_secs(1));
+        let mut lease = lease_for(now, 5, 1);
         lease.fill(1, now + Duration::from_secs(61));
         let later = now + Duration::from_secs(2);
         assert!(lease.take(later));
