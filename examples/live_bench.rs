@@ -380,7 +380,7 @@ struct CpuSnapshot {
 impl CpuSnapshot {
     fn now() -> Self {
         let mut threads = Cpu::default();
-        for (comm, ticks) in cpu::stats("/proc/self/task") {
+        for (_, comm, ticks) in cpu::stats("/proc/self/task") {
             if comm.starts_with("actix") {
                 threads.servers += ticks;
             } else {

@@ -79,8 +79,7 @@ struct Lease {
 impl Lease {
     /// Use one leased hit, if one is left and its window has not ended.
     fn take(&mut self, now: Instant) -> bool {
-        let valid = self.until.is_some_and(|until| now < until);
-        if valid && self.left > 0 {
+        if !self.ended(now) && self.left > 0 {
             self.left -= 1;
             true
         } else {
@@ -126,6 +125,11 @@ struct Leases(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>);
 impl Leases {
     fn of(&self, sub: &str) -> Arc<tokio::sync::Mutex<Lease>> {
         let mut leases = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Every intake of a partner comes here: no key allocated once the
+        // subject has its lease.
+        if let Some(lease) = leases.get(sub) {
+            return lease.clone();
+        }
         leases.entry(sub.to_owned()).or_default().clone()
     }
 

@@ -3,14 +3,18 @@
 //! Times are clock ticks (1/100 s on Linux).
 use std::collections::HashMap;
 
-/// The command name and utime + stime of each process or thread under
+/// The id, command name and utime + stime of each process or thread under
 /// `dir` (`/proc` or `/proc/<pid>/task`).
-pub fn stats(dir: &str) -> impl Iterator<Item = (String, u64)> {
+pub fn stats(dir: &str) -> impl Iterator<Item = (u32, String, u64)> {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(|entry| {
-            parse_stat(&std::fs::read_to_string(entry.ok()?.path().join("stat")).ok()?)
+            let entry = entry.ok()?;
+            let id: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let (comm, ticks) =
+                parse_stat(&std::fs::read_to_string(entry.path().join("stat")).ok()?)?;
+            Some((id, comm, ticks))
         })
 }
 
@@ -30,18 +34,12 @@ pub struct Postgres(HashMap<u32, u64>);
 
 impl Postgres {
     pub fn now() -> Self {
-        let by_pid = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-                let (comm, ticks) =
-                    parse_stat(&std::fs::read_to_string(entry.path().join("stat")).ok()?)?;
-                (comm == "postgres").then_some((pid, ticks))
-            })
-            .collect();
-        Self(by_pid)
+        Self(
+            stats("/proc")
+                .filter(|(_, comm, _)| comm == "postgres")
+                .map(|(pid, _, ticks)| (pid, ticks))
+                .collect(),
+        )
     }
 
     /// Ticks spent since `before` by the processes alive now (a process
