@@ -38,18 +38,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use crm::auth::{JwtKeys, Role};
-use crm::clock::SystemClock;
+use crm::auth::Role;
 use crm::config::Settings;
-use crm::startup::{Application, RunOptions};
 use sea_orm::sqlx::{self, AssertSqlSafe, PgPool, postgres::PgPoolOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use uuid::Uuid;
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/server.rs"]
+#[expect(
+    dead_code,
+    reason = "its scratch database comes from sqlx, with the URL's authority kept whole"
+)]
+mod server;
 
-const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 /// Returning clients with a live opportunity (created a day ago).
 const LIVE_POOL: u64 = 5_000;
 /// Returning clients holding an opportunity created 90 days ago, each used once.
@@ -86,8 +89,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn settings(url: &str) -> Settings {
-    let mut settings = Settings::with_database(url);
-    settings.jwt_secret = Some(SECRET.into());
+    let mut settings = server::settings(url);
     // The partner rate limit is not what is measured.
     settings.partner_rate_per_min = u32::MAX;
     settings
@@ -95,15 +97,7 @@ fn settings(url: &str) -> Settings {
 
 /// The child: the real server on port 0, its port on stdout.
 async fn serve(url: &str) -> anyhow::Result<()> {
-    let app = Application::build(
-        settings(url),
-        Arc::new(SystemClock),
-        RunOptions {
-            sweep: false,
-            handle_signals: true,
-        },
-    )
-    .await?;
+    let app = server::build(settings(url), true).await?;
     println!("PORT {}", app.port());
     app.run_until_stopped().await?;
     Ok(())
@@ -129,7 +123,7 @@ fn host_port(url: &str) -> String {
 }
 
 fn tokens() -> anyhow::Result<(String, String)> {
-    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    let keys = server::keys();
     let ttl = chrono::Duration::hours(2);
     Ok((
         keys.issue(Role::Partner, "bench-partner", ttl, Utc::now())?,
@@ -631,18 +625,36 @@ where
     F: Fn(String) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<Option<Uuid>, String>> + Send,
 {
+    let mix = mix.clone();
+    drive_tasks(concurrency, duration, move || {
+        let (send, mix) = (send.clone(), mix.clone());
+        let mut rng = mix.rng();
+        move || send(mix.next(&mut rng).1)
+    })
+    .await
+}
+
+/// `concurrency` tasks, each with a sender from `sender`, sending one
+/// request after another until `duration` is up. A request is picked when
+/// the sender is called and timed from then until it answers, with the new
+/// lead's id when there is one.
+async fn drive_tasks<S, T, Fut>(concurrency: usize, duration: Duration, sender: S) -> Run
+where
+    S: Fn() -> T,
+    T: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<Uuid>, String>> + Send,
+{
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (send, mix) = (send.clone(), mix.clone());
+        let mut send = sender();
         tasks.push(tokio::spawn(async move {
             let mut run = Run::default();
-            let mut rng = mix.rng();
             while Instant::now() < deadline {
-                let (_, email) = mix.next(&mut rng);
+                let request = send();
                 let sent = Instant::now();
-                match send(email).await {
+                match request.await {
                     Ok(id) => {
                         run.ok += 1;
                         run.latencies.push(micros(sent.elapsed()));
@@ -853,34 +865,19 @@ async fn drive_read(
     concurrency: usize,
     duration: Duration,
 ) -> Run {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (http, endpoint, token) = (http.clone(), endpoint.to_owned(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut run = Run::default();
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                match read_page(&http, &endpoint, &token, 50).await {
-                    Ok(_) => {
-                        run.ok += 1;
-                        run.latencies.push(micros(sent.elapsed()));
-                    }
-                    Err(e) => {
-                        run.errors += 1;
-                        run.sample_error.get_or_insert(e);
-                    }
-                }
-            }
-            run
-        }));
-    }
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.extend(t.await.ok());
-    }
-    Run::merge(runs, started.elapsed())
+    let (http, endpoint, token) = (
+        http.clone(),
+        Arc::<str>::from(endpoint),
+        Arc::<str>::from(token),
+    );
+    drive_tasks(concurrency, duration, move || {
+        let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
+        move || {
+            let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
+            async move { read_page(&http, &endpoint, &token, 50).await.map(|_| None) }
+        }
+    })
+    .await
 }
 
 /// One page of the opportunity list: how many opportunities it returned.
@@ -1029,17 +1026,8 @@ fn proxied_url(url: &str, proxy_port: u16) -> String {
 /// database connections go through [`counting_proxy`].
 async fn count_statements(url: &str, partner: &str, admin: &str, mix: &Mix) -> anyhow::Result<()> {
     let (proxy_port, wire) = counting_proxy(host_port(url)).await?;
-    let app = Application::build(
-        settings(&proxied_url(url, proxy_port)),
-        Arc::new(SystemClock),
-        RunOptions {
-            sweep: false,
-            handle_signals: false,
-        },
-    )
-    .await?;
-    let endpoint = format!("http://127.0.0.1:{}/graphql", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (port, _) = server::start(settings(&proxied_url(url, proxy_port))).await?;
+    let endpoint = format!("http://127.0.0.1:{port}/graphql");
     let http = reqwest::Client::new();
 
     // Warm the statement caches of the pool's connections.

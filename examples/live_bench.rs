@@ -30,9 +30,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use crm::auth::{JwtKeys, Role};
-use crm::clock::SystemClock;
-use crm::config::Settings;
-use crm::startup::{Application, RunOptions};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -46,8 +43,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     reason = "this benchmark reads threads and PostgreSQL, not whole processes"
 )]
 mod cpu;
+#[path = "support/server.rs"]
+mod server;
 
-const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 /// Concurrent HTTP clients sending leads.
 const SENDERS: usize = 8;
 /// How long subscribers may take to drain after the last lead.
@@ -81,19 +79,7 @@ async fn main() -> anyhow::Result<()> {
             Err(_) => None,
         },
     };
-    let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let result = run(&format!("{base}/{name}"), &plan).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
-    result
+    server::in_scratch_database(&admin_url, |url| async move { run(&url, &plan).await }).await
 }
 
 struct Plan {
@@ -106,25 +92,14 @@ struct Plan {
 }
 
 async fn instance(url: &str) -> anyhow::Result<String> {
-    let mut settings = Settings::with_database(url);
-    settings.jwt_secret = Some(SECRET.into());
+    let mut settings = server::settings(url);
     if let Ok(ms) = std::env::var("CRM_WS_COALESCE_MS") {
         settings.ws_coalesce_ms = ms.parse()?;
     }
     // The partner rate limit is not what is measured.
     settings.partner_rate_per_min = u32::MAX;
-    let app = Application::build(
-        settings,
-        Arc::new(SystemClock),
-        RunOptions {
-            sweep: false,
-            handle_signals: false,
-        },
-    )
-    .await?;
-    let address = format!("127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    Ok(address)
+    let (port, _) = server::start(settings).await?;
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 /// Clients already in the database before the rounds, each with an open
@@ -174,7 +149,7 @@ impl Cost {
 
 async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
     let instances = [instance(url).await?, instance(url).await?];
-    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    let keys = server::keys();
     let partner = keys.issue(
         Role::Partner,
         "bench",

@@ -20,17 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use crm::auth::{JwtKeys, Role};
-use crm::clock::SystemClock;
-use crm::config::Settings;
+use crm::auth::Role;
 use crm::domain::expiry::ExpiryPolicy;
-use crm::startup::{Application, RunOptions};
 use crm::store::expiry::{SWEEP_BATCH_SIZE, sweep_in_batches};
-use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
-const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
+#[path = "support/server.rs"]
+mod server;
+
 const LEAD_CLIENTS: usize = 4;
 /// Upper bound of the lead load, whatever happens to the sweep.
 const LEAD_LOAD_LIMIT: Duration = Duration::from_secs(120);
@@ -48,19 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(1_000_000);
-    let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let result = run(&format!("{base}/{name}"), rows).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
-    result
+    server::in_scratch_database(&admin_url, |url| async move { run(&url, rows).await }).await
 }
 
 /// Fresh data: `rows` opportunities over rows/10 clients; every 10th is due.
@@ -97,20 +82,7 @@ async fn load(db: &DatabaseConnection, rows: i64) -> anyhow::Result<()> {
 }
 
 async fn run(url: &str, rows: i64) -> anyhow::Result<()> {
-    let mut settings = Settings::with_database(url);
-    settings.jwt_secret = Some(SECRET.into());
-    let app = Application::build(
-        settings,
-        Arc::new(SystemClock),
-        RunOptions {
-            sweep: false,
-            handle_signals: false,
-        },
-    )
-    .await?;
-    let port = app.port();
-    let db = app.db().clone();
-    tokio::spawn(app.run_until_stopped());
+    let (port, db) = server::start(server::settings(url)).await?;
 
     let now = Utc::now().trunc_subsecs(6);
     let policy = ExpiryPolicy::default();
@@ -245,7 +217,7 @@ async fn sweep_under_lead_load(
     port: u16,
 ) -> anyhow::Result<(Duration, Vec<Duration>, u64)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    let keys = server::keys();
     // An agent: the partner rate limit would refuse most of them.
     let token = keys.issue(
         Role::Agent,
