@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use crm::auth::Role;
 use crm::config::Settings;
 use sea_orm::sqlx::{self, AssertSqlSafe, PgPool, postgres::PgPoolOptions};
@@ -67,12 +66,7 @@ async fn main() -> anyhow::Result<()> {
         let url = args.get(2).ok_or_else(|| anyhow::anyhow!("--serve URL"))?;
         return serve(url).await;
     }
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    anyhow::ensure!(
-        admin_url.starts_with("postgres"),
-        "the benchmark needs PostgreSQL"
-    );
+    let admin_url = server::admin_url("the benchmark needs PostgreSQL")?;
     let name = format!("crm_bench_{}", uuid::Uuid::new_v4().simple());
     let admin = PgPool::connect(&admin_url).await?;
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
@@ -123,11 +117,10 @@ fn host_port(url: &str) -> String {
 }
 
 fn tokens() -> anyhow::Result<(String, String)> {
-    let keys = server::keys();
     let ttl = chrono::Duration::hours(2);
     Ok((
-        keys.issue(Role::Partner, "bench-partner", ttl, Utc::now())?,
-        keys.issue(Role::Admin, "bench-admin", ttl, Utc::now())?,
+        server::token(Role::Partner, "bench-partner", ttl)?,
+        server::token(Role::Admin, "bench-admin", ttl)?,
     ))
 }
 
@@ -581,18 +574,33 @@ async fn submit(
     token: &str,
     email: &str,
 ) -> Result<Uuid, String> {
+    post_graphql(http, endpoint, token, &lead_body(email), |body| {
+        body.pointer("/data/submitLead/lead/id")
+            .and_then(|v| v.as_str())
+            .and_then(|id| id.parse().ok())
+    })
+    .await
+}
+
+/// One GraphQL request: what `answer` reads in the response when the
+/// request succeeded without errors, or what went wrong.
+async fn post_graphql<T>(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    request: &serde_json::Value,
+    answer: impl FnOnce(&serde_json::Value) -> Option<T>,
+) -> Result<T, String> {
     let response = http
         .post(endpoint)
         .bearer_auth(token)
-        .json(&lead_body(email))
+        .json(request)
         .send()
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-    body.pointer("/data/submitLead/lead/id")
-        .and_then(|v| v.as_str())
-        .and_then(|id| id.parse().ok())
+    answer(&body)
         .filter(|_| status.is_success() && body.get("errors").is_none())
         .ok_or_else(|| format!("{status}: {body}"))
 }
@@ -605,16 +613,39 @@ async fn drive_server(
     concurrency: usize,
     duration: Duration,
 ) -> Run {
-    let (http, endpoint, token) = (
-        http.clone(),
-        Arc::<str>::from(endpoint),
-        Arc::<str>::from(token),
-    );
+    let target = Target::new(http, endpoint, token);
     drive(mix, concurrency, duration, move |email| {
-        let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
-        async move { submit(&http, &endpoint, &token, &email).await.map(Some) }
+        let target = target.clone();
+        async move { target.submit(&email).await.map(Some) }
     })
     .await
+}
+
+/// Where the load goes: the client, the endpoint and the token, cheap to
+/// clone into each request.
+#[derive(Clone)]
+struct Target {
+    http: reqwest::Client,
+    endpoint: Arc<str>,
+    token: Arc<str>,
+}
+
+impl Target {
+    fn new(http: &reqwest::Client, endpoint: &str, token: &str) -> Self {
+        Self {
+            http: http.clone(),
+            endpoint: endpoint.into(),
+            token: token.into(),
+        }
+    }
+
+    async fn submit(&self, email: &str) -> Result<Uuid, String> {
+        submit(&self.http, &self.endpoint, &self.token, email).await
+    }
+
+    async fn read_page(&self, first: usize) -> Result<usize, String> {
+        read_page(&self.http, &self.endpoint, &self.token, first).await
+    }
 }
 
 /// `concurrency` tasks sending one lead after another, each to a new pick
@@ -865,16 +896,12 @@ async fn drive_read(
     concurrency: usize,
     duration: Duration,
 ) -> Run {
-    let (http, endpoint, token) = (
-        http.clone(),
-        Arc::<str>::from(endpoint),
-        Arc::<str>::from(token),
-    );
+    let target = Target::new(http, endpoint, token);
     drive_tasks(concurrency, duration, move || {
-        let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
+        let target = target.clone();
         move || {
-            let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.clone());
-            async move { read_page(&http, &endpoint, &token, 50).await.map(|_| None) }
+            let target = target.clone();
+            async move { target.read_page(50).await.map(|_| None) }
         }
     })
     .await
@@ -887,20 +914,13 @@ async fn read_page(
     token: &str,
     first: usize,
 ) -> Result<usize, String> {
-    let response = http
-        .post(endpoint)
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "query": READ_QUERY, "variables": { "n": first } }))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-    body.pointer("/data/opportunities/edges")
-        .and_then(|e| e.as_array())
-        .map(Vec::len)
-        .filter(|_| status.is_success() && body.get("errors").is_none())
-        .ok_or_else(|| format!("{status}: {body}"))
+    let request = serde_json::json!({ "query": READ_QUERY, "variables": { "n": first } });
+    post_graphql(http, endpoint, token, &request, |body| {
+        body.pointer("/data/opportunities/edges")
+            .and_then(|e| e.as_array())
+            .map(Vec::len)
+    })
+    .await
 }
 
 /// Statements (`Query` + `Execute` messages) and round trips (`Query` +

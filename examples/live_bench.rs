@@ -28,8 +28,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use crm::auth::{JwtKeys, Role};
+use crm::auth::Role;
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -54,12 +53,7 @@ const SUBMIT: &str = "mutation($i: SubmitLeadInput!) { submitLead(input: $i) { l
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    anyhow::ensure!(
-        admin_url.starts_with("postgres"),
-        "the benchmark needs PostgreSQL (events across instances)"
-    );
+    let admin_url = server::admin_url("the benchmark needs PostgreSQL (events across instances)")?;
     let mut args = std::env::args().skip(1);
     let mut next_arg = |default: usize| -> anyhow::Result<usize> {
         Ok(args
@@ -149,13 +143,7 @@ impl Cost {
 
 async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
     let instances = [instance(url).await?, instance(url).await?];
-    let keys = server::keys();
-    let partner = keys.issue(
-        Role::Partner,
-        "bench",
-        chrono::Duration::hours(2),
-        Utc::now(),
-    )?;
+    let partner = server::token(Role::Partner, "bench", chrono::Duration::hours(2))?;
     let leads = plan.leads;
 
     seed(url).await?;
@@ -172,7 +160,7 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
             }
             let tag = format!("r{round}-{}", if listening { "with" } else { "alone" });
             let (label, cost) = if listening {
-                let sockets = subscribers(&instances, &keys, plan).await?;
+                let sockets = subscribers(&instances, plan).await?;
                 let cost = measure(send_leads(&instances, &partner, &tag, leads)).await?;
                 delivered.count(sockets, leads).await?;
                 with.add(cost);
@@ -197,16 +185,14 @@ async fn run(url: &str, plan: &Plan) -> anyhow::Result<()> {
 /// each counts its events in a task of its own.
 async fn subscribers(
     instances: &[String; 2],
-    keys: &JwtKeys,
     plan: &Plan,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Result<(usize, usize)>>>> {
     let mut counters = Vec::new();
     for i in 0..plan.subscribers {
-        let token = keys.issue(
+        let token = server::token(
             Role::Agent,
             &format!("agent-{i}"),
             chrono::Duration::hours(2),
-            Utc::now(),
         )?;
         let socket = subscribe(&instances[i % 2], &token).await?;
         counters.push(tokio::spawn(count_events(socket, plan.leads)));

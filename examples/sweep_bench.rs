@@ -34,12 +34,7 @@ const LEAD_LOAD_LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    anyhow::ensure!(
-        admin_url.starts_with("postgres"),
-        "the benchmark needs PostgreSQL"
-    );
+    let admin_url = server::admin_url("the benchmark needs PostgreSQL")?;
     let rows: i64 = std::env::args()
         .nth(1)
         .map(|a| a.parse())
@@ -217,14 +212,8 @@ async fn sweep_under_lead_load(
     port: u16,
 ) -> anyhow::Result<(Duration, Vec<Duration>, u64)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let keys = server::keys();
     // An agent: the partner rate limit would refuse most of them.
-    let token = keys.issue(
-        Role::Agent,
-        "bench-agent",
-        chrono::Duration::hours(1),
-        Utc::now(),
-    )?;
+    let token = server::token(Role::Agent, "bench-agent", chrono::Duration::hours(1))?;
     let mut senders = Vec::new();
     for worker in 0..LEAD_CLIENTS {
         let (stop, token) = (stop.clone(), token.clone());

@@ -2,7 +2,7 @@
 //! system clock, no background sweep.
 use std::sync::Arc;
 
-use crm::auth::JwtKeys;
+use crm::auth::{JwtKeys, Role};
 use crm::clock::SystemClock;
 use crm::config::Settings;
 use crm::startup::{Application, RunOptions};
@@ -10,16 +10,17 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
 pub const SECRET: &str = "bench-secret-of-at-least-thirty-two-bytes";
 
-/// The settings of a server on `url` that accepts tokens from [`keys`].
+/// The settings of a server on `url` that accepts tokens from [`token`].
 pub fn settings(url: &str) -> Settings {
     let mut settings = Settings::with_database(url);
     settings.jwt_secret = Some(SECRET.into());
     settings
 }
 
-/// The keys the benchmarks sign their tokens with.
-pub fn keys() -> JwtKeys {
-    JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api")
+/// A token for `sub` as `role`, valid for `ttl` from now.
+pub fn token(role: Role, sub: &str, ttl: chrono::Duration) -> anyhow::Result<String> {
+    let keys = JwtKeys::hs256(SECRET.as_bytes(), "crm", "crm-api");
+    Ok(keys.issue(role, sub, ttl, chrono::Utc::now())?)
 }
 
 /// A server in this process on port 0: its port and its database pool.
@@ -42,6 +43,15 @@ pub async fn build(settings: Settings, handle_signals: bool) -> anyhow::Result<A
         },
     )
     .await?)
+}
+
+/// The PostgreSQL server the scratch database is made on: `DATABASE_URL`,
+/// or the local one; any other database is refused with `refusal`.
+pub fn admin_url(refusal: &str) -> anyhow::Result<String> {
+    let admin_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    anyhow::ensure!(admin_url.starts_with("postgres"), "{refusal}");
+    Ok(admin_url)
 }
 
 /// `run` on a PostgreSQL database of its own, created on the server of
