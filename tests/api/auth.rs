@@ -119,7 +119,7 @@ async fn a_token_with_an_unknown_role_is_unauthenticated() {
 async fn a_valid_token_says_who_the_caller_is() {
     let app = spawn_app().await;
     for role in [Role::Admin, Role::Agent, Role::Partner] {
-        let data = app.data(ME, json!({}), role).await;
+        let data = app.query_data(ME, role).await;
         assert_eq!(data["me"]["role"], role.as_str());
     }
     let keys = JwtKeys::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE);
@@ -142,11 +142,11 @@ async fn a_partner_may_not_read_or_change_opportunities_or_clients() {
         r#"mutation { createOpportunity(input: { clientId: "0190c7e0-0000-7000-8000-000000000000" }) { id } }"#,
         r#"mutation { updateOpportunityStatus(id: "0190c7e0-0000-7000-8000-000000000000", status: PERDU) { id } }"#,
     ] {
-        let body = app.post_graphql(query, json!({}), Role::Partner).await;
+        let body = app.post_query(query, Role::Partner).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{query}: {body}");
     }
     let body = app
-        .post_graphql("{ opportunities { totalCount } }", json!({}), Role::Agent)
+        .post_query("{ opportunities { totalCount } }", Role::Agent)
         .await;
     assert!(body.get("errors").is_none(), "{body}");
 }
@@ -225,12 +225,7 @@ async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead
         assert!(std::time::Instant::now() < deadline, "no lead stored");
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    let pid = server.child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.signal("TERM");
     let mut acknowledged = Vec::new();
     for request in requests {
         acknowledged.extend(request.await.unwrap());

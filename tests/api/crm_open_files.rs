@@ -154,9 +154,8 @@ async fn clients_stored_before_the_search_key_existed_are_found_after_a_restart(
         .unwrap();
     let restarted = crate::helpers::spawn_app_on(app.database.clone(), app.clock.clone()).await;
     let data = restarted
-        .data(
+        .query_data(
             "{ clients(search: \"belanger zoe\") { edges { node { id } } } }",
-            json!({}),
             Role::Agent,
         )
         .await;

@@ -36,6 +36,6 @@ async fn a_partner_is_forbidden_every_crm_query_and_mutation() {
     assert_eq!(app.count("service_case").await, 0);
     assert_eq!(app.count("saved_view").await, 0);
     // And AGENT may use them (a sample; every module's tests run as AGENT).
-    let body = app.post_graphql("query { serviceCases { totalCount } creditRequests { totalCount } savedViews(module: OPPORTUNITIES) { id } }", json!({}), Role::Agent).await;
+    let body = app.post_query("query { serviceCases { totalCount } creditRequests { totalCount } savedViews(module: OPPORTUNITIES) { id } }", Role::Agent).await;
     assert!(body.get("errors").is_none(), "{body}");
 }

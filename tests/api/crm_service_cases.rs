@@ -111,9 +111,8 @@ async fn updating_a_service_case_records_each_status_change_in_its_history() {
         ])
     );
     let body = app
-        .post_graphql(
+        .post_query(
             "mutation { updateServiceCase(id: \"0190f2a0-0000-7000-8000-000000000000\", input: { status: FERME }) { id } }",
-            json!({}),
             Role::Agent,
         )
         .await;

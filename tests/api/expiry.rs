@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::crm_process::Crm;
-use crate::helpers::{TestApp, spawn_app, submit_lead, t0};
+use crate::helpers::{TestApp, error_message, spawn_app, submit_lead, t0};
 
 /// One opportunity per status, all created at `t0`; returns (status, id).
 async fn one_of_each_status(app: &TestApp) -> Vec<(OpportunityStatus, String)> {
@@ -232,24 +232,16 @@ async fn a_database_outage_fails_fast_and_the_server_recovers() {
         app.get("/health/ready").await.status(),
         reqwest::StatusCode::SERVICE_UNAVAILABLE
     );
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(app.token(Role::Agent))
-        .json(&json!({ "query": "{ opportunities { totalCount } }" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let agent = format!("Bearer {}", app.token(Role::Agent));
+    let (status, body) = app
+        .post_raw(
+            json!({ "query": "{ opportunities { totalCount } }" }),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(crate::helpers::error_code(&body), "UNAVAILABLE", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unavailable"),
-        "{body}"
-    );
+    assert!(error_message(&body).contains("unavailable"), "{body}");
     assert!(
         !body.to_string().contains("does not exist"),
         "driver text leaked: {body}"
@@ -269,7 +261,7 @@ async fn a_database_outage_fails_fast_and_the_server_recovers() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let data = app
-        .data("{ opportunities { totalCount } }", json!({}), Role::Agent)
+        .query_data("{ opportunities { totalCount } }", Role::Agent)
         .await;
     assert_eq!(data["opportunities"]["totalCount"], 0);
 }
@@ -281,13 +273,7 @@ async fn metrics_need_an_admin_token() {
         app.get("/metrics").await.status(),
         reqwest::StatusCode::UNAUTHORIZED
     );
-    let agent = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .bearer_auth(app.token(Role::Agent))
-        .send()
-        .await
-        .unwrap();
+    let agent = app.get_as("/metrics", Role::Agent).await;
     assert_eq!(agent.status(), reqwest::StatusCode::FORBIDDEN);
 }
 

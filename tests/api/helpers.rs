@@ -230,12 +230,8 @@ pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
 impl TestApp {
     /// `GET /metrics` as an admin: the exposition text.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.address))
-            .bearer_auth(self.token(Role::Admin))
-            .send()
+        self.get_as("/metrics", Role::Admin)
             .await
-            .unwrap()
             .text()
             .await
             .unwrap()
@@ -293,6 +289,34 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// [`post_graphql`] of a document without variables.
+    pub async fn post_query(&self, query: &str, role: Role) -> Value {
+        self.post_graphql(query, json!({}), role).await
+    }
+
+    /// [`data`] of a document without variables.
+    pub async fn query_data(&self, query: &str, role: Role) -> Value {
+        self.data(query, json!({}), role).await
+    }
+
+    /// The names of `type_name`'s `members` (`fields`, `inputFields` or
+    /// `enumValues`) in `role`'s introspection, in order.
+    pub async fn introspected_names(
+        &self,
+        type_name: &str,
+        members: &str,
+        role: Role,
+    ) -> Vec<String> {
+        let query = format!(r#"{{ __type(name: "{type_name}") {{ {members} {{ name }} }} }}"#);
+        let data = self.query_data(&query, role).await;
+        data["__type"][members]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {members} in {data}"))
+            .iter()
+            .map(|m| m["name"].as_str().expect("a name").to_owned())
+            .collect()
+    }
+
     /// `data` of `{ opportunity(id) { <fields> } }` as `role`.
     pub async fn query_opportunity(&self, id: &str, fields: &str, role: Role) -> Value {
         let query = format!(r#"query($id: ID!) {{ opportunity(id: $id) {{ {fields} }} }}"#);
@@ -302,6 +326,16 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `GET path` with `role`'s token.
+    pub async fn get_as(&self, path: &str, role: Role) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .bearer_auth(self.token(role))
             .send()
             .await
             .expect("request sent")
@@ -326,6 +360,11 @@ pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or("<none>")
+}
+
+/// The first error's `message` (empty if there is none).
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
 pub const SUBMIT_LEAD: &str = r#"
@@ -359,6 +398,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     pub async fn start(database: Arc<TestDatabase>) -> Self {
         Self::start_with(database, &[]).await
+    }
+
+    /// Send `signal` (`"TERM"`, `"KILL"`) to the process, asserting `kill`
+    /// delivered it.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
     }
 
     /// Like [`start`](Self::start) with extra environment variables.

@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{AUDIENCE, ISSUER, SECRET, TestApp, error_code, spawn_app, submit_lead};
+use crate::helpers::{
+    AUDIENCE, ISSUER, SECRET, TestApp, error_code, error_message, spawn_app, submit_lead,
+};
 
 /// `client { opportunities { edges { node { client { ... } } } } }`, `levels` deep.
 pub fn fan_out(levels: usize, first: &str) -> String {
@@ -55,13 +57,6 @@ async fn refused(app: &TestApp, query: &str, variables: Value, role: Role) -> Va
     body
 }
 
-fn message(body: &Value) -> String {
-    body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_nested_list_fan_out_is_refused_by_the_items_it_may_return() {
     let app = spawn_app().await;
@@ -71,10 +66,10 @@ async fn a_nested_list_fan_out_is_refused_by_the_items_it_may_return() {
         // Two levels of 100 items weigh 100 × 100 × their fields.
         let body = refused(&app, &fan_out(2, "(first: 100)"), id.clone(), role).await;
         assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
-        assert!(message(&body).contains("too complex"), "{body}");
+        assert!(error_message(&body).contains("too complex"), "{body}");
         // A third level is past the depth limit, even one item wide.
         let body = refused(&app, &fan_out(3, "(first: 1)"), id.clone(), role).await;
-        assert!(message(&body).contains("nested too deep"), "{body}");
+        assert!(error_message(&body).contains("nested too deep"), "{body}");
     }
     // Small pages: the same shape within the budget is served.
     let data = app.data(&fan_out(2, "(first: 5)"), id, Role::Agent).await;
@@ -90,12 +85,10 @@ async fn fragment_chains_are_counted_expanded_in_linear_time() {
         let doc = fragment_chain(depth, width);
         let body = refused(&app, &doc, json!({}), Role::Partner).await;
         assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
-        assert!(message(&body).contains("too large"), "{body}");
+        assert!(error_message(&body).contains("too large"), "{body}");
     }
     // A short chain is fine.
-    let ok = app
-        .data(&fragment_chain(2, 2), json!({}), Role::Partner)
-        .await;
+    let ok = app.query_data(&fragment_chain(2, 2), Role::Partner).await;
     assert_eq!(ok["me"]["sub"], "partner-1");
 }
 
@@ -103,7 +96,10 @@ async fn fragment_chains_are_counted_expanded_in_linear_time() {
 async fn aliases_are_counted_through_fragment_spreads() {
     let app = spawn_app().await;
     let body = refused(&app, &aliases_through_fragments(), json!({}), Role::Agent).await;
-    assert!(message(&body).contains("too many aliases (102"), "{body}");
+    assert!(
+        error_message(&body).contains("too many aliases (102"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -120,13 +116,12 @@ async fn a_nul_character_is_bad_input_on_every_database_and_nothing_is_stored() 
             .post_graphql(mutation, json!({ "input": input }), Role::Partner)
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-        assert!(message(&body).contains("NUL"), "{body}");
+        assert!(error_message(&body).contains("NUL"), "{body}");
     }
     // In a literal of the document itself.
     let body = app
-        .post_graphql(
+        .post_query(
             r#"mutation { submitLead(input: { email: "nul@example.com", source: "a\u0000b" }) { lead { id } } }"#,
-            json!({}),
             Role::Partner,
         )
         .await;
@@ -322,11 +317,9 @@ async fn every_http_error_is_json_with_a_code() {
         assert_eq!(error_code(&body), code, "{body}");
     }
     // A syntax error names where, without the parser's excerpt.
-    let body = app
-        .post_graphql("{ me { sub ", json!({}), Role::Agent)
-        .await;
+    let body = app.post_query("{ me { sub ", Role::Agent).await;
     assert_eq!(error_code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
-    let text = message(&body);
+    let text = error_message(&body);
     assert!(text.contains("line 1"), "{text}");
     assert!(
         !text.contains("-->") && !text.contains('^') && !text.contains('\n'),
@@ -351,16 +344,21 @@ async fn a_response_over_the_ceiling_is_refused_with_a_clear_error() {
         .map(|i| format!("l{i}: leads(first: 100) {{ edges {{ node {{ message }} }} }} "))
         .collect();
     let body = app
-        .post_graphql(&format!("{{ {aliases} }}"), json!({}), Role::Agent)
+        .post_query(&format!("{{ {aliases} }}"), Role::Agent)
         .await;
-    assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE", "{}", message(&body));
-    assert!(message(&body).contains("first"), "{body}");
+    assert_eq!(
+        error_code(&body),
+        "PAYLOAD_TOO_LARGE",
+        "{}",
+        error_message(&body)
+    );
+    assert!(error_message(&body).contains("first"), "{body}");
     // Half of it is served.
     let aliases: String = (0..10)
         .map(|i| format!("l{i}: leads(first: 100) {{ edges {{ node {{ message }} }} }} "))
         .collect();
     let data = app
-        .data(&format!("{{ {aliases} }}"), json!({}), Role::Agent)
+        .query_data(&format!("{{ {aliases} }}"), Role::Agent)
         .await;
     assert_eq!(data["l9"]["edges"].as_array().unwrap().len(), 100);
 }

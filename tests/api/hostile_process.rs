@@ -203,14 +203,7 @@ async fn kill_9_during_a_lead_load_loses_no_acknowledged_lead_and_the_restart_se
         assert!(Instant::now() < deadline, "the load did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let pid = server.child.id().expect("running").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal("KILL");
     server.child.wait().await.expect("killed");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acknowledged = Vec::new();
@@ -281,15 +274,8 @@ async fn sigterm_stops_within_the_grace_even_with_a_client_sending_its_body_slow
     );
     slow.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = server.child.id().expect("running").to_string();
     let started = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal("TERM");
     // A byte now and then does not keep it alive.
     let trickle = tokio::spawn(async move {
         for _ in 0..60 {

@@ -4,8 +4,8 @@ use crm::auth::Role;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    SUBMIT_LEAD, ServerProcess, TestDatabase, error_code, set_status, spawn_app, spawn_app_on,
-    submit_concurrently, submit_lead,
+    SUBMIT_LEAD, ServerProcess, TestDatabase, error_code, error_message, set_status, spawn_app,
+    spawn_app_on, submit_concurrently, submit_lead,
 };
 
 fn id(v: &Value) -> String {
@@ -179,12 +179,7 @@ async fn a_lead_without_a_valid_contact_is_refused_and_nothing_is_stored() {
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
-        assert!(
-            body["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(field)
-        );
+        assert!(error_message(&body).starts_with(field));
     }
     for table in ["client", "client_contact", "opportunity", "lead"] {
         assert_eq!(app.count(table).await, 0, "{table}");
@@ -347,9 +342,8 @@ async fn a_partner_reads_back_its_own_leads_and_nothing_of_the_crm() {
         .await;
     assert_eq!(leads["data"]["leads"]["totalCount"], 0);
     let own = app
-        .data(
+        .query_data(
             "{ leads { totalCount edges { node { id } } } }",
-            json!({}),
             Role::Partner,
         )
         .await;
@@ -363,9 +357,8 @@ async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
     let first = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Agent).await;
     app.clock.advance(Duration::days(56));
     let preview = app
-        .data(
+        .query_data(
             r#"{ previewLead(input: { email: "I@example.com" }) { outcome candidateState candidateOpportunityId matchedBy windowDays } }"#,
-            json!({}),
             Role::Admin,
         )
         .await["previewLead"]

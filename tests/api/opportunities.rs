@@ -118,19 +118,14 @@ async fn every_status_change_is_recorded_with_who_and_when() {
 async fn an_unknown_opportunity_is_not_found_and_a_bad_id_is_bad_input() {
     let app = spawn_app().await;
     let body = app
-        .post_graphql(
+        .post_query(
             r#"mutation { updateOpportunityStatus(id: "0190c7e0-0000-7000-8000-000000000000", status: PERDU) { id } }"#,
-            json!({}),
             Role::Agent,
         )
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
     let body = app
-        .post_graphql(
-            r#"{ opportunity(id: "not-a-uuid") { id } }"#,
-            json!({}),
-            Role::Agent,
-        )
+        .post_query(r#"{ opportunity(id: "not-a-uuid") { id } }"#, Role::Agent)
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["field"], "id");
@@ -169,9 +164,8 @@ async fn opportunities_page_by_cursor_with_a_total_count() {
     }
     assert_eq!(seen, ids);
     let newest = app
-        .data(
+        .query_data(
             "{ opportunities(first: 1) { edges { node { id } } } }",
-            json!({}),
             Role::Agent,
         )
         .await;
@@ -223,11 +217,7 @@ async fn opportunities_filter_by_status_and_client() {
 async fn a_page_larger_than_the_limit_is_refused() {
     let app = spawn_app().await;
     let body = app
-        .post_graphql(
-            "{ opportunities(first: 1000) { totalCount } }",
-            json!({}),
-            Role::Agent,
-        )
+        .post_query("{ opportunities(first: 1000) { totalCount } }", Role::Agent)
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }

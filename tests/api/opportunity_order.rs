@@ -44,7 +44,7 @@ async fn the_list_sorts_by_last_activity_and_pages_through_it() {
         .data(LIST, json!({ "order": by_activity }), Role::Agent)
         .await;
     assert_eq!(ids(&all), [b.clone(), a.clone(), c.clone()]);
-    let by_creation = app.data(LIST, json!({}), Role::Agent).await;
+    let by_creation = app.query_data(LIST, Role::Agent).await;
     assert_eq!(ids(&by_creation), [c.clone(), b.clone(), a.clone()]);
 
     // One row a page: the cursor carries the activity time.

@@ -296,9 +296,8 @@ async fn a_revoked_subject_is_refused_everywhere_and_its_new_tokens_work() {
     assert_eq!(app.count("lead").await, 0);
 
     let listed = app
-        .data(
+        .query_data(
             "{ revokedSubjects(first: 10) { totalCount edges { node { sub revokedAt revokedBy } } } }",
-            json!({}),
             Role::Admin,
         )
         .await;
@@ -313,24 +312,16 @@ async fn only_an_admin_revokes_or_lists_revocations() {
     let app = spawn_app().await;
     for role in [Role::Agent, Role::Partner] {
         let body = app
-            .post_graphql(
-                r#"mutation { revokeTokens(sub: "agent-1") }"#,
-                json!({}),
-                role,
-            )
+            .post_query(r#"mutation { revokeTokens(sub: "agent-1") }"#, role)
             .await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
         let body = app
-            .post_graphql("{ revokedSubjects { totalCount } }", json!({}), role)
+            .post_query("{ revokedSubjects { totalCount } }", role)
             .await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
     }
     let body = app
-        .post_graphql(
-            r#"mutation { revokeTokens(sub: " ") }"#,
-            json!({}),
-            Role::Admin,
-        )
+        .post_query(r#"mutation { revokeTokens(sub: " ") }"#, Role::Admin)
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     assert_eq!(app.count("revoked_subject").await, 0);
@@ -344,7 +335,7 @@ async fn revoked_subjects_page_newest_first() {
     }
     let query = "query($after: String) { revokedSubjects(first: 2, after: $after) {
         pageInfo { hasNextPage endCursor } edges { node { sub } } } }";
-    let first = app.data(query, json!({}), Role::Admin).await["revokedSubjects"].clone();
+    let first = app.query_data(query, Role::Admin).await["revokedSubjects"].clone();
     assert_eq!(first["pageInfo"]["hasNextPage"], true);
     let cursor = first["pageInfo"]["endCursor"].clone();
     let second = app

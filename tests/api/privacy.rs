@@ -321,9 +321,8 @@ async fn every_read_of_a_credit_request_is_logged_before_it_is_returned() {
         .await;
     assert_eq!(one["creditRequest"]["amount"], "32500.00");
     let list = app
-        .data(
+        .query_data(
             "{ creditRequests(first: 10) { edges { node { id } } } }",
-            json!({}),
             Role::Admin,
         )
         .await;
@@ -363,16 +362,15 @@ async fn every_read_of_a_credit_request_is_logged_before_it_is_returned() {
     assert_eq!(log["edges"][2]["node"]["principal"], "agent-1");
     assert_eq!(log["edges"][2]["node"]["role"], "AGENT");
     let by_admin = app
-        .data(
+        .query_data(
             r#"{ creditRequestAccessLog(principal: "admin-1") { totalCount } }"#,
-            json!({}),
             Role::Admin,
         )
         .await;
     assert_eq!(by_admin["creditRequestAccessLog"]["totalCount"], 2);
     for role in [Role::Agent, Role::Partner] {
         let body = app
-            .post_graphql("{ creditRequestAccessLog { totalCount } }", json!({}), role)
+            .post_query("{ creditRequestAccessLog { totalCount } }", role)
             .await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
     }

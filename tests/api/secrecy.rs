@@ -13,7 +13,7 @@ async fn an_opportunity(app: &TestApp) -> String {
 /// The response to a query naming a field that does not exist at all.
 async fn unknown_field_response(app: &TestApp, role: Role, id: &str, field: &str) -> Value {
     let query = format!(r#"{{ opportunity(id: "{id}") {{ id {field} }} }}"#);
-    app.post_graphql(&query, json!({}), role).await
+    app.post_query(&query, role).await
 }
 
 #[tokio::test]
@@ -196,30 +196,18 @@ async fn no_suggestion_ever_names_a_hidden_field() {
 #[tokio::test]
 async fn introspection_shows_the_hidden_fields_to_admins_only() {
     let app = spawn_app().await;
-    let query = r#"{ __type(name: "Opportunity") { fields { name } } }"#;
-    let names = |data: Value| -> Vec<String> {
-        data["__type"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let admin = names(app.data(query, json!({}), Role::Admin).await);
+    let names = |role| app.introspected_names("Opportunity", "fields", role);
+    let admin = names(Role::Admin).await;
     assert!(admin.contains(&"expiree".to_owned()) && admin.contains(&"expiredAt".to_owned()));
     for role in [Role::Agent, Role::Partner] {
-        let fields = names(app.data(query, json!({}), role).await);
+        let fields = names(role).await;
         assert!(fields.contains(&"status".to_owned()));
         assert!(
             !fields.iter().any(|f| f.starts_with("expire")),
             "{fields:?}"
         );
         let schema = app
-            .data(
-                "{ __schema { types { name fields { name } } } }",
-                json!({}),
-                role,
-            )
+            .query_data("{ __schema { types { name fields { name } } } }", role)
             .await
             .to_string();
         for hidden in [

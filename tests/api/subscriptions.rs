@@ -226,13 +226,7 @@ async fn a_subscribe_before_connection_init_closes_the_socket_with_4401() {
 #[tokio::test]
 async fn a_plain_get_on_graphql_still_answers_queries() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/graphql?query={{me{{role}}}}", app.address))
-        .bearer_auth(app.token(Role::Agent))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as("/graphql?query={me{role}}", Role::Agent).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["me"]["role"], "AGENT");
@@ -363,7 +357,7 @@ async fn an_expiry_reaches_admin_streams_only() {
 async fn a_non_admin_naming_expiree_in_a_subscription_gets_the_unknown_field_error() {
     let app = spawn_app().await;
     let query = "{ opportunities(first: 1) { edges { node { expiree } } } }";
-    let over_http = app.post_graphql(query, json!({}), Role::Agent).await;
+    let over_http = app.post_query(query, Role::Agent).await;
     let http_message = over_http["errors"][0]["message"].clone();
     assert!(
         http_message
@@ -618,18 +612,10 @@ async fn a_subscriber_that_falls_behind_is_closed_and_nobody_waits_for_it() {
 #[tokio::test]
 async fn the_expired_change_exists_for_admins_only() {
     let app = spawn_app().await;
-    let query = r#"{ __type(name: "OpportunityChange") { enumValues { name } } }"#;
-    let names = |data: Value| -> Vec<String> {
-        data["__type"]["enumValues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let agent = names(app.data(query, json!({}), Role::Agent).await);
+    let names = |role| app.introspected_names("OpportunityChange", "enumValues", role);
+    let agent = names(Role::Agent).await;
     assert_eq!(agent, ["STATUS_CHANGED", "LEAD_MERGED"]);
-    let admin = names(app.data(query, json!({}), Role::Admin).await);
+    let admin = names(Role::Admin).await;
     assert!(admin.contains(&"EXPIRED".to_owned()), "{admin:?}");
 
     let sdl = crm::graphql::sdl_for(Role::Agent);
@@ -646,12 +632,7 @@ async fn crm_serve_closes_open_sockets_with_1001_on_sigterm() {
     let mut server = ServerProcess::start(database).await;
     let mut ws = Ws::as_role(&server.app, Role::Agent).await;
     subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
-    let pid = server.child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.signal("TERM");
     let closed = ws.closed().await;
     assert_eq!(closed.code, crm::live::CLOSE_GOING_AWAY, "{closed:?}");
     let status = tokio::time::timeout(StdDuration::from_secs(10), server.child.wait())
