@@ -37,15 +37,9 @@ async fn seed(app: &TestApp, clients: usize) {
         let payload = crate::helpers::submit_lead(
             app,
             json!({ "email": format!("c{i}@example.com"), "firstName": format!("C{i}"), "type": "CRE" }),
-            Role::Agent,
         )
         .await;
-        crate::helpers::submit_lead(
-            app,
-            json!({ "email": format!("c{i}@example.com") }),
-            Role::Agent,
-        )
-        .await;
+        crate::helpers::submit_lead(app, json!({ "email": format!("c{i}@example.com") })).await;
         let client = client_of(app, payload["opportunity"]["id"].as_str().unwrap()).await;
         case_for(app, &client, "Bruit", None).await;
     }

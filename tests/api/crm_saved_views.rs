@@ -2,11 +2,12 @@
 //! lists, and ADMIN's `expiree` filter walled from everybody else (SPEC 6, 3).
 use chrono::Duration;
 use crm::auth::Role;
-use crm::domain::expiry::ExpiryPolicy;
 use serde_json::{Value, json};
 
 use crate::crm_support::{case_for, client, lead, update_case};
-use crate::helpers::{TestApp, error_code, node_ids, spawn_app, sweep_on_day};
+use crate::helpers::{
+    TestApp, error_code, execute_as, node_ids, schema_without_admin_wall, spawn_app, sweep_on_day,
+};
 
 const CREATE: &str = "mutation($input: CreateSavedViewInput!) { createSavedView(input: $input) { id module name visibility owner filter order } }";
 const UPDATE: &str = "mutation($id: ID!, $input: UpdateSavedViewInput!) { updateSavedView(id: $id, input: $input) { id name visibility filter updatedAt } }";
@@ -335,31 +336,13 @@ async fn the_expiree_filter_and_the_views_using_it_exist_for_admins_only() {
 /// non-admin's `expiree` filter, directly and in a saved view.
 #[tokio::test]
 async fn the_resolvers_refuse_the_expiree_filter_to_a_non_admin_even_without_the_wall() {
-    use std::sync::Arc;
-
-    use crm::auth::Principal;
-    use crm::graphql::{ApiContext, build_schema_without_admin_wall};
-
     let app = spawn_app().await;
-    let schema = build_schema_without_admin_wall(ApiContext {
-        db: app.db.clone(),
-        policy: Arc::new(ExpiryPolicy::default()),
-        clock: Arc::new(app.clock.clone()),
-        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
-            .await
-            .unwrap(),
-    });
+    let schema = schema_without_admin_wall(&app).await;
     for query in [
         "{ opportunities(filter: { expiree: true }) { totalCount } }",
         "mutation { createSavedView(input: { module: OPPORTUNITIES, name: \"x\", visibility: SHARED, opportunityFilter: { expiree: true } }) { id } }",
     ] {
-        let request = async_graphql::Request::new(query).data(Principal {
-            sub: "agent-1".into(),
-            role: Role::Agent,
-            issued_at: 0,
-            expires_at: i64::MAX,
-        });
-        let response = serde_json::to_value(schema.execute(request).await).unwrap();
+        let response = execute_as(&schema, query, "agent-1", Role::Agent).await;
         assert_eq!(
             response["errors"][0]["extensions"]["code"], "FORBIDDEN",
             "{response}"

@@ -68,7 +68,7 @@ pub async fn case_for(
 
 /// A lead as an agent; returns (lead id, opportunity id).
 pub async fn lead(app: &TestApp, input: Value) -> (String, String) {
-    let payload = submit_lead(app, input, Role::Agent).await;
+    let payload = submit_lead(app, input).await;
     (
         payload["lead"]["id"].as_str().unwrap().to_owned(),
         payload["opportunity"]["id"].as_str().unwrap().to_owned(),

@@ -14,12 +14,7 @@ use crate::helpers::{TestApp, error_message, spawn_app, submit_lead, t0};
 async fn one_of_each_status(app: &TestApp) -> Vec<(OpportunityStatus, String)> {
     let mut out = Vec::new();
     for (i, status) in OpportunityStatus::ALL.into_iter().enumerate() {
-        let payload = submit_lead(
-            app,
-            json!({ "email": format!("s{i}@example.com") }),
-            Role::Agent,
-        )
-        .await;
+        let payload = submit_lead(app, json!({ "email": format!("s{i}@example.com") })).await;
         let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
         crate::helpers::set_status(app, &id, status.as_str(), Role::Agent).await;
         out.push((status, id));
@@ -108,7 +103,7 @@ async fn the_sweep_flags_exactly_the_due_opportunities_and_audits_each() {
 #[tokio::test]
 async fn the_database_refuses_to_clear_expiree() {
     let app = spawn_app().await;
-    let payload = submit_lead(&app, json!({ "email": "sticky@example.com" }), Role::Agent).await;
+    let payload = submit_lead(&app, json!({ "email": "sticky@example.com" })).await;
     let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
     let policy = ExpiryPolicy::default();
     crm::jobs::expiry_sweep::sweep_once(&app.db, &policy, t0() + Duration::days(60))
@@ -149,7 +144,7 @@ async fn the_database_refuses_to_clear_expiree() {
 #[tokio::test]
 async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
     let app = spawn_app().await;
-    let payload = submit_lead(&app, json!({ "email": "cli@example.com" }), Role::Agent).await;
+    let payload = submit_lead(&app, json!({ "email": "cli@example.com" })).await;
     let id = payload["opportunity"]["id"].as_str().unwrap().to_owned();
     let at = (t0() + Duration::days(56)).to_rfc3339();
     let run = |args: &[&str]| Crm::new().args(args).database(app.database.url()).stdout();
@@ -173,7 +168,7 @@ async fn crm_expire_dry_run_lists_and_changes_nothing_then_expire_flags() {
 #[tokio::test]
 async fn crm_serve_sweeps_at_start() {
     let app = spawn_app().await;
-    submit_lead(&app, json!({ "email": "start@example.com" }), Role::Agent).await;
+    submit_lead(&app, json!({ "email": "start@example.com" })).await;
     app.clock.set(t0() + Duration::days(57));
     let _sweeping =
         crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), Some(300)).await;
@@ -191,7 +186,7 @@ async fn a_sweeper_skips_while_another_instance_holds_the_sweep_lock() {
     if !app.database.is_postgres() {
         return;
     }
-    submit_lead(&app, json!({ "email": "lock@example.com" }), Role::Agent).await;
+    submit_lead(&app, json!({ "email": "lock@example.com" })).await;
     let policy = ExpiryPolicy::default();
     let holder = app.db.begin().await.unwrap();
     holder
@@ -291,21 +286,11 @@ async fn the_background_sweep_runs_again_every_interval() {
     let app = spawn_app().await;
     let sweeping =
         crate::helpers::spawn_app_with(app.database.clone(), app.clock.clone(), Some(1)).await;
-    submit_lead(
-        &sweeping,
-        json!({ "email": "tick1@example.com" }),
-        Role::Agent,
-    )
-    .await;
+    submit_lead(&sweeping, json!({ "email": "tick1@example.com" })).await;
     app.clock.set(t0() + Duration::days(57));
     wait_for_expiry_events(&app, 1).await;
     // Later leads become due later: a later tick flags them too.
-    submit_lead(
-        &sweeping,
-        json!({ "email": "tick2@example.com" }),
-        Role::Agent,
-    )
-    .await;
+    submit_lead(&sweeping, json!({ "email": "tick2@example.com" })).await;
     app.clock.set(t0() + Duration::days(57 + 57));
     wait_for_expiry_events(&app, 2).await;
 }

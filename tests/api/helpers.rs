@@ -355,6 +355,37 @@ impl TestApp {
     }
 }
 
+/// The schema with its validation wall (admin-only fields invisible to
+/// others) taken down, on `app`'s database and clock: what the resolver
+/// guards refuse on their own.
+pub async fn schema_without_admin_wall(app: &TestApp) -> crm::graphql::CrmSchema {
+    crm::graphql::build_schema_without_admin_wall(crm::graphql::ApiContext {
+        db: app.db.clone(),
+        policy: Arc::new(crm::domain::expiry::ExpiryPolicy::default()),
+        clock: Arc::new(app.clock.clone()),
+        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
+            .await
+            .unwrap(),
+    })
+}
+
+/// `query` executed on `schema` (no HTTP, no token) for `sub` as `role`;
+/// the JSON response.
+pub async fn execute_as(
+    schema: &crm::graphql::CrmSchema,
+    query: impl Into<String>,
+    sub: &str,
+    role: Role,
+) -> Value {
+    let request = async_graphql::Request::new(query).data(crm::auth::Principal {
+        sub: sub.into(),
+        role,
+        issued_at: 0,
+        expires_at: i64::MAX,
+    });
+    serde_json::to_value(schema.execute(request).await).unwrap()
+}
+
 /// The first error's `extensions.code`.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
@@ -384,9 +415,11 @@ mutation Submit($input: SubmitLeadInput!) {
   submitLead(input: $input) { lead { id receivedAt } warnings { field message } }
 }"#;
 
-/// Submit a lead as `role` and return `data.submitLead`, asserting success.
-pub async fn submit_lead(app: &TestApp, input: Value, role: Role) -> Value {
-    app.data(SUBMIT_LEAD, json!({ "input": input }), role).await["submitLead"].clone()
+/// Submit a lead as an agent and return `data.submitLead`, asserting success.
+pub async fn submit_lead(app: &TestApp, input: Value) -> Value {
+    app.data(SUBMIT_LEAD, json!({ "input": input }), Role::Agent)
+        .await["submitLead"]
+        .clone()
 }
 
 /// A real `crm serve` process on `database`, killed when dropped.

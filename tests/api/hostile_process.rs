@@ -256,9 +256,7 @@ async fn kill_9_during_a_lead_load_loses_no_acknowledged_lead_and_the_restart_se
         app.get("/health/ready").await.status(),
         reqwest::StatusCode::OK
     );
-    let next =
-        crate::helpers::submit_lead(app, json!({ "email": "after@example.com" }), Role::Agent)
-            .await;
+    let next = crate::helpers::submit_lead(app, json!({ "email": "after@example.com" })).await;
     assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
 }
 

@@ -7,7 +7,6 @@
 //! data-modifying CTEs); on SQLite, in process, the writes run one by one.
 use std::sync::Arc;
 
-use crm::auth::Role;
 use crm::clock::ManualClock;
 use serde_json::json;
 
@@ -21,7 +20,7 @@ async fn least_of_five(server: &TestApp, lead: impl Fn(usize) -> serde_json::Val
     let mut least = u64::MAX;
     for i in 0..5 {
         let before = statements(server).await;
-        let answer = submit_lead(server, lead(i), Role::Agent).await;
+        let answer = submit_lead(server, lead(i)).await;
         assert!(answer["lead"]["id"].is_string(), "{answer}");
         least = least.min(statements(server).await - before);
     }
@@ -36,17 +35,12 @@ async fn submit_lead_sends_the_statements_the_sql_needs() {
     // sweep: due now, and flagged by the lead that finds them.
     let past = spawn_app_on(database.clone(), ManualClock::new(t0())).await;
     for i in 0..5 {
-        submit_lead(
-            &past,
-            json!({ "email": format!("old{i}@example.com") }),
-            Role::Agent,
-        )
-        .await;
+        submit_lead(&past, json!({ "email": format!("old{i}@example.com") })).await;
     }
     let app = &server.app;
     // Warm up (prepared statements), and a client with a live opportunity.
-    submit_lead(app, json!({ "email": "warm@example.com" }), Role::Agent).await;
-    submit_lead(app, json!({ "email": "live@example.com" }), Role::Agent).await;
+    submit_lead(app, json!({ "email": "warm@example.com" })).await;
+    submit_lead(app, json!({ "email": "live@example.com" })).await;
 
     let new = least_of_five(app, |i| json!({ "email": format!("new{i}@example.com") })).await;
     let live = least_of_five(app, |_| json!({ "email": "live@example.com" })).await;

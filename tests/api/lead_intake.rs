@@ -18,7 +18,6 @@ async fn a_first_lead_creates_the_client_and_a_new_opportunity() {
     let payload = submit_lead(
         &app,
         json!({ "firstName": "Marie", "email": "Marie@Example.com", "phone": "514 555-0199", "source": "site-web" }),
-        Role::Agent,
     )
     .await;
     assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
@@ -32,16 +31,15 @@ async fn a_first_lead_creates_the_client_and_a_new_opportunity() {
 #[tokio::test]
 async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "marie@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "marie@example.com" })).await;
     app.clock.advance(Duration::days(3));
     // Same person, found by a phone spelt another way after the first lead added it.
     submit_lead(
         &app,
         json!({ "email": "MARIE@example.com", "phone": "(514) 555 0199" }),
-        Role::Agent,
     )
     .await;
-    let third = submit_lead(&app, json!({ "phone": "+1 514-555-0199" }), Role::Agent).await;
+    let third = submit_lead(&app, json!({ "phone": "+1 514-555-0199" })).await;
     assert_eq!(third["outcome"], "MERGED");
     assert_eq!(id(&third), id(&first));
     let data = app
@@ -63,12 +61,12 @@ async fn a_second_lead_of_the_same_client_merges_into_the_live_opportunity() {
 #[tokio::test]
 async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_new_one() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "b@example.com" })).await;
     app.clock.advance(Duration::days(56) - Duration::seconds(1));
-    let merged = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
+    let merged = submit_lead(&app, json!({ "email": "b@example.com" })).await;
     assert_eq!(merged["outcome"], "MERGED");
     app.clock.advance(Duration::seconds(1));
-    let fresh = submit_lead(&app, json!({ "email": "b@example.com" }), Role::Agent).await;
+    let fresh = submit_lead(&app, json!({ "email": "b@example.com" })).await;
     assert_eq!(fresh["outcome"], "NEW_OPPORTUNITY");
     assert_ne!(id(&fresh), id(&first));
     // The old one was flagged by the intake itself, at the lead's time.
@@ -88,10 +86,10 @@ async fn a_lead_one_second_before_eight_weeks_merges_and_at_eight_weeks_opens_a_
 /// from the same email: the first opportunity's id and the second payload.
 async fn next_lead_after(status: &str, later: Duration) -> (String, Value) {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "c@example.com" })).await;
     set_status(&app, &id(&first), status, Role::Agent).await;
     app.clock.advance(later);
-    let next = submit_lead(&app, json!({ "email": "c@example.com" }), Role::Agent).await;
+    let next = submit_lead(&app, json!({ "email": "c@example.com" })).await;
     (id(&first), next)
 }
 
@@ -115,7 +113,7 @@ async fn an_unprotected_old_opportunity_expires_with_the_next_lead_whatever_its_
 #[tokio::test]
 async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "e@example.com" })).await;
     set_status(&app, &id(&first), "SUIVI_LONG_TERME", Role::Agent).await;
     app.clock.advance(Duration::days(90));
     set_status(&app, &id(&first), "PERDU", Role::Agent).await;
@@ -129,15 +127,15 @@ async fn leaving_the_protected_set_after_eight_weeks_expires_at_that_moment() {
         .query_opportunity(&id(&first), "expiree", Role::Admin)
         .await;
     assert_eq!(data["opportunity"]["expiree"], true);
-    let next = submit_lead(&app, json!({ "email": "e@example.com" }), Role::Agent).await;
+    let next = submit_lead(&app, json!({ "email": "e@example.com" })).await;
     assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
 }
 
 #[tokio::test]
 async fn the_email_wins_when_email_and_phone_point_to_two_clients_and_the_conflict_is_recorded() {
     let app = spawn_app().await;
-    let a = submit_lead(&app, json!({ "email": "a@example.com" }), Role::Agent).await;
-    let b = submit_lead(&app, json!({ "phone": "418 555-0100" }), Role::Agent).await;
+    let a = submit_lead(&app, json!({ "email": "a@example.com" })).await;
+    let b = submit_lead(&app, json!({ "phone": "418 555-0100" })).await;
     assert_ne!(id(&a), id(&b));
     let both = app
         .data(
@@ -189,12 +187,7 @@ async fn a_lead_without_a_valid_contact_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
     let app = spawn_app().await;
-    let payload = submit_lead(
-        &app,
-        json!({ "email": "f@example.com", "phone": "555-01" }),
-        Role::Agent,
-    )
-    .await;
+    let payload = submit_lead(&app, json!({ "email": "f@example.com", "phone": "555-01" })).await;
     assert_eq!(payload["outcome"], "NEW_OPPORTUNITY");
     assert_eq!(payload["warnings"][0]["field"], "phone");
     assert_eq!(payload["lead"]["phone"], Value::Null);
@@ -206,9 +199,9 @@ async fn a_bad_phone_beside_a_good_email_is_kept_raw_with_a_warning() {
 async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothing() {
     let app = spawn_app().await;
     let input = json!({ "email": "g@example.com", "idempotencyKey": "order-42" });
-    let first = submit_lead(&app, input.clone(), Role::Agent).await;
+    let first = submit_lead(&app, input.clone()).await;
     app.clock.advance(Duration::days(60));
-    let again = submit_lead(&app, input.clone(), Role::Agent).await;
+    let again = submit_lead(&app, input.clone()).await;
     assert_eq!(again, first);
     assert_eq!(app.count("lead").await, 1);
     // Another principal may use the same key for its own lead.
@@ -354,7 +347,7 @@ async fn a_partner_reads_back_its_own_leads_and_nothing_of_the_crm() {
 #[tokio::test]
 async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "i@example.com" })).await;
     app.clock.advance(Duration::days(56));
     let preview = app
         .query_data(
@@ -372,7 +365,7 @@ async fn an_admin_sees_the_decision_and_can_preview_without_writing() {
     assert_eq!(preview["matchedBy"], "EMAIL");
     assert_eq!(app.count("lead").await, 1);
     assert_eq!(app.count("opportunity_expiry_event").await, 0);
-    let second = submit_lead(&app, json!({ "email": "i@example.com" }), Role::Agent).await;
+    let second = submit_lead(&app, json!({ "email": "i@example.com" })).await;
     let decision = app
         .data(
             r#"query($id: ID!) { lead(id: $id) { decision { outcome candidateState expiredOpportunityIds } } }"#,
@@ -445,7 +438,7 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
         "vehicle": { "year": 2024, "make": "Toyota", "model": "RAV4", "trim": "XLE",
                      "vin": "2t3p1rfv8rc123456", "stockNumber": "A1234", "condition": "NEW" }
     });
-    let payload = submit_lead(&app, input, Role::Agent).await;
+    let payload = submit_lead(&app, input).await;
     let data = app
         .data(
             r#"query($id: ID!) { lead(id: $id) { type source message firstName lastName submittedEmail
@@ -472,7 +465,7 @@ async fn the_lead_keeps_what_was_sent_including_the_vehicle() {
 #[tokio::test]
 async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_status() {
     let app = spawn_app().await;
-    let first = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Agent).await;
+    let first = submit_lead(&app, json!({ "email": "late@example.com" })).await;
     // Past eight weeks, before any sweep: an agent takes it in charge.
     app.clock.advance(Duration::days(56) + Duration::minutes(2));
     set_status(&app, &id(&first), "PRIS_EN_CHARGE", Role::Agent).await;
@@ -481,7 +474,7 @@ async fn a_due_opportunity_cannot_escape_expiry_by_moving_into_a_protected_statu
         .await;
     assert_eq!(data["opportunity"]["status"], "PRIS_EN_CHARGE");
     assert_eq!(data["opportunity"]["expiree"], true);
-    let next = submit_lead(&app, json!({ "email": "late@example.com" }), Role::Agent).await;
+    let next = submit_lead(&app, json!({ "email": "late@example.com" })).await;
     assert_eq!(next["outcome"], "NEW_OPPORTUNITY");
 }
 
@@ -493,7 +486,6 @@ async fn concurrent_leads_by_email_or_by_phone_for_a_known_client_merge_into_one
     let first = submit_lead(
         &app,
         json!({ "email": "known@example.com", "phone": "514 555 0150" }),
-        Role::Agent,
     )
     .await;
     app.clock.advance(Duration::days(57));

@@ -15,18 +15,13 @@ const LIST: &str = r#"query($order: OpportunityOrder, $first: Int, $after: Strin
 async fn three_files(app: &TestApp) -> [String; 3] {
     let mut ids = Vec::new();
     for name in ["a", "b", "c"] {
-        let lead = submit_lead(
-            app,
-            json!({ "email": format!("{name}@example.com") }),
-            Role::Agent,
-        )
-        .await;
+        let lead = submit_lead(app, json!({ "email": format!("{name}@example.com") })).await;
         ids.push(lead["opportunity"]["id"].as_str().unwrap().to_owned());
         app.clock.advance(Duration::hours(1));
     }
     set_status(app, &ids[0], "PRIS_EN_CHARGE", Role::Agent).await;
     app.clock.advance(Duration::hours(1));
-    submit_lead(app, json!({ "email": "b@example.com" }), Role::Agent).await;
+    submit_lead(app, json!({ "email": "b@example.com" })).await;
     [ids[0].clone(), ids[1].clone(), ids[2].clone()]
 }
 

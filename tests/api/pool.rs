@@ -27,7 +27,7 @@ async fn on_postgres_connections_killed_while_idle_are_replaced_before_use() {
     let warm: Vec<_> = (0..8)
         .map(|i| {
             let input = json!({ "email": format!("warm-{i}@example.com") });
-            async move { crate::helpers::submit_lead(app, input, Role::Agent).await }
+            async move { crate::helpers::submit_lead(app, input).await }
         })
         .collect();
     futures_util::future::join_all(warm).await;

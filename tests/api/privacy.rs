@@ -81,13 +81,11 @@ async fn a_person(app: &TestApp) -> (String, String) {
         app,
         json!({ "firstName": "Zoltan", "lastName": "Quaxley", "email": "Zoltan.Quaxley@Example.COM",
                 "phone": "(514) 555-0142", "message": "secret message about a trade-in" }),
-        Role::Agent,
     )
     .await;
     submit_lead(
         app,
         json!({ "email": "zoltan.quaxley@example.com", "phone": "555-01" }),
-        Role::Agent,
     )
     .await;
     // Someone else, then their lead sent with Zoltan's phone: a conflict
@@ -95,13 +93,11 @@ async fn a_person(app: &TestApp) -> (String, String) {
     submit_lead(
         app,
         json!({ "email": "other.person@example.com", "firstName": "Other" }),
-        Role::Agent,
     )
     .await;
     submit_lead(
         app,
         json!({ "email": "other.person@example.com", "phone": "514 555 0142" }),
-        Role::Agent,
     )
     .await;
     let opportunity = first["opportunity"]["id"].as_str().unwrap().to_owned();
@@ -203,7 +199,6 @@ async fn anonymization_erases_the_person_everywhere_and_keeps_ids_statuses_dates
     let old = submit_lead(
         &app,
         json!({ "email": "zq.second@example.com", "phone": "514-555-0142", "firstName": "Zoltan" }),
-        Role::Agent,
     )
     .await;
     let old_id = old["opportunity"]["id"].as_str().unwrap().to_owned();
@@ -268,12 +263,7 @@ async fn anonymization_erases_the_person_everywhere_and_keeps_ids_statuses_dates
     assert_eq!(app.count("privacy_event").await, 2);
 
     // A later lead with the old email makes a new client.
-    let again = submit_lead(
-        &app,
-        json!({ "email": "Zoltan.Quaxley@Example.COM" }),
-        Role::Agent,
-    )
-    .await;
+    let again = submit_lead(&app, json!({ "email": "Zoltan.Quaxley@Example.COM" })).await;
     assert_eq!(again["outcome"], "NEW_OPPORTUNITY");
     let new_client = app
         .query_opportunity(

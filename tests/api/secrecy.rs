@@ -3,10 +3,10 @@
 use crm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, submit_lead};
+use crate::helpers::{TestApp, execute_as, schema_without_admin_wall, spawn_app, submit_lead};
 
 async fn an_opportunity(app: &TestApp) -> String {
-    let payload = submit_lead(app, json!({ "email": "secret@example.com" }), Role::Agent).await;
+    let payload = submit_lead(app, json!({ "email": "secret@example.com" })).await;
     payload["opportunity"]["id"].as_str().unwrap().to_owned()
 }
 
@@ -224,42 +224,17 @@ async fn introspection_shows_the_hidden_fields_to_admins_only() {
 
 #[tokio::test]
 async fn without_the_validation_wall_the_resolver_guard_still_refuses() {
-    use std::sync::Arc;
-
-    use crm::auth::Principal;
-    use crm::domain::expiry::ExpiryPolicy;
-    use crm::graphql::{ApiContext, build_schema_without_admin_wall};
-
     let app = spawn_app().await;
     let id = an_opportunity(&app).await;
-    let schema = build_schema_without_admin_wall(ApiContext {
-        db: app.db.clone(),
-        policy: Arc::new(ExpiryPolicy::default()),
-        clock: Arc::new(app.clock.clone()),
-        partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
-            .await
-            .unwrap(),
-    });
+    let schema = schema_without_admin_wall(&app).await;
     let query = format!(r#"{{ opportunity(id: "{id}") {{ expiree }} }}"#);
     for role in [Role::Agent, Role::Partner] {
-        let request = async_graphql::Request::new(query.clone()).data(Principal {
-            sub: "x".into(),
-            role,
-            issued_at: 0,
-            expires_at: i64::MAX,
-        });
-        let response = serde_json::to_value(schema.execute(request).await).unwrap();
+        let response = execute_as(&schema, query.clone(), "x", role).await;
         let code = &response["errors"][0]["extensions"]["code"];
         assert!(code == "FORBIDDEN", "{role:?}: {response}");
         assert!(!response.to_string().contains("false"), "{response}");
     }
-    let admin = async_graphql::Request::new(query).data(Principal {
-        sub: "a".into(),
-        role: Role::Admin,
-        issued_at: 0,
-        expires_at: i64::MAX,
-    });
-    let response = serde_json::to_value(schema.execute(admin).await).unwrap();
+    let response = execute_as(&schema, query, "a", Role::Admin).await;
     assert_eq!(
         response["data"]["opportunity"]["expiree"], false,
         "{response}"

@@ -152,7 +152,7 @@ impl Ws {
 }
 
 async fn new_lead(app: &TestApp, email: &str) -> Value {
-    submit_lead(app, json!({ "email": email }), Role::Agent).await
+    submit_lead(app, json!({ "email": email })).await
 }
 
 #[tokio::test]
@@ -703,7 +703,6 @@ async fn a_shared_subscription_logs_each_subscribers_credit_request_read_under_i
     let sent = submit_lead(
         &app,
         json!({ "email": "credit-live@example.com", "type": "CRE" }),
-        Role::Agent,
     )
     .await;
     let (a, b) = (first.data("1").await, second.data("2").await);
