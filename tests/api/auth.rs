@@ -15,6 +15,16 @@ async fn refused_with(authorization: Option<&str>) {
     assert_eq!(body["data"], Value::Null);
 }
 
+/// Refused as [`refused_with`] when sent as `Bearer <token>`.
+async fn token_refused(token: &str) {
+    refused_with(Some(&format!("Bearer {token}"))).await;
+}
+
+/// `claims` signed as the server signs its tokens (HS256, its secret).
+fn signed(claims: Value) -> String {
+    encode(r#"{"alg":"HS256"}"#, claims, SECRET)
+}
+
 fn encode(header: &str, claims: Value, secret: &str) -> String {
     use jsonwebtoken::{EncodingKey, Header};
     let header: Header = serde_json::from_str(header).unwrap();
@@ -59,33 +69,21 @@ async fn a_token_signed_with_another_secret_is_unauthenticated() {
         claims("ADMIN", ISSUER, AUDIENCE, Duration::hours(1)),
         "wrong",
     );
-    refused_with(Some(&format!("Bearer {token}"))).await;
+    token_refused(&token).await;
 }
 
 #[tokio::test]
 async fn an_expired_token_is_unauthenticated() {
-    let token = encode(
-        r#"{"alg":"HS256"}"#,
-        claims("ADMIN", ISSUER, AUDIENCE, Duration::minutes(-5)),
-        SECRET,
-    );
-    refused_with(Some(&format!("Bearer {token}"))).await;
+    let token = signed(claims("ADMIN", ISSUER, AUDIENCE, Duration::minutes(-5)));
+    token_refused(&token).await;
 }
 
 #[tokio::test]
 async fn a_token_from_another_issuer_or_for_another_audience_is_unauthenticated() {
-    let token = encode(
-        r#"{"alg":"HS256"}"#,
-        claims("ADMIN", "evil", AUDIENCE, Duration::hours(1)),
-        SECRET,
-    );
-    refused_with(Some(&format!("Bearer {token}"))).await;
-    let token = encode(
-        r#"{"alg":"HS256"}"#,
-        claims("ADMIN", ISSUER, "other-api", Duration::hours(1)),
-        SECRET,
-    );
-    refused_with(Some(&format!("Bearer {token}"))).await;
+    let token = signed(claims("ADMIN", "evil", AUDIENCE, Duration::hours(1)));
+    token_refused(&token).await;
+    let token = signed(claims("ADMIN", ISSUER, "other-api", Duration::hours(1)));
+    token_refused(&token).await;
 }
 
 #[tokio::test]
@@ -102,17 +100,13 @@ async fn a_token_signed_with_another_algorithm_is_unauthenticated() {
         claims("ADMIN", ISSUER, AUDIENCE, Duration::hours(1)),
         SECRET,
     );
-    refused_with(Some(&format!("Bearer {token}"))).await;
+    token_refused(&token).await;
 }
 
 #[tokio::test]
 async fn a_token_with_an_unknown_role_is_unauthenticated() {
-    let token = encode(
-        r#"{"alg":"HS256"}"#,
-        claims("ROOT", ISSUER, AUDIENCE, Duration::hours(1)),
-        SECRET,
-    );
-    refused_with(Some(&format!("Bearer {token}"))).await;
+    let token = signed(claims("ROOT", ISSUER, AUDIENCE, Duration::hours(1)));
+    token_refused(&token).await;
 }
 
 #[tokio::test]

@@ -29,6 +29,18 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .expect("preflight sent")
 }
 
+/// `POST /graphql` of `query` as an agent, from a page on `origin`.
+async fn post_from(app: &TestApp, origin: &str, query: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .header("Origin", origin)
+        .bearer_auth(app.token(Role::Agent))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("sent")
+}
+
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -105,15 +117,7 @@ async fn without_cors_origins_no_origin_is_granted_cross_origin_access() {
 
     // A request that carries an Origin still works (same-origin pages and
     // non-browser clients), but grants nothing to the browser.
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Origin", ALLOWED)
-        .bearer_auth(app.token(Role::Agent))
-        .json(&json!({ "query": "{ me { role } }" }))
-        .send()
-        .await
-        .expect("sent");
+    let response = post_from(&app, ALLOWED, "{ me { role } }").await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
@@ -121,15 +125,7 @@ async fn without_cors_origins_no_origin_is_granted_cross_origin_access() {
 #[tokio::test]
 async fn a_cross_origin_post_from_an_allowed_origin_is_answered_with_its_origin_and_request_id() {
     let app = app_allowing(&[ALLOWED]).await;
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .header("Origin", ALLOWED)
-        .bearer_auth(app.token(Role::Agent))
-        .json(&json!({ "query": "query Who { me { role } }" }))
-        .send()
-        .await
-        .expect("sent");
+    let response = post_from(&app, ALLOWED, "query Who { me { role } }").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         header(&response, "access-control-allow-origin"),

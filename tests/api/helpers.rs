@@ -386,6 +386,14 @@ pub async fn execute_as(
     serde_json::to_value(schema.execute(request).await).unwrap()
 }
 
+/// Asserts that each field of the object `expected` has the same value in
+/// `actual` (other fields of `actual` are not looked at).
+pub fn assert_fields(actual: &Value, expected: Value) {
+    for (field, value) in expected.as_object().expect("an object of expected fields") {
+        assert_eq!(&actual[field], value, "{field} in {actual}");
+    }
+}
+
 /// The first error's `extensions.code`.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]

@@ -322,6 +322,14 @@ async fn every_http_error_is_json_with_a_code() {
     );
 }
 
+/// `n` aliased pages of 100 leads with their messages: `{ l0: leads(...) ... }`.
+fn pages_of_leads(n: usize) -> String {
+    let aliases: String = (0..n)
+        .map(|i| format!("l{i}: leads(first: 100) {{ edges {{ node {{ message }} }} }} "))
+        .collect();
+    format!("{{ {aliases} }}")
+}
+
 #[tokio::test]
 async fn a_response_over_the_ceiling_is_refused_with_a_clear_error() {
     let app = spawn_app().await;
@@ -334,12 +342,7 @@ async fn a_response_over_the_ceiling_is_refused_with_a_clear_error() {
         .await;
     }
     // 20 × 100 leads × 5 kB = 10 MB, within the complexity budget.
-    let aliases: String = (0..20)
-        .map(|i| format!("l{i}: leads(first: 100) {{ edges {{ node {{ message }} }} }} "))
-        .collect();
-    let body = app
-        .post_query(&format!("{{ {aliases} }}"), Role::Agent)
-        .await;
+    let body = app.post_query(&pages_of_leads(20), Role::Agent).await;
     assert_eq!(
         error_code(&body),
         "PAYLOAD_TOO_LARGE",
@@ -348,11 +351,6 @@ async fn a_response_over_the_ceiling_is_refused_with_a_clear_error() {
     );
     assert!(error_message(&body).contains("first"), "{body}");
     // Half of it is served.
-    let aliases: String = (0..10)
-        .map(|i| format!("l{i}: leads(first: 100) {{ edges {{ node {{ message }} }} }} "))
-        .collect();
-    let data = app
-        .query_data(&format!("{{ {aliases} }}"), Role::Agent)
-        .await;
+    let data = app.query_data(&pages_of_leads(10), Role::Agent).await;
     assert_eq!(data["l9"]["edges"].as_array().unwrap().len(), 100);
 }
