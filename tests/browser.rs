@@ -7,13 +7,13 @@
 //! Needs `node`, `npm ci --prefix tests/browser` and Chromium
 //! (`apt-get install chromium`); `.ci/run` installs them. When one is
 //! missing this test fails and says which: it never skips.
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
 use crm::auth::{JwtKeys, Role};
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 #[path = "support/crm_process.rs"]
 #[expect(
@@ -22,42 +22,13 @@ use tokio::process::Command;
 )]
 mod crm_process;
 use crm_process::{Crm, RunningCrm};
+#[path = "support/node.rs"]
+mod node;
 
 const SECRET: &str = "browser-test-secret-at-least-32-bytes-long";
 
 fn chromium() -> PathBuf {
     std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-fn check_prerequisites(root: &Path) {
-    let mut missing = Vec::new();
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        missing.push("node is not on PATH (install Node.js 18 or later)".to_owned());
-    }
-    if !root
-        .join("tests/browser/node_modules/playwright-core/package.json")
-        .exists()
-    {
-        missing.push(
-            "tests/browser/node_modules is missing: run `npm ci --prefix tests/browser`".to_owned(),
-        );
-    }
-    if !chromium().exists() {
-        missing.push(format!(
-            "no Chromium at {} (set CHROMIUM, or `apt-get install -y chromium`)",
-            chromium().display()
-        ));
-    }
-    assert!(
-        missing.is_empty(),
-        "the browser test cannot run:\n  - {}\n(.ci/run installs these)",
-        missing.join("\n  - ")
-    );
 }
 
 /// `crm serve` on a free loopback port, SQLite in `db_dir`.
@@ -108,8 +79,17 @@ async fn graphql(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_works_offline_in_a_real_browser_and_shows_expiree_to_admins_only() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    check_prerequisites(&root);
+    let missing_chromium = (!chromium().exists()).then(|| {
+        format!(
+            "no Chromium at {} (set CHROMIUM, or `apt-get install -y chromium`)",
+            chromium().display()
+        )
+    });
+    node::check_prerequisites(
+        "the browser test",
+        &["playwright-core"],
+        missing_chromium.into_iter().collect(),
+    );
 
     let db_dir = tempfile::tempdir().expect("temp dir");
     let mut server = start_server(db_dir.path()).await;
@@ -140,28 +120,23 @@ async fn graphiql_works_offline_in_a_real_browser_and_shows_expiree_to_admins_on
     .await;
 
     let artifacts = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
+        .map_or_else(|| node::root().join("target"), PathBuf::from)
         .join("browser-artifacts");
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/run.mjs"))
-        .current_dir(root.join("tests/browser"))
-        .env("CRM_TEST_URL", &base)
-        .env("CRM_TEST_ADMIN_TOKEN", &admin)
-        .env("CRM_TEST_AGENT_TOKEN", &agent)
-        .env("CRM_TEST_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", chromium())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("the browser test finishes within 90 s")
-        .expect("node runs");
+    let output = node::run_script(
+        "run.mjs",
+        [
+            ("CRM_TEST_URL", OsStr::new(&base)),
+            ("CRM_TEST_ADMIN_TOKEN", OsStr::new(&admin)),
+            ("CRM_TEST_AGENT_TOKEN", OsStr::new(&agent)),
+            ("CRM_TEST_ARTIFACTS", artifacts.as_os_str()),
+            ("CHROMIUM", chromium().as_os_str()),
+        ],
+    )
+    .await;
     let _ = server.child.kill().await;
     assert!(
         output.status.success(),
-        "the browser test failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        "the browser test failed {}",
+        node::printed(&output)
     );
 }

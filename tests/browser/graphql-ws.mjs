@@ -9,16 +9,11 @@
 // Prints one line per check; exits non-zero on the first failure.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { env, TIMEOUT } from './env.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env('CRM_TEST_URL');
 const agentToken = env('CRM_TEST_AGENT_TOKEN');
 const wsUrl = `${base.replace(/^http/, 'ws')}/graphql`;
-const TIMEOUT = 15_000;
 
 function check(condition, message) {
   if (!condition) throw new Error(message);

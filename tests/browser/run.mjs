@@ -10,18 +10,13 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { env, TIMEOUT } from './env.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env('CRM_TEST_URL');
 const adminToken = env('CRM_TEST_ADMIN_TOKEN');
 const agentToken = env('CRM_TEST_AGENT_TOKEN');
 const artifacts = env('CRM_TEST_ARTIFACTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const TIMEOUT = 15_000;
 
 const baseHost = new URL(base).host;
 if (!/^127\.0\.0\.1:\d+$/.test(baseHost)) throw new Error(`not a loopback URL: ${base}`);
