@@ -1,7 +1,7 @@
 //! Running one of `tests/browser/`'s Node.js scripts from a Rust test: the
 //! prerequisites it needs (said all at once, never skipped), and the run.
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
