@@ -12,6 +12,11 @@ pub fn id(column: impl IntoIden) -> ColumnDef {
         .to_owned()
 }
 
+/// A table keyed by the uuid column `key` (see [`id`]), its first column.
+pub fn keyed_table(table: impl IntoTableRef, key: impl IntoIden) -> TableCreateStatement {
+    Table::create().table(table).col(id(key)).to_owned()
+}
+
 /// `uuid NOT NULL`: a reference to another row.
 pub fn uuid(column: impl IntoIden) -> ColumnDef {
     ColumnDef::new(column).uuid().not_null().to_owned()

@@ -1,7 +1,8 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{
-    create_table, drop_tables, foreign_key, id, index, string, timestamp, unique_index, uuid,
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, unique_index,
+    uuid,
 };
 
 #[derive(DeriveMigrationName)]
@@ -32,9 +33,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_table(
             manager,
-            Table::create()
-                .table(Client::Table)
-                .col(id(Client::Id))
+            keyed_table(Client::Table, Client::Id)
                 .col(ColumnDef::new(Client::FirstName).string_len(100))
                 .col(ColumnDef::new(Client::LastName).string_len(100))
                 .col(timestamp(Client::CreatedAt))
@@ -48,9 +47,7 @@ impl MigrationTrait for Migration {
         .await?;
         create_table(
             manager,
-            Table::create()
-                .table(ClientContact::Table)
-                .col(id(ClientContact::Id))
+            keyed_table(ClientContact::Table, ClientContact::Id)
                 .col(uuid(ClientContact::ClientId))
                 .col(string(ClientContact::Kind, 16))
                 .col(string(ClientContact::Value, 320))

@@ -1,6 +1,8 @@
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, foreign_key, id, index, string, timestamp, uuid};
+use crate::columns::{
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, uuid,
+};
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::m20261127_000001_create_client_tables::Client;
@@ -75,9 +77,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_table(
             manager,
-            Table::create()
-                .table(Opportunity::Table)
-                .col(id(Opportunity::Id))
+            keyed_table(Opportunity::Table, Opportunity::Id)
                 .col(uuid(Opportunity::ClientId))
                 .col(string(Opportunity::Status, 32))
                 .col(timestamp(Opportunity::CreatedAt))
@@ -126,9 +126,7 @@ impl MigrationTrait for Migration {
 
         create_table(
             manager,
-            Table::create()
-                .table(OpportunityStatusChange::Table)
-                .col(id(OpportunityStatusChange::Id))
+            keyed_table(OpportunityStatusChange::Table, OpportunityStatusChange::Id)
                 .col(uuid(OpportunityStatusChange::OpportunityId))
                 .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
                 .col(string(OpportunityStatusChange::ToStatus, 32))
@@ -155,27 +153,28 @@ impl MigrationTrait for Migration {
 
         manager
             .create_table(
-                Table::create()
-                    .table(OpportunityExpiryEvent::Table)
-                    // Expiry is sticky, so it happens once: the opportunity is the key.
-                    .col(id(OpportunityExpiryEvent::OpportunityId))
-                    .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::WindowDays)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
-                    .col(string(OpportunityExpiryEvent::AppliedBy, 32))
-                    .foreign_key(&mut foreign_key(
-                        "fk_expiry_event_opportunity",
-                        (
-                            OpportunityExpiryEvent::Table,
-                            OpportunityExpiryEvent::OpportunityId,
-                        ),
-                        (Opportunity::Table, Opportunity::Id),
-                    ))
-                    .to_owned(),
+                // Expiry is sticky, so it happens once: the opportunity is the key.
+                keyed_table(
+                    OpportunityExpiryEvent::Table,
+                    OpportunityExpiryEvent::OpportunityId,
+                )
+                .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
+                .col(
+                    ColumnDef::new(OpportunityExpiryEvent::WindowDays)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
+                .col(string(OpportunityExpiryEvent::AppliedBy, 32))
+                .foreign_key(&mut foreign_key(
+                    "fk_expiry_event_opportunity",
+                    (
+                        OpportunityExpiryEvent::Table,
+                        OpportunityExpiryEvent::OpportunityId,
+                    ),
+                    (Opportunity::Table, Opportunity::Id),
+                ))
+                .to_owned(),
             )
             .await?;
         Ok(())

@@ -1,7 +1,8 @@
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{
-    create_table, drop_tables, foreign_key, id, index, string, timestamp, unique_index, uuid,
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, unique_index,
+    uuid,
 };
 
 use crate::m20261127_000001_create_client_tables::Client;
@@ -51,9 +52,7 @@ impl MigrationTrait for Migration {
         let text = |col: Lead, len: u32| ColumnDef::new(col).string_len(len).to_owned();
         create_table(
             manager,
-            Table::create()
-                .table(Lead::Table)
-                .col(id(Lead::Id))
+            keyed_table(Lead::Table, Lead::Id)
                 .col(uuid(Lead::ClientId))
                 .col(uuid(Lead::OpportunityId))
                 .col(string(Lead::Outcome, 32))

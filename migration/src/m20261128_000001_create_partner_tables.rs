@@ -3,7 +3,7 @@
 //! PostgreSQL, where the limit must hold across instances).
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, id, index, string, timestamp};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -30,9 +30,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_table(
             manager,
-            Table::create()
-                .table(RevokedSubject::Table)
-                .col(id(RevokedSubject::Id))
+            keyed_table(RevokedSubject::Table, RevokedSubject::Id)
                 .col(string(RevokedSubject::Sub, 200).unique_key())
                 .col(timestamp(RevokedSubject::RevokedAt))
                 .col(string(RevokedSubject::RevokedBy, 200))

@@ -3,7 +3,9 @@
 //! stored enum is a string held to its values by a CHECK constraint.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, foreign_key, id, index, string, timestamp, uuid};
+use crate::columns::{
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, uuid,
+};
 
 use crate::m20261127_000001_create_client_tables::Client;
 use crate::m20261127_000002_create_opportunity_tables::Opportunity;
@@ -131,9 +133,7 @@ async fn add_client_search_key(manager: &SchemaManager<'_>) -> Result<(), DbErr>
 async fn create_service_cases(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     create_table(
         manager,
-        Table::create()
-            .table(ServiceCase::Table)
-            .col(id(ServiceCase::Id))
+        keyed_table(ServiceCase::Table, ServiceCase::Id)
             .col(uuid(ServiceCase::ClientId))
             .col(string(ServiceCase::Subject, 200))
             .col(ColumnDef::new(ServiceCase::Description).text().not_null())
@@ -171,9 +171,7 @@ async fn create_service_cases(manager: &SchemaManager<'_>) -> Result<(), DbErr> 
 async fn create_credit_requests(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     create_table(
         manager,
-        Table::create()
-            .table(CreditRequest::Table)
-            .col(id(CreditRequest::Id))
+        keyed_table(CreditRequest::Table, CreditRequest::Id)
             .col(uuid(CreditRequest::ClientId))
             .col(uuid(CreditRequest::OpportunityId))
             .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
@@ -222,9 +220,7 @@ async fn create_credit_requests(manager: &SchemaManager<'_>) -> Result<(), DbErr
 async fn create_saved_views(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     create_table(
         manager,
-        Table::create()
-            .table(SavedView::Table)
-            .col(id(SavedView::Id))
+        keyed_table(SavedView::Table, SavedView::Id)
             .col(string(SavedView::Module, 32))
             .col(string(SavedView::Name, 200))
             .col(string(SavedView::Visibility, 16))
@@ -297,9 +293,7 @@ async fn create_status_history(
     let (table, record) = (Alias::new(history.table), Alias::new(history.record));
     create_table(
         manager,
-        Table::create()
-            .table(table.clone())
-            .col(id(StatusChange::Id))
+        keyed_table(table.clone(), StatusChange::Id)
             .col(uuid(record.clone()))
             .col(ColumnDef::new(StatusChange::FromStatus).string_len(16))
             .col(string(StatusChange::ToStatus, 16))

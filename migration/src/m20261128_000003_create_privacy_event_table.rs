@@ -3,7 +3,7 @@
 //! the client by id only.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, id, index, string, timestamp, uuid};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp, uuid};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -24,9 +24,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_table(
             manager,
-            Table::create()
-                .table(PrivacyEvent::Table)
-                .col(id(PrivacyEvent::Id))
+            keyed_table(PrivacyEvent::Table, PrivacyEvent::Id)
                 .col(uuid(PrivacyEvent::ClientId))
                 .col(
                     string(PrivacyEvent::Kind, 20)

@@ -2,7 +2,7 @@
 //! leaves (who, role, when, which, and by which path).
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, id, index, string, timestamp, uuid};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp, uuid};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -23,9 +23,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         create_table(
             manager,
-            Table::create()
-                .table(CreditRequestAccess::Table)
-                .col(id(CreditRequestAccess::Id))
+            keyed_table(CreditRequestAccess::Table, CreditRequestAccess::Id)
                 .col(uuid(CreditRequestAccess::CreditRequestId))
                 .col(string(CreditRequestAccess::Principal, 200))
                 .col(string(CreditRequestAccess::Role, 10))
