@@ -12,6 +12,11 @@ pub fn id(column: impl IntoIden) -> ColumnDef {
         .to_owned()
 }
 
+/// A table keyed by the uuid column `key` (see [`id`]), its first column.
+pub fn keyed_table(table: impl IntoTableRef, key: impl IntoIden) -> TableCreateStatement {
+    Table::create().table(table).col(id(key)).to_owned()
+}
+
 /// `uuid NOT NULL`: a reference to another row.
 pub fn uuid(column: impl IntoIden) -> ColumnDef {
     ColumnDef::new(column).uuid().not_null().to_owned()
@@ -43,48 +48,50 @@ pub fn foreign_key(
         .to_owned()
 }
 
-/// The index `name` on `table` over `columns`, in order.
-pub async fn index<C: IntoIden>(
+/// Create `table`, then `indexes` on it (made by [`index`] or
+/// [`unique_index`]), in order.
+pub async fn create_table(
     manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: impl IntoIterator<Item = C>,
+    table: TableCreateStatement,
+    indexes: impl IntoIterator<Item = IndexCreateStatement>,
 ) -> Result<(), DbErr> {
-    create_index(manager, name, table, columns, false).await
+    let name = table.get_table_name().cloned();
+    manager.create_table(table).await?;
+    for mut index in indexes {
+        if let Some(name) = &name {
+            index.table(name.clone());
+        }
+        manager.create_index(index).await?;
+    }
+    Ok(())
 }
 
-/// Like [`index`], unique.
-pub async fn unique_index<C: IntoIden>(
-    manager: &SchemaManager<'_>,
+/// The index `name` over `columns`, in order, on the table [`create_table`]
+/// creates it with (or the one given by `.table(...)`).
+pub fn index<C: IntoIden>(
     name: &str,
-    table: impl IntoIden,
     columns: impl IntoIterator<Item = C>,
-) -> Result<(), DbErr> {
-    create_index(manager, name, table, columns, true).await
-}
-
-async fn create_index<C: IntoIden>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    columns: impl IntoIterator<Item = C>,
-    unique: bool,
-) -> Result<(), DbErr> {
+) -> IndexCreateStatement {
     let mut index = Index::create();
-    index.name(name).table(table);
+    index.name(name);
     for column in columns {
         index.col(column);
     }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index).await
+    index
+}
+
+/// Like [`index`], unique.
+pub fn unique_index<C: IntoIden>(
+    name: &str,
+    columns: impl IntoIterator<Item = C>,
+) -> IndexCreateStatement {
+    index(name, columns).unique().to_owned()
 }
 
 /// Drop `tables`, in order.
 pub async fn drop_tables(
     manager: &SchemaManager<'_>,
-    tables: impl IntoIterator<Item = DynIden>,
+    tables: impl IntoIterator<Item = impl IntoIden>,
 ) -> Result<(), DbErr> {
     for table in tables {
         manager

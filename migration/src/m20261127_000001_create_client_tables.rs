@@ -1,6 +1,9 @@
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{foreign_key, id, index, string, timestamp, unique_index, uuid};
+use crate::columns::{
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, unique_index,
+    uuid,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -28,68 +31,53 @@ enum ClientContact {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Client::Table)
-                    .col(id(Client::Id))
-                    .col(ColumnDef::new(Client::FirstName).string_len(100))
-                    .col(ColumnDef::new(Client::LastName).string_len(100))
-                    .col(timestamp(Client::CreatedAt))
-                    .col(timestamp(Client::UpdatedAt))
-                    .to_owned(),
-            )
-            .await?;
-        index(
+        create_table(
             manager,
-            "idx_client_created_at",
-            Client::Table,
-            [Client::CreatedAt, Client::Id],
+            keyed_table(Client::Table, Client::Id)
+                .col(ColumnDef::new(Client::FirstName).string_len(100))
+                .col(ColumnDef::new(Client::LastName).string_len(100))
+                .col(timestamp(Client::CreatedAt))
+                .col(timestamp(Client::UpdatedAt))
+                .to_owned(),
+            [index(
+                "idx_client_created_at",
+                [Client::CreatedAt, Client::Id],
+            )],
         )
         .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(ClientContact::Table)
-                    .col(id(ClientContact::Id))
-                    .col(uuid(ClientContact::ClientId))
-                    .col(string(ClientContact::Kind, 16))
-                    .col(string(ClientContact::Value, 320))
-                    .col(timestamp(ClientContact::CreatedAt))
-                    .foreign_key(
-                        foreign_key(
-                            "fk_client_contact_client",
-                            (ClientContact::Table, ClientContact::ClientId),
-                            (Client::Table, Client::Id),
-                        )
-                        .on_delete(ForeignKeyAction::Cascade),
+        create_table(
+            manager,
+            keyed_table(ClientContact::Table, ClientContact::Id)
+                .col(uuid(ClientContact::ClientId))
+                .col(string(ClientContact::Kind, 16))
+                .col(string(ClientContact::Value, 320))
+                .col(timestamp(ClientContact::CreatedAt))
+                .foreign_key(
+                    foreign_key(
+                        "fk_client_contact_client",
+                        (ClientContact::Table, ClientContact::ClientId),
+                        (Client::Table, Client::Id),
                     )
-                    .to_owned(),
-            )
-            .await?;
-        // A normalized contact point belongs to at most one client.
-        unique_index(
-            manager,
-            "uq_client_contact_kind_value",
-            ClientContact::Table,
-            [ClientContact::Kind, ClientContact::Value],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_client_contact_client",
-            ClientContact::Table,
-            [ClientContact::ClientId],
+                    .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+            [
+                // A normalized contact point belongs to at most one client.
+                unique_index(
+                    "uq_client_contact_kind_value",
+                    [ClientContact::Kind, ClientContact::Value],
+                ),
+                index("idx_client_contact_client", [ClientContact::ClientId]),
+            ],
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(ClientContact::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Client::Table).to_owned())
-            .await
+        drop_tables(
+            manager,
+            [ClientContact::Table.into_iden(), Client::Table.into_iden()],
+        )
+        .await
     }
 }

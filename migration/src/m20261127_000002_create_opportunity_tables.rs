@@ -1,6 +1,8 @@
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{drop_tables, foreign_key, id, index, string, timestamp, uuid};
+use crate::columns::{
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, uuid,
+};
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::m20261127_000001_create_client_tables::Client;
@@ -73,51 +75,46 @@ const SWEEP_INDEX: &str =
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Opportunity::Table)
-                    .col(id(Opportunity::Id))
-                    .col(uuid(Opportunity::ClientId))
-                    .col(string(Opportunity::Status, 32))
-                    .col(timestamp(Opportunity::CreatedAt))
-                    .col(timestamp(Opportunity::UpdatedAt))
-                    .col(
-                        ColumnDef::new(Opportunity::Expiree)
-                            .boolean()
-                            .not_null()
-                            .default(false),
-                    )
-                    .col(ColumnDef::new(Opportunity::ExpiredAt).timestamp_with_time_zone())
-                    .col(string(Opportunity::CreatedBy, 200))
-                    .check(Expr::cust(
-                        "(expiree AND expired_at IS NOT NULL) OR (NOT expiree AND expired_at IS NULL)",
-                    ))
-                    .foreign_key(&mut foreign_key("fk_opportunity_client", (Opportunity::Table, Opportunity::ClientId), (Client::Table, Client::Id)))
-                    .to_owned(),
-            )
-            .await?;
-        // Candidate lookup of lead intake: a client's opportunities, newest first.
-        index(
+        create_table(
             manager,
-            "idx_opportunity_client_created",
-            Opportunity::Table,
-            [Opportunity::ClientId, Opportunity::CreatedAt],
-        )
-        .await?;
-        // Listing, ordered by creation, optionally by status.
-        index(
-            manager,
-            "idx_opportunity_created",
-            Opportunity::Table,
-            [Opportunity::CreatedAt, Opportunity::Id],
-        )
-        .await?;
-        index(
-            manager,
-            "idx_opportunity_status_created",
-            Opportunity::Table,
-            [Opportunity::Status, Opportunity::CreatedAt],
+            keyed_table(Opportunity::Table, Opportunity::Id)
+                .col(uuid(Opportunity::ClientId))
+                .col(string(Opportunity::Status, 32))
+                .col(timestamp(Opportunity::CreatedAt))
+                .col(timestamp(Opportunity::UpdatedAt))
+                .col(
+                    ColumnDef::new(Opportunity::Expiree)
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .col(ColumnDef::new(Opportunity::ExpiredAt).timestamp_with_time_zone())
+                .col(string(Opportunity::CreatedBy, 200))
+                .check(Expr::cust(
+                    "(expiree AND expired_at IS NOT NULL) OR (NOT expiree AND expired_at IS NULL)",
+                ))
+                .foreign_key(&mut foreign_key(
+                    "fk_opportunity_client",
+                    (Opportunity::Table, Opportunity::ClientId),
+                    (Client::Table, Client::Id),
+                ))
+                .to_owned(),
+            [
+                // Candidate lookup of lead intake: a client's opportunities, newest first.
+                index(
+                    "idx_opportunity_client_created",
+                    [Opportunity::ClientId, Opportunity::CreatedAt],
+                ),
+                // Listing, ordered by creation, optionally by status.
+                index(
+                    "idx_opportunity_created",
+                    [Opportunity::CreatedAt, Opportunity::Id],
+                ),
+                index(
+                    "idx_opportunity_status_created",
+                    [Opportunity::Status, Opportunity::CreatedAt],
+                ),
+            ],
         )
         .await?;
         let db = manager.get_connection();
@@ -127,61 +124,57 @@ impl MigrationTrait for Migration {
             _ => db.execute_unprepared(SQLITE_STICKY_TRIGGER).await?,
         };
 
-        manager
-            .create_table(
-                Table::create()
-                    .table(OpportunityStatusChange::Table)
-                    .col(id(OpportunityStatusChange::Id))
-                    .col(uuid(OpportunityStatusChange::OpportunityId))
-                    .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
-                    .col(string(OpportunityStatusChange::ToStatus, 32))
-                    .col(string(OpportunityStatusChange::ChangedBy, 200))
-                    .col(timestamp(OpportunityStatusChange::ChangedAt))
-                    .foreign_key(&mut foreign_key(
-                        "fk_status_change_opportunity",
-                        (
-                            OpportunityStatusChange::Table,
-                            OpportunityStatusChange::OpportunityId,
-                        ),
-                        (Opportunity::Table, Opportunity::Id),
-                    ))
-                    .to_owned(),
-            )
-            .await?;
-        index(
+        create_table(
             manager,
-            "idx_status_change_opportunity",
-            OpportunityStatusChange::Table,
-            [
-                OpportunityStatusChange::OpportunityId,
-                OpportunityStatusChange::ChangedAt,
-            ],
+            keyed_table(OpportunityStatusChange::Table, OpportunityStatusChange::Id)
+                .col(uuid(OpportunityStatusChange::OpportunityId))
+                .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
+                .col(string(OpportunityStatusChange::ToStatus, 32))
+                .col(string(OpportunityStatusChange::ChangedBy, 200))
+                .col(timestamp(OpportunityStatusChange::ChangedAt))
+                .foreign_key(&mut foreign_key(
+                    "fk_status_change_opportunity",
+                    (
+                        OpportunityStatusChange::Table,
+                        OpportunityStatusChange::OpportunityId,
+                    ),
+                    (Opportunity::Table, Opportunity::Id),
+                ))
+                .to_owned(),
+            [index(
+                "idx_status_change_opportunity",
+                [
+                    OpportunityStatusChange::OpportunityId,
+                    OpportunityStatusChange::ChangedAt,
+                ],
+            )],
         )
         .await?;
 
         manager
             .create_table(
-                Table::create()
-                    .table(OpportunityExpiryEvent::Table)
-                    // Expiry is sticky, so it happens once: the opportunity is the key.
-                    .col(id(OpportunityExpiryEvent::OpportunityId))
-                    .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
-                    .col(
-                        ColumnDef::new(OpportunityExpiryEvent::WindowDays)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
-                    .col(string(OpportunityExpiryEvent::AppliedBy, 32))
-                    .foreign_key(&mut foreign_key(
-                        "fk_expiry_event_opportunity",
-                        (
-                            OpportunityExpiryEvent::Table,
-                            OpportunityExpiryEvent::OpportunityId,
-                        ),
-                        (Opportunity::Table, Opportunity::Id),
-                    ))
-                    .to_owned(),
+                // Expiry is sticky, so it happens once: the opportunity is the key.
+                keyed_table(
+                    OpportunityExpiryEvent::Table,
+                    OpportunityExpiryEvent::OpportunityId,
+                )
+                .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
+                .col(
+                    ColumnDef::new(OpportunityExpiryEvent::WindowDays)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
+                .col(string(OpportunityExpiryEvent::AppliedBy, 32))
+                .foreign_key(&mut foreign_key(
+                    "fk_expiry_event_opportunity",
+                    (
+                        OpportunityExpiryEvent::Table,
+                        OpportunityExpiryEvent::OpportunityId,
+                    ),
+                    (Opportunity::Table, Opportunity::Id),
+                ))
+                .to_owned(),
             )
             .await?;
         Ok(())

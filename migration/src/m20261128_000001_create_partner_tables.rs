@@ -3,7 +3,7 @@
 //! PostgreSQL, where the limit must hold across instances).
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{id, index, string, timestamp};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -28,22 +28,17 @@ enum PartnerRate {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(RevokedSubject::Table)
-                    .col(id(RevokedSubject::Id))
-                    .col(string(RevokedSubject::Sub, 200).unique_key())
-                    .col(timestamp(RevokedSubject::RevokedAt))
-                    .col(string(RevokedSubject::RevokedBy, 200))
-                    .to_owned(),
-            )
-            .await?;
-        index(
+        create_table(
             manager,
-            "idx_revoked_subject_revoked_at",
-            RevokedSubject::Table,
-            [RevokedSubject::RevokedAt, RevokedSubject::Id],
+            keyed_table(RevokedSubject::Table, RevokedSubject::Id)
+                .col(string(RevokedSubject::Sub, 200).unique_key())
+                .col(timestamp(RevokedSubject::RevokedAt))
+                .col(string(RevokedSubject::RevokedBy, 200))
+                .to_owned(),
+            [index(
+                "idx_revoked_subject_revoked_at",
+                [RevokedSubject::RevokedAt, RevokedSubject::Id],
+            )],
         )
         .await?;
         manager
@@ -64,11 +59,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(PartnerRate::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(RevokedSubject::Table).to_owned())
-            .await
+        drop_tables(
+            manager,
+            [
+                PartnerRate::Table.into_iden(),
+                RevokedSubject::Table.into_iden(),
+            ],
+        )
+        .await
     }
 }

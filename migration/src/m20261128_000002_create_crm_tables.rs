@@ -3,7 +3,9 @@
 //! stored enum is a string held to its values by a CHECK constraint.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{drop_tables, foreign_key, id, index, string, timestamp, uuid};
+use crate::columns::{
+    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, uuid,
+};
 
 use crate::m20261127_000001_create_client_tables::Client;
 use crate::m20261127_000002_create_opportunity_tables::Opportunity;
@@ -129,152 +131,128 @@ async fn add_client_search_key(manager: &SchemaManager<'_>) -> Result<(), DbErr>
 
 /// Service cases (after-sales) and their list indexes.
 async fn create_service_cases(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    manager
-        .create_table(
-            Table::create()
-                .table(ServiceCase::Table)
-                .col(id(ServiceCase::Id))
-                .col(uuid(ServiceCase::ClientId))
-                .col(string(ServiceCase::Subject, 200))
-                .col(ColumnDef::new(ServiceCase::Description).text().not_null())
-                .col(string(ServiceCase::Status, 16))
-                .col(ColumnDef::new(ServiceCase::Assignee).string_len(200))
-                .col(string(ServiceCase::CreatedBy, 200))
-                .col(timestamp(ServiceCase::CreatedAt))
-                .col(timestamp(ServiceCase::UpdatedAt))
-                .check(one_of("status", SERVICE_CASE_STATUSES))
-                .foreign_key(&mut foreign_key(
-                    "fk_service_case_client",
-                    (ServiceCase::Table, ServiceCase::ClientId),
-                    (Client::Table, Client::Id),
-                ))
-                .to_owned(),
-        )
-        .await?;
-    index(
+    create_table(
         manager,
-        "idx_service_case_created",
-        ServiceCase::Table,
-        [ServiceCase::CreatedAt, ServiceCase::Id],
-    )
-    .await?;
-    index(
-        manager,
-        "idx_service_case_client",
-        ServiceCase::Table,
-        [ServiceCase::ClientId, ServiceCase::CreatedAt],
-    )
-    .await?;
-    index(
-        manager,
-        "idx_service_case_status",
-        ServiceCase::Table,
-        [ServiceCase::Status, ServiceCase::CreatedAt],
+        keyed_table(ServiceCase::Table, ServiceCase::Id)
+            .col(uuid(ServiceCase::ClientId))
+            .col(string(ServiceCase::Subject, 200))
+            .col(ColumnDef::new(ServiceCase::Description).text().not_null())
+            .col(string(ServiceCase::Status, 16))
+            .col(ColumnDef::new(ServiceCase::Assignee).string_len(200))
+            .col(string(ServiceCase::CreatedBy, 200))
+            .col(timestamp(ServiceCase::CreatedAt))
+            .col(timestamp(ServiceCase::UpdatedAt))
+            .check(one_of("status", SERVICE_CASE_STATUSES))
+            .foreign_key(&mut foreign_key(
+                "fk_service_case_client",
+                (ServiceCase::Table, ServiceCase::ClientId),
+                (Client::Table, Client::Id),
+            ))
+            .to_owned(),
+        [
+            index(
+                "idx_service_case_created",
+                [ServiceCase::CreatedAt, ServiceCase::Id],
+            ),
+            index(
+                "idx_service_case_client",
+                [ServiceCase::ClientId, ServiceCase::CreatedAt],
+            ),
+            index(
+                "idx_service_case_status",
+                [ServiceCase::Status, ServiceCase::CreatedAt],
+            ),
+        ],
     )
     .await
 }
 
 /// Credit requests and their list indexes.
 async fn create_credit_requests(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    manager
-        .create_table(
-            Table::create()
-                .table(CreditRequest::Table)
-                .col(id(CreditRequest::Id))
-                .col(uuid(CreditRequest::ClientId))
-                .col(uuid(CreditRequest::OpportunityId))
-                .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
-                .col(string(CreditRequest::Status, 16))
-                // Exact: dollars as integer cents, never a float.
-                .col(ColumnDef::new(CreditRequest::AmountCents).big_integer())
-                .col(ColumnDef::new(CreditRequest::TermMonths).integer())
-                .col(ColumnDef::new(CreditRequest::Lender).string_len(200))
-                .col(ColumnDef::new(CreditRequest::Notes).text())
-                .col(string(CreditRequest::CreatedBy, 200))
-                .col(timestamp(CreditRequest::CreatedAt))
-                .col(timestamp(CreditRequest::UpdatedAt))
-                .check(one_of("status", CREDIT_REQUEST_STATUSES))
-                .check(Expr::cust("amount_cents IS NULL OR amount_cents >= 0"))
-                .check(Expr::cust("term_months IS NULL OR term_months > 0"))
-                .foreign_key(&mut foreign_key(
-                    "fk_credit_request_client",
-                    (CreditRequest::Table, CreditRequest::ClientId),
-                    (Client::Table, Client::Id),
-                ))
-                .foreign_key(&mut foreign_key(
-                    "fk_credit_request_opportunity",
-                    (CreditRequest::Table, CreditRequest::OpportunityId),
-                    (Opportunity::Table, Opportunity::Id),
-                ))
-                .to_owned(),
-        )
-        .await?;
-    index(
+    create_table(
         manager,
-        "idx_credit_request_created",
-        CreditRequest::Table,
-        [CreditRequest::CreatedAt, CreditRequest::Id],
-    )
-    .await?;
-    index(
-        manager,
-        "idx_credit_request_client",
-        CreditRequest::Table,
-        [CreditRequest::ClientId, CreditRequest::CreatedAt],
-    )
-    .await?;
-    index(
-        manager,
-        "idx_credit_request_opportunity",
-        CreditRequest::Table,
-        [CreditRequest::OpportunityId, CreditRequest::CreatedAt],
+        keyed_table(CreditRequest::Table, CreditRequest::Id)
+            .col(uuid(CreditRequest::ClientId))
+            .col(uuid(CreditRequest::OpportunityId))
+            .col(ColumnDef::new(CreditRequest::LeadId).uuid().unique_key())
+            .col(string(CreditRequest::Status, 16))
+            // Exact: dollars as integer cents, never a float.
+            .col(ColumnDef::new(CreditRequest::AmountCents).big_integer())
+            .col(ColumnDef::new(CreditRequest::TermMonths).integer())
+            .col(ColumnDef::new(CreditRequest::Lender).string_len(200))
+            .col(ColumnDef::new(CreditRequest::Notes).text())
+            .col(string(CreditRequest::CreatedBy, 200))
+            .col(timestamp(CreditRequest::CreatedAt))
+            .col(timestamp(CreditRequest::UpdatedAt))
+            .check(one_of("status", CREDIT_REQUEST_STATUSES))
+            .check(Expr::cust("amount_cents IS NULL OR amount_cents >= 0"))
+            .check(Expr::cust("term_months IS NULL OR term_months > 0"))
+            .foreign_key(&mut foreign_key(
+                "fk_credit_request_client",
+                (CreditRequest::Table, CreditRequest::ClientId),
+                (Client::Table, Client::Id),
+            ))
+            .foreign_key(&mut foreign_key(
+                "fk_credit_request_opportunity",
+                (CreditRequest::Table, CreditRequest::OpportunityId),
+                (Opportunity::Table, Opportunity::Id),
+            ))
+            .to_owned(),
+        [
+            index(
+                "idx_credit_request_created",
+                [CreditRequest::CreatedAt, CreditRequest::Id],
+            ),
+            index(
+                "idx_credit_request_client",
+                [CreditRequest::ClientId, CreditRequest::CreatedAt],
+            ),
+            index(
+                "idx_credit_request_opportunity",
+                [CreditRequest::OpportunityId, CreditRequest::CreatedAt],
+            ),
+        ],
     )
     .await
 }
 
 /// Saved views, by module and owner or visibility.
 async fn create_saved_views(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    manager
-        .create_table(
-            Table::create()
-                .table(SavedView::Table)
-                .col(id(SavedView::Id))
-                .col(string(SavedView::Module, 32))
-                .col(string(SavedView::Name, 200))
-                .col(string(SavedView::Visibility, 16))
-                .col(string(SavedView::Owner, 200))
-                // True when the filter uses an admin-only field: then the
-                // view exists for admins only, shared or not.
-                .col(
-                    ColumnDef::new(SavedView::AdminOnly)
-                        .boolean()
-                        .not_null()
-                        .default(false),
-                )
-                .col(ColumnDef::new(SavedView::Filter).json_binary().not_null())
-                .col(ColumnDef::new(SavedView::SortOrder).json_binary())
-                .col(timestamp(SavedView::CreatedAt))
-                .col(timestamp(SavedView::UpdatedAt))
-                .check(one_of(
-                    "module",
-                    &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"],
-                ))
-                .check(one_of("visibility", &["PRIVATE", "SHARED"]))
-                .to_owned(),
-        )
-        .await?;
-    index(
+    create_table(
         manager,
-        "idx_saved_view_module_owner",
-        SavedView::Table,
-        [SavedView::Module, SavedView::Owner],
-    )
-    .await?;
-    index(
-        manager,
-        "idx_saved_view_module_visibility",
-        SavedView::Table,
-        [SavedView::Module, SavedView::Visibility],
+        keyed_table(SavedView::Table, SavedView::Id)
+            .col(string(SavedView::Module, 32))
+            .col(string(SavedView::Name, 200))
+            .col(string(SavedView::Visibility, 16))
+            .col(string(SavedView::Owner, 200))
+            // True when the filter uses an admin-only field: then the
+            // view exists for admins only, shared or not.
+            .col(
+                ColumnDef::new(SavedView::AdminOnly)
+                    .boolean()
+                    .not_null()
+                    .default(false),
+            )
+            .col(ColumnDef::new(SavedView::Filter).json_binary().not_null())
+            .col(ColumnDef::new(SavedView::SortOrder).json_binary())
+            .col(timestamp(SavedView::CreatedAt))
+            .col(timestamp(SavedView::UpdatedAt))
+            .check(one_of(
+                "module",
+                &["OPPORTUNITIES", "SERVICE_CASES", "CREDIT_REQUESTS"],
+            ))
+            .check(one_of("visibility", &["PRIVATE", "SHARED"]))
+            .to_owned(),
+        [
+            index(
+                "idx_saved_view_module_owner",
+                [SavedView::Module, SavedView::Owner],
+            ),
+            index(
+                "idx_saved_view_module_visibility",
+                [SavedView::Module, SavedView::Visibility],
+            ),
+        ],
     )
     .await
 }
@@ -313,34 +291,29 @@ async fn create_status_history(
     history: &StatusHistory,
 ) -> Result<(), DbErr> {
     let (table, record) = (Alias::new(history.table), Alias::new(history.record));
-    manager
-        .create_table(
-            Table::create()
-                .table(table.clone())
-                .col(id(StatusChange::Id))
-                .col(uuid(record.clone()))
-                .col(ColumnDef::new(StatusChange::FromStatus).string_len(16))
-                .col(string(StatusChange::ToStatus, 16))
-                .col(string(StatusChange::ChangedBy, 200))
-                .col(timestamp(StatusChange::ChangedAt))
-                .check(one_of("to_status", history.statuses))
-                .check(Expr::cust(format!(
-                    "from_status IS NULL OR {}",
-                    one_of_sql("from_status", history.statuses)
-                )))
-                .foreign_key(&mut foreign_key(
-                    history.foreign_key,
-                    (table.clone(), record.clone()),
-                    (Alias::new(history.parent), StatusChange::Id),
-                ))
-                .to_owned(),
-        )
-        .await?;
-    index(
+    create_table(
         manager,
-        history.index,
-        table,
-        [record.into_iden(), StatusChange::ChangedAt.into_iden()],
+        keyed_table(table.clone(), StatusChange::Id)
+            .col(uuid(record.clone()))
+            .col(ColumnDef::new(StatusChange::FromStatus).string_len(16))
+            .col(string(StatusChange::ToStatus, 16))
+            .col(string(StatusChange::ChangedBy, 200))
+            .col(timestamp(StatusChange::ChangedAt))
+            .check(one_of("to_status", history.statuses))
+            .check(Expr::cust(format!(
+                "from_status IS NULL OR {}",
+                one_of_sql("from_status", history.statuses)
+            )))
+            .foreign_key(&mut foreign_key(
+                history.foreign_key,
+                (table.clone(), record.clone()),
+                (Alias::new(history.parent), StatusChange::Id),
+            ))
+            .to_owned(),
+        [index(
+            history.index,
+            [record.into_iden(), StatusChange::ChangedAt.into_iden()],
+        )],
     )
     .await
 }

@@ -3,7 +3,7 @@
 //! the client by id only.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{id, index, string, timestamp, uuid};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp, uuid};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,35 +22,27 @@ enum PrivacyEvent {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(PrivacyEvent::Table)
-                    .col(id(PrivacyEvent::Id))
-                    .col(uuid(PrivacyEvent::ClientId))
-                    .col(
-                        string(PrivacyEvent::Kind, 20).check(
-                            Expr::col(PrivacyEvent::Kind).is_in(["EXPORT", "ANONYMIZATION"]),
-                        ),
-                    )
-                    .col(string(PrivacyEvent::Principal, 200))
-                    .col(string(PrivacyEvent::Role, 10))
-                    .col(timestamp(PrivacyEvent::At))
-                    .to_owned(),
-            )
-            .await?;
-        index(
+        create_table(
             manager,
-            "idx_privacy_event_client",
-            PrivacyEvent::Table,
-            [PrivacyEvent::ClientId, PrivacyEvent::At],
+            keyed_table(PrivacyEvent::Table, PrivacyEvent::Id)
+                .col(uuid(PrivacyEvent::ClientId))
+                .col(
+                    string(PrivacyEvent::Kind, 20)
+                        .check(Expr::col(PrivacyEvent::Kind).is_in(["EXPORT", "ANONYMIZATION"])),
+                )
+                .col(string(PrivacyEvent::Principal, 200))
+                .col(string(PrivacyEvent::Role, 10))
+                .col(timestamp(PrivacyEvent::At))
+                .to_owned(),
+            [index(
+                "idx_privacy_event_client",
+                [PrivacyEvent::ClientId, PrivacyEvent::At],
+            )],
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(PrivacyEvent::Table).to_owned())
-            .await
+        drop_tables(manager, [PrivacyEvent::Table]).await
     }
 }

@@ -2,7 +2,7 @@
 //! leaves (who, role, when, which, and by which path).
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{id, index, string, timestamp, uuid};
+use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp, uuid};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -21,52 +21,37 @@ enum CreditRequestAccess {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(CreditRequestAccess::Table)
-                    .col(id(CreditRequestAccess::Id))
-                    .col(uuid(CreditRequestAccess::CreditRequestId))
-                    .col(string(CreditRequestAccess::Principal, 200))
-                    .col(string(CreditRequestAccess::Role, 10))
-                    .col(string(CreditRequestAccess::Via, 20))
-                    .col(timestamp(CreditRequestAccess::At))
-                    .to_owned(),
-            )
-            .await?;
-        for (name, column) in [
-            (
-                "idx_credit_request_access_request",
-                CreditRequestAccess::CreditRequestId,
-            ),
-            (
-                "idx_credit_request_access_principal",
-                CreditRequestAccess::Principal,
-            ),
-        ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(name)
-                        .table(CreditRequestAccess::Table)
-                        .col(column)
-                        .col(CreditRequestAccess::At)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        index(
+        create_table(
             manager,
-            "idx_credit_request_access_at",
-            CreditRequestAccess::Table,
-            [CreditRequestAccess::At, CreditRequestAccess::Id],
+            keyed_table(CreditRequestAccess::Table, CreditRequestAccess::Id)
+                .col(uuid(CreditRequestAccess::CreditRequestId))
+                .col(string(CreditRequestAccess::Principal, 200))
+                .col(string(CreditRequestAccess::Role, 10))
+                .col(string(CreditRequestAccess::Via, 20))
+                .col(timestamp(CreditRequestAccess::At))
+                .to_owned(),
+            [
+                index(
+                    "idx_credit_request_access_request",
+                    [
+                        CreditRequestAccess::CreditRequestId,
+                        CreditRequestAccess::At,
+                    ],
+                ),
+                index(
+                    "idx_credit_request_access_principal",
+                    [CreditRequestAccess::Principal, CreditRequestAccess::At],
+                ),
+                index(
+                    "idx_credit_request_access_at",
+                    [CreditRequestAccess::At, CreditRequestAccess::Id],
+                ),
+            ],
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(CreditRequestAccess::Table).to_owned())
-            .await
+        drop_tables(manager, [CreditRequestAccess::Table]).await
     }
 }

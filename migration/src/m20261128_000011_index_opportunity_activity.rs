@@ -12,13 +12,13 @@ const NAME: &str = "idx_opportunity_updated";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        index(
-            manager,
-            NAME,
-            Alias::new("opportunity"),
-            [Alias::new("updated_at"), Alias::new("id")],
-        )
-        .await
+        manager
+            .create_index(
+                index(NAME, [Alias::new("updated_at"), Alias::new("id")])
+                    .table(Alias::new("opportunity"))
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
