@@ -104,8 +104,8 @@ async fn an_amount_is_an_exact_decimal_string_never_a_float() {
             Role::Agent,
         )
         .await;
-    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
-    assert_eq!(app.count("credit_request").await, before);
+    app.assert_refused(&body, "NOT_FOUND", "credit_request", before)
+        .await;
 }
 
 #[tokio::test]

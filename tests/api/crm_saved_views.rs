@@ -96,8 +96,8 @@ async fn a_view_or_a_filter_of_another_module_is_bad_input_and_an_unknown_view_n
     let body = create_as(&app, &agent, json!({ "module": "SERVICE_CASES", "name": "x", "visibility": "PRIVATE", "creditRequestFilter": { "status": ["RECUE"] } })).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     let body = create_as(&app, &agent, json!({ "module": "CREDIT_REQUESTS", "name": "x", "visibility": "PRIVATE", "opportunityOrder": { "direction": "ASC" } })).await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    assert_eq!(app.count("saved_view").await, 0);
+    app.assert_refused(&body, "BAD_USER_INPUT", "saved_view", 0)
+        .await;
     let cases = new_view(
         &app,
         &agent,

@@ -341,6 +341,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `body` is refused with `code`, and `table` still holds `rows` rows:
+    /// bad input changes nothing.
+    pub async fn assert_refused(&self, body: &Value, code: &str, table: &str, rows: i64) {
+        assert_eq!(error_code(body), code, "{body}");
+        assert_eq!(
+            self.count(table).await,
+            rows,
+            "rows in {table} after {body}"
+        );
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let row = self
             .db

@@ -221,8 +221,7 @@ async fn a_repeated_idempotency_key_returns_the_original_result_and_stores_nothi
             Role::Agent,
         )
         .await;
-    assert_eq!(error_code(&body), "CONFLICT", "{body}");
-    assert_eq!(app.count("lead").await, 2);
+    app.assert_refused(&body, "CONFLICT", "lead", 2).await;
 }
 
 #[tokio::test]

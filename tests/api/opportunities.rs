@@ -58,8 +58,7 @@ async fn a_contact_point_belongs_to_one_client_only() {
             Role::Agent,
         )
         .await;
-    assert_eq!(error_code(&body), "CONFLICT", "{body}");
-    assert_eq!(app.count("client").await, 1);
+    app.assert_refused(&body, "CONFLICT", "client", 1).await;
 }
 
 #[tokio::test]
