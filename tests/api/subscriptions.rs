@@ -139,6 +139,16 @@ impl Ws {
         message["payload"]["data"].clone()
     }
 
+    /// The next `opportunityChanged` event of subscription `id`: checks its
+    /// `change` and opportunity id, and returns the opportunity.
+    pub async fn change(&mut self, id: &str, change: &str, opportunity: &str) -> Value {
+        let data = self.data(id).await;
+        let changed = &data["opportunityChanged"];
+        assert_eq!(changed["change"], change, "{data}");
+        assert_eq!(changed["opportunity"]["id"], opportunity, "{data}");
+        changed["opportunity"].clone()
+    }
+
     /// Wait for the server to close the socket.
     pub async fn closed(&mut self) -> Closed {
         loop {
@@ -297,18 +307,11 @@ async fn opportunity_changed_reports_status_changes_and_merged_leads_of_the_watc
     let other_id = other["opportunity"]["id"].as_str().unwrap();
     set_status(&app, other_id, "PRIS_EN_CHARGE", Role::Agent).await;
     set_status(&app, &id, "PRIS_EN_CHARGE", Role::Agent).await;
-    let data = ws.data("w").await;
-    assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
-    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
-    assert_eq!(
-        data["opportunityChanged"]["opportunity"]["status"],
-        "PRIS_EN_CHARGE"
-    );
+    let opportunity = ws.change("w", "STATUS_CHANGED", &id).await;
+    assert_eq!(opportunity["status"], "PRIS_EN_CHARGE");
 
     new_lead(&app, "watched@example.com").await;
-    let data = ws.data("w").await;
-    assert_eq!(data["opportunityChanged"]["change"], "LEAD_MERGED");
-    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
+    ws.change("w", "LEAD_MERGED", &id).await;
     assert_eq!(ws.next_within(QUIET).await, Ok(None));
 }
 
@@ -333,23 +336,17 @@ async fn an_expiry_reaches_admin_streams_only() {
     // writer's commit, so one sent before subscribing could still arrive).
     set_status(&app, &kept_id, "PRIS_EN_CHARGE", Role::Agent).await;
     for (ws, id) in [(&mut admin, "a"), (&mut agent, "g")] {
-        let data = ws.data(id).await;
-        assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
-        assert_eq!(data["opportunityChanged"]["opportunity"]["id"], kept_id);
+        ws.change(id, "STATUS_CHANGED", &kept_id).await;
     }
 
     let report = sweep_on_day(&app, 60).await;
     assert_eq!(report.expired, 1);
 
-    let data = admin.data("a").await;
-    assert_eq!(data["opportunityChanged"]["change"], "EXPIRED");
-    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], old_id);
-    assert_eq!(data["opportunityChanged"]["opportunity"]["expiree"], true);
+    let expired = admin.change("a", "EXPIRED", &old_id).await;
+    assert_eq!(expired["expiree"], true);
 
     set_status(&app, &kept_id, "SUIVI_LONG_TERME", Role::Agent).await;
-    let data = agent.data("g").await;
-    assert_eq!(data["opportunityChanged"]["change"], "STATUS_CHANGED");
-    assert_eq!(data["opportunityChanged"]["opportunity"]["id"], kept_id);
+    agent.change("g", "STATUS_CHANGED", &kept_id).await;
     assert_eq!(agent.next_within(QUIET).await, Ok(None));
 }
 
