@@ -6,9 +6,7 @@ use entity::client;
 use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::loaders::{
-    ClientById, ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader, child_page,
-};
+use super::loaders::{ClientById, ContactsOf, OpportunitiesOfClient, StoreLoader, child_page};
 use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id};
 use crate::auth::RoleGuard;
@@ -16,7 +14,7 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, SortDirection};
+use crate::store::page::Cursor;
 
 /// Une fiche client / A client.
 pub struct Client(pub client::Model);
@@ -90,15 +88,9 @@ impl Client {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
-        let request = connection::page_request(first, after, Some(SortDirection::Desc))?;
-        let page_key = OpportunitiesPage {
-            client: self.0.id,
-            first: request.first,
-            after: request.after.clone(),
-        };
-        let count_key = OpportunityCount(self.0.id);
         let cursor = super::opportunity::cursor_of;
-        child_page(ctx, &request, page_key, count_key, cursor, Opportunity).await
+        child_page::<OpportunitiesOfClient, _>(ctx, self.0.id, first, after, cursor, Opportunity)
+            .await
     }
 }
 

@@ -130,29 +130,12 @@ impl CreditRequest {
     }
 }
 
-/// Un changement de statut d'une demande de crédit / A credit request status change.
-pub struct CreditRequestStatusChange(pub StatusChange<entity::credit_request::CreditRequestStatus>);
-
-#[Object]
-impl CreditRequestStatusChange {
-    /// Previous status; null for the status the request was created with.
-    async fn from(&self) -> Option<CreditRequestStatus> {
-        self.0.from.map(Into::into)
-    }
-
-    async fn to(&self) -> CreditRequestStatus {
-        self.0.to.into()
-    }
-
-    /// Who made the change (token subject).
-    async fn changed_by(&self) -> &str {
-        &self.0.by
-    }
-
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.at
-    }
-}
+super::status_change::status_change_object!(
+    CreditRequestStatusChange(
+        StatusChange<entity::credit_request::CreditRequestStatus> { from, to, by, at }
+    ) => CreditRequestStatus,
+    from: "Previous status; null for the status the request was created with.",
+);
 
 /// The credit request a lead created (batched).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

@@ -85,29 +85,12 @@ impl ServiceCase {
     }
 }
 
-/// Un changement de statut d'un dossier de service / A service case status change.
-pub struct ServiceCaseStatusChange(pub StatusChange<entity::service_case::ServiceCaseStatus>);
-
-#[Object]
-impl ServiceCaseStatusChange {
-    /// Previous status; null for the status the case was opened with.
-    async fn from(&self) -> Option<ServiceCaseStatus> {
-        self.0.from.map(Into::into)
-    }
-
-    async fn to(&self) -> ServiceCaseStatus {
-        self.0.to.into()
-    }
-
-    /// Who made the change (token subject).
-    async fn changed_by(&self) -> &str {
-        &self.0.by
-    }
-
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.at
-    }
-}
+super::status_change::status_change_object!(
+    ServiceCaseStatusChange(
+        StatusChange<entity::service_case::ServiceCaseStatus> { from, to, by, at }
+    ) => ServiceCaseStatus,
+    from: "Previous status; null for the status the case was opened with.",
+);
 
 /// Filtres de la liste des dossiers de service / Service case list filters.
 #[derive(InputObject, Default, Clone)]
