@@ -170,20 +170,13 @@ impl AccessLogQuery {
             principal,
         };
         let page = connection::page_request(first, after, None)?;
-        let (rows, has_next) = store::access_log::list(&api.db, &filter, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::access_log::count(&api.db, &filter)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            |m: &credit_request_access::Model| Cursor {
-                created_at: m.at,
-                id: m.id,
-                ..Default::default()
-            },
-            CreditRequestAccess::from,
-        ))
+        let rows = store::access_log::list(&api.db, &filter, &page).await?;
+        let count = store::access_log::count(&api.db, &filter);
+        let cursor = |m: &credit_request_access::Model| Cursor {
+            created_at: m.at,
+            id: m.id,
+            ..Default::default()
+        };
+        connection::counted_page(ctx, rows, &page, count, cursor, CreditRequestAccess::from).await
     }
 }

@@ -127,15 +127,9 @@ impl ClientQuery {
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;
         let page = connection::page_request(first, after, None)?;
-        let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
-        let total = connection::total_if_selected(
-            ctx,
-            store::client::count_matching(&api.db, search.as_deref()),
-        )
-        .await?;
-        Ok(connection::page(
-            rows, has_next, &page, total, cursor_of, Client,
-        ))
+        let rows = store::client::search(&api.db, search.as_deref(), &page).await?;
+        let count = store::client::count_matching(&api.db, search.as_deref());
+        connection::counted_page(ctx, rows, &page, count, cursor_of, Client).await
     }
 }
 

@@ -91,6 +91,20 @@ pub fn page<M, N: OutputType>(
     connection
 }
 
+/// A fetched page (`rows`, and whether more follow) as a connection, with
+/// `totalCount` from `count`, which runs only when the query selects it.
+pub async fn counted_page<M, N: OutputType>(
+    ctx: &async_graphql::Context<'_>,
+    (rows, has_next): (Vec<M>, bool),
+    request: &PageRequest,
+    count: impl Future<Output = Result<u64, AppError>>,
+    cursor: impl Fn(&M) -> Cursor,
+    node: impl Fn(M) -> N,
+) -> async_graphql::Result<Page<N>> {
+    let total = total_if_selected(ctx, count).await?;
+    Ok(page(rows, has_next, request, total, cursor, node))
+}
+
 /// Whether the client selected `totalCount` (counting is skipped otherwise).
 pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()

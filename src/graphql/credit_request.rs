@@ -292,19 +292,11 @@ impl CreditRequestQuery {
         let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
         let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
-        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
-        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let ids: Vec<uuid::Uuid> = rows.0.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
-        let total =
-            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            CreditRequest,
-        ))
+        let count = store::page::count(&api.db, &filters);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, CreditRequest).await
     }
 }
 

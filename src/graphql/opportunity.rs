@@ -230,18 +230,9 @@ impl OpportunityQuery {
                 Opportunity,
             ));
         };
-        let (rows, has_next) =
-            store::opportunity::list(&api.db, &filter, order.field, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::opportunity::count(&api.db, &filter)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            Opportunity,
-        ))
+        let rows = store::opportunity::list(&api.db, &filter, order.field, &page).await?;
+        let count = store::opportunity::count(&api.db, &filter);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, Opportunity).await
     }
 }
 

@@ -48,21 +48,14 @@ impl RevocationQuery {
     ) -> Result<Page<RevokedSubject>> {
         let db = &api(ctx)?.db;
         let page = connection::page_request(first, after, Some(SortDirection::Desc))?;
-        let (rows, has_next) = store::revocation::list(db, &page).await?;
-        let total = connection::total_if_selected(ctx, store::revocation::count(db)).await?;
+        let rows = store::revocation::list(db, &page).await?;
+        let count = store::revocation::count(db);
         let cursor = |r: &revoked_subject::Model| Cursor {
             created_at: r.revoked_at,
             id: r.id,
             ..Default::default()
         };
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor,
-            RevokedSubject::from,
-        ))
+        connection::counted_page(ctx, rows, &page, count, cursor, RevokedSubject::from).await
     }
 }
 

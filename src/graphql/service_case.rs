@@ -264,17 +264,9 @@ impl ServiceCaseQuery {
         let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
         let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
-        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            ServiceCase,
-        ))
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let count = store::page::count(&api.db, &filters);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, ServiceCase).await
     }
 }
 
