@@ -22,7 +22,6 @@ use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
 use crate::store::access_log::{AccessFilter, Read, ReadVia};
-use crate::store::page::Cursor;
 
 fn reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<Vec<Read>, AppError> {
     let who = principal(ctx)?;
@@ -172,11 +171,7 @@ impl AccessLogQuery {
         let page = connection::page_request(first, after, None)?;
         let rows = store::access_log::list(&api.db, &filter, &page).await?;
         let count = store::access_log::count(&api.db, &filter);
-        let cursor = |m: &credit_request_access::Model| Cursor {
-            created_at: m.at,
-            id: m.id,
-            ..Default::default()
-        };
+        let cursor = |m: &credit_request_access::Model| connection::created_cursor(m.at, m.id);
         connection::counted_page(ctx, rows, &page, count, cursor, CreditRequestAccess::from).await
     }
 }

@@ -95,11 +95,7 @@ impl Client {
 }
 
 fn cursor_of(c: &client::Model) -> Cursor {
-    Cursor {
-        created_at: c.created_at,
-        id: c.id,
-        ..Default::default()
-    }
+    connection::created_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]

@@ -2,6 +2,8 @@
 //! keyset pages (cursor text, `SortDirection`, the `first`/`after` checks).
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Enum, OutputType, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::store::page::{self, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
@@ -69,6 +71,16 @@ pub struct TotalCount {
 }
 
 pub type Page<N> = Connection<PageCursor, N, TotalCount>;
+
+/// The cursor of a row in a list ordered by creation time (ties broken by
+/// id); `created_at` is whatever time stands for the row's creation.
+pub fn created_cursor(created_at: DateTime<Utc>, id: Uuid) -> Cursor {
+    Cursor {
+        created_at,
+        id,
+        ..Default::default()
+    }
+}
 
 /// Turn a fetched page into a connection.
 pub fn page<M, N: OutputType>(

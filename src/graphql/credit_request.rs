@@ -248,11 +248,7 @@ fn change<T, U>(
 }
 
 pub(super) fn cursor_of(c: &credit_request::Model) -> Cursor {
-    Cursor {
-        created_at: c.created_at,
-        id: c.id,
-        ..Default::default()
-    }
+    connection::created_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]

@@ -371,11 +371,7 @@ impl SubmitLeadPayload {
 }
 
 pub(super) fn cursor_of(l: &lead::Model) -> Cursor {
-    Cursor {
-        created_at: l.received_at,
-        id: l.id,
-        ..Default::default()
-    }
+    connection::created_cursor(l.received_at, l.id)
 }
 
 #[derive(Default)]

@@ -167,11 +167,7 @@ impl From<&OpportunityOrder> for store::opportunity::OpportunityOrder {
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
-    Cursor {
-        created_at: o.created_at,
-        id: o.id,
-        ..Default::default()
-    }
+    connection::created_cursor(o.created_at, o.id)
 }
 
 #[derive(Default)]
