@@ -17,7 +17,7 @@ use entity::credit_request_access;
 use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, parse_optional_id, principal};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
@@ -162,10 +162,7 @@ impl AccessLogQuery {
     ) -> Result<Page<CreditRequestAccess>> {
         let api = api(ctx)?;
         let filter = AccessFilter {
-            credit_request: credit_request_id
-                .as_ref()
-                .map(|id| parse_id("creditRequestId", id))
-                .transpose()?,
+            credit_request: parse_optional_id("creditRequestId", credit_request_id.as_ref())?,
             principal,
         };
         let page = connection::page_request(first, after, None)?;

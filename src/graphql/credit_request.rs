@@ -13,7 +13,7 @@ use super::loaders::{StoreLoader, status_history};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
 use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
@@ -183,26 +183,14 @@ impl CreditRequestFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::credit_request::CreditRequestFilter, AppError> {
         Ok(store::credit_request::CreditRequestFilter {
-            statuses: self
-                .status
-                .iter()
-                .flatten()
-                .map(|s| {
-                    sea_orm::ActiveEnum::to_value(
-                        &entity::credit_request::CreditRequestStatus::from(*s),
-                    )
-                })
-                .collect(),
-            client_id: self
-                .client_id
-                .as_ref()
-                .map(|id| parse_id("filter.clientId", id))
-                .transpose()?,
-            opportunity_id: self
-                .opportunity_id
-                .as_ref()
-                .map(|id| parse_id("filter.opportunityId", id))
-                .transpose()?,
+            statuses: stored_statuses::<_, entity::credit_request::CreditRequestStatus>(
+                self.status.as_deref(),
+            ),
+            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
+            opportunity_id: parse_optional_id(
+                "filter.opportunityId",
+                self.opportunity_id.as_ref(),
+            )?,
         })
     }
 }
@@ -234,17 +222,6 @@ pub struct UpdateCreditRequestInput {
     pub lender: MaybeUndefined<String>,
     #[graphql(validator(max_length = 10000))]
     pub notes: MaybeUndefined<String>,
-}
-
-fn change<T, U>(
-    value: MaybeUndefined<T>,
-    map: impl FnOnce(T) -> Result<Option<U>, AppError>,
-) -> Result<Option<Option<U>>, AppError> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => map(v).map(Some),
-    }
 }
 
 pub(super) fn cursor_of(c: &credit_request::Model) -> Cursor {

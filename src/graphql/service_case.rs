@@ -7,7 +7,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::loaders::status_history;
 use super::open_file::Department;
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -108,21 +108,10 @@ impl ServiceCaseFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::service_case::ServiceCaseFilter, AppError> {
         Ok(store::service_case::ServiceCaseFilter {
-            statuses: self
-                .status
-                .iter()
-                .flatten()
-                .map(|s| {
-                    sea_orm::ActiveEnum::to_value(&entity::service_case::ServiceCaseStatus::from(
-                        *s,
-                    ))
-                })
-                .collect(),
-            client_id: self
-                .client_id
-                .as_ref()
-                .map(|id| parse_id("filter.clientId", id))
-                .transpose()?,
+            statuses: stored_statuses::<_, entity::service_case::ServiceCaseStatus>(
+                self.status.as_deref(),
+            ),
+            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
             assignee: self.assignee.clone(),
         })
     }
@@ -334,11 +323,7 @@ impl ServiceCaseMutation {
         let id = parse_id("id", &id)?;
         let changes = store::service_case::ServiceCaseChanges {
             status: input.status.map(Into::into),
-            assignee: match input.assignee {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(optional_text("assignee", Some(&v))?),
-            },
+            assignee: change(input.assignee, |a| optional_text("assignee", Some(&a)))?,
             subject: input
                 .subject
                 .as_deref()
