@@ -16,6 +16,7 @@ pub mod privacy;
 pub mod revocation;
 pub mod saved_view;
 pub mod service_case;
+mod status_change;
 pub mod subscription;
 pub mod viewer;
 

@@ -17,12 +17,11 @@ use entity::credit_request_access;
 use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, parse_optional_id, principal};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
 use crate::store::access_log::{AccessFilter, Read, ReadVia};
-use crate::store::page::Cursor;
 
 fn reads(ctx: &Context<'_>, ids: &[Uuid], via: ReadVia) -> Result<Vec<Read>, AppError> {
     let who = principal(ctx)?;
@@ -163,27 +162,13 @@ impl AccessLogQuery {
     ) -> Result<Page<CreditRequestAccess>> {
         let api = api(ctx)?;
         let filter = AccessFilter {
-            credit_request: credit_request_id
-                .as_ref()
-                .map(|id| parse_id("creditRequestId", id))
-                .transpose()?,
+            credit_request: parse_optional_id("creditRequestId", credit_request_id.as_ref())?,
             principal,
         };
         let page = connection::page_request(first, after, None)?;
-        let (rows, has_next) = store::access_log::list(&api.db, &filter, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::access_log::count(&api.db, &filter)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            |m: &credit_request_access::Model| Cursor {
-                created_at: m.at,
-                id: m.id,
-                ..Default::default()
-            },
-            CreditRequestAccess::from,
-        ))
+        let rows = store::access_log::list(&api.db, &filter, &page).await?;
+        let count = store::access_log::count(&api.db, &filter);
+        let cursor = |m: &credit_request_access::Model| connection::created_cursor(m.at, m.id);
+        connection::counted_page(ctx, rows, &page, count, cursor, CreditRequestAccess::from).await
     }
 }

@@ -6,9 +6,7 @@ use entity::client;
 use uuid::Uuid;
 
 use super::connection::{self, Page};
-use super::loaders::{
-    ClientById, ContactsOf, OpportunitiesPage, OpportunityCount, StoreLoader, child_page,
-};
+use super::loaders::{ClientById, ContactsOf, OpportunitiesOfClient, StoreLoader, child_page};
 use super::opportunity::Opportunity;
 use super::viewer::{api, parse_id};
 use crate::auth::RoleGuard;
@@ -16,7 +14,7 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, SortDirection};
+use crate::store::page::Cursor;
 
 /// Une fiche client / A client.
 pub struct Client(pub client::Model);
@@ -90,24 +88,14 @@ impl Client {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
-        let request = connection::page_request(first, after, Some(SortDirection::Desc))?;
-        let page_key = OpportunitiesPage {
-            client: self.0.id,
-            first: request.first,
-            after: request.after.clone(),
-        };
-        let count_key = OpportunityCount(self.0.id);
         let cursor = super::opportunity::cursor_of;
-        child_page(ctx, &request, page_key, count_key, cursor, Opportunity).await
+        child_page::<OpportunitiesOfClient, _>(ctx, self.0.id, first, after, cursor, Opportunity)
+            .await
     }
 }
 
 fn cursor_of(c: &client::Model) -> Cursor {
-    Cursor {
-        created_at: c.created_at,
-        id: c.id,
-        ..Default::default()
-    }
+    connection::created_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]
@@ -135,15 +123,9 @@ impl ClientQuery {
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;
         let page = connection::page_request(first, after, None)?;
-        let (rows, has_next) = store::client::search(&api.db, search.as_deref(), &page).await?;
-        let total = connection::total_if_selected(
-            ctx,
-            store::client::count_matching(&api.db, search.as_deref()),
-        )
-        .await?;
-        Ok(connection::page(
-            rows, has_next, &page, total, cursor_of, Client,
-        ))
+        let rows = store::client::search(&api.db, search.as_deref(), &page).await?;
+        let count = store::client::count_matching(&api.db, search.as_deref());
+        connection::counted_page(ctx, rows, &page, count, cursor_of, Client).await
     }
 }
 

@@ -2,6 +2,8 @@
 //! keyset pages (cursor text, `SortDirection`, the `first`/`after` checks).
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Enum, OutputType, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::store::page::{self, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
@@ -70,6 +72,16 @@ pub struct TotalCount {
 
 pub type Page<N> = Connection<PageCursor, N, TotalCount>;
 
+/// The cursor of a row in a list ordered by creation time (ties broken by
+/// id); `created_at` is whatever time stands for the row's creation.
+pub fn created_cursor(created_at: DateTime<Utc>, id: Uuid) -> Cursor {
+    Cursor {
+        created_at,
+        id,
+        ..Default::default()
+    }
+}
+
 /// Turn a fetched page into a connection.
 pub fn page<M, N: OutputType>(
     rows: Vec<M>,
@@ -89,6 +101,20 @@ pub fn page<M, N: OutputType>(
             .map(|row| Edge::new(PageCursor(cursor(&row)), node(row))),
     );
     connection
+}
+
+/// A fetched page (`rows`, and whether more follow) as a connection, with
+/// `totalCount` from `count`, which runs only when the query selects it.
+pub async fn counted_page<M, N: OutputType>(
+    ctx: &async_graphql::Context<'_>,
+    (rows, has_next): (Vec<M>, bool),
+    request: &PageRequest,
+    count: impl Future<Output = Result<u64, AppError>>,
+    cursor: impl Fn(&M) -> Cursor,
+    node: impl Fn(M) -> N,
+) -> async_graphql::Result<Page<N>> {
+    let total = total_if_selected(ctx, count).await?;
+    Ok(page(rows, has_next, request, total, cursor, node))
 }
 
 /// Whether the client selected `totalCount` (counting is skipped otherwise).

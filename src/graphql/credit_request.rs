@@ -13,7 +13,7 @@ use super::loaders::{StoreLoader, status_history};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
 use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
@@ -130,29 +130,12 @@ impl CreditRequest {
     }
 }
 
-/// Un changement de statut d'une demande de crédit / A credit request status change.
-pub struct CreditRequestStatusChange(pub StatusChange<entity::credit_request::CreditRequestStatus>);
-
-#[Object]
-impl CreditRequestStatusChange {
-    /// Previous status; null for the status the request was created with.
-    async fn from(&self) -> Option<CreditRequestStatus> {
-        self.0.from.map(Into::into)
-    }
-
-    async fn to(&self) -> CreditRequestStatus {
-        self.0.to.into()
-    }
-
-    /// Who made the change (token subject).
-    async fn changed_by(&self) -> &str {
-        &self.0.by
-    }
-
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.at
-    }
-}
+super::status_change::status_change_object!(
+    CreditRequestStatusChange(
+        StatusChange<entity::credit_request::CreditRequestStatus> { from, to, by, at }
+    ) => CreditRequestStatus,
+    from: "Previous status; null for the status the request was created with.",
+);
 
 /// The credit request a lead created (batched).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -200,26 +183,14 @@ impl CreditRequestFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::credit_request::CreditRequestFilter, AppError> {
         Ok(store::credit_request::CreditRequestFilter {
-            statuses: self
-                .status
-                .iter()
-                .flatten()
-                .map(|s| {
-                    sea_orm::ActiveEnum::to_value(
-                        &entity::credit_request::CreditRequestStatus::from(*s),
-                    )
-                })
-                .collect(),
-            client_id: self
-                .client_id
-                .as_ref()
-                .map(|id| parse_id("filter.clientId", id))
-                .transpose()?,
-            opportunity_id: self
-                .opportunity_id
-                .as_ref()
-                .map(|id| parse_id("filter.opportunityId", id))
-                .transpose()?,
+            statuses: stored_statuses::<_, entity::credit_request::CreditRequestStatus>(
+                self.status.as_deref(),
+            ),
+            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
+            opportunity_id: parse_optional_id(
+                "filter.opportunityId",
+                self.opportunity_id.as_ref(),
+            )?,
         })
     }
 }
@@ -253,23 +224,8 @@ pub struct UpdateCreditRequestInput {
     pub notes: MaybeUndefined<String>,
 }
 
-fn change<T, U>(
-    value: MaybeUndefined<T>,
-    map: impl FnOnce(T) -> Result<Option<U>, AppError>,
-) -> Result<Option<Option<U>>, AppError> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => map(v).map(Some),
-    }
-}
-
 pub(super) fn cursor_of(c: &credit_request::Model) -> Cursor {
-    Cursor {
-        created_at: c.created_at,
-        id: c.id,
-        ..Default::default()
-    }
+    connection::created_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]
@@ -309,19 +265,11 @@ impl CreditRequestQuery {
         let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
         let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
-        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
-        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let ids: Vec<uuid::Uuid> = rows.0.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
-        let total =
-            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            CreditRequest,
-        ))
+        let count = store::page::count(&api.db, &filters);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, CreditRequest).await
     }
 }
 

@@ -371,11 +371,7 @@ impl SubmitLeadPayload {
 }
 
 pub(super) fn cursor_of(l: &lead::Model) -> Cursor {
-    Cursor {
-        created_at: l.received_at,
-        id: l.id,
-        ..Default::default()
-    }
+    connection::created_cursor(l.received_at, l.id)
 }
 
 #[derive(Default)]
@@ -406,11 +402,9 @@ impl LeadQuery {
         let who = principal(ctx)?;
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
         let page = connection::page_request(first, after, None)?;
-        let (rows, has_next) = store::lead::list(&api.db, only, &page).await?;
-        let total = connection::total_if_selected(ctx, store::lead::count(&api.db, only)).await?;
-        Ok(connection::page(
-            rows, has_next, &page, total, cursor_of, Lead,
-        ))
+        let rows = store::lead::list(&api.db, only, &page).await?;
+        let count = store::lead::count(&api.db, only);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, Lead).await
     }
 
     /// What `submitLead` would do with this lead now, writing nothing. Admin only.

@@ -464,27 +464,24 @@ fn visit_arguments(set: &SelectionSet, visit: &mut impl FnMut(&str, &Value)) {
     }
 }
 
-fn value_has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::List(items) => items.iter().any(value_has_nul),
-        Value::Object(fields) => fields
-            .iter()
-            .any(|(k, v)| k.contains('\0') || value_has_nul(v)),
-        _ => false,
-    }
+/// `fn $name(&$value) -> bool`: whether a string or an object key anywhere
+/// in the value holds a NUL. Literals (`Value`) and variables and defaults
+/// (`ConstValue`) have the same shape but are two types.
+macro_rules! nul_finder {
+    ($name:ident, $value:ident) => {
+        fn $name(value: &$value) -> bool {
+            match value {
+                $value::String(s) => s.contains('\0'),
+                $value::List(items) => items.iter().any($name),
+                $value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || $name(v)),
+                _ => false,
+            }
+        }
+    };
 }
 
-fn const_has_nul(value: &ConstValue) -> bool {
-    match value {
-        ConstValue::String(s) => s.contains('\0'),
-        ConstValue::List(items) => items.iter().any(const_has_nul),
-        ConstValue::Object(fields) => fields
-            .iter()
-            .any(|(k, v)| k.contains('\0') || const_has_nul(v)),
-        _ => false,
-    }
-}
+nul_finder!(value_has_nul, Value);
+nul_finder!(const_has_nul, ConstValue);
 
 fn coded(message: impl Into<String>, pos: Option<Pos>, code: &str) -> ServerError {
     let mut error = ServerError::new(message, pos);

@@ -38,59 +38,115 @@ pub struct OpportunityById(pub Uuid);
 /// The contact points of a client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContactsOf(pub Uuid);
-/// One page of a client's opportunities, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OpportunitiesPage {
-    pub client: Uuid,
-    pub first: u64,
-    pub after: Option<Cursor>,
-}
-/// How many opportunities a client has.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OpportunityCount(pub Uuid);
-/// One page of an opportunity's leads, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeadsPage {
-    pub opportunity: Uuid,
-    pub first: u64,
-    pub after: Option<Cursor>,
-}
-/// How many leads an opportunity has.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeadCount(pub Uuid);
-
 /// A page of rows and whether more follow.
 pub type Rows<M> = (Vec<M>, bool);
 
-/// One page of a parent's children through the loader (`page_key`), with
-/// the total (`count_key`) only when the client selected `totalCount`.
-pub async fn child_page<P, C, M, N>(
+/// The children of a parent, listed a page at a time. Implemented by unit
+/// markers, which name the children in the loader keys.
+pub trait Children: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static {
+    type Model: Send + Sync + Clone + 'static;
+    /// The order of the list.
+    const DIRECTION: SortDirection;
+
+    /// One page (the same size and cursor) of each parent's children.
+    fn pages(
+        db: &DatabaseConnection,
+        parents: Vec<Uuid>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<HashMap<Uuid, Rows<Self::Model>>, AppError>> + Send;
+
+    /// How many children each parent has (parents with none may be absent).
+    fn counts(
+        db: &DatabaseConnection,
+        parents: Vec<Uuid>,
+    ) -> impl Future<Output = Result<HashMap<Uuid, u64>, AppError>> + Send;
+}
+
+/// Declares the marker `$marker` of the children `$model` of a parent, listed
+/// in `$direction`, paged by `$pages` and counted by `$counts` (store
+/// functions of the shape of [`Children::pages`] and [`Children::counts`]).
+macro_rules! children {
+    ($(#[$doc:meta])* $marker:ident($model:ty, $direction:ident) => $pages:path, $counts:path) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        pub struct $marker;
+
+        impl Children for $marker {
+            type Model = $model;
+            const DIRECTION: SortDirection = SortDirection::$direction;
+
+            fn pages(
+                db: &DatabaseConnection,
+                parents: Vec<Uuid>,
+                page: &PageRequest,
+            ) -> impl Future<Output = Result<HashMap<Uuid, Rows<Self::Model>>, AppError>> + Send {
+                $pages(db, parents, page)
+            }
+
+            fn counts(
+                db: &DatabaseConnection,
+                parents: Vec<Uuid>,
+            ) -> impl Future<Output = Result<HashMap<Uuid, u64>, AppError>> + Send {
+                $counts(db, parents)
+            }
+        }
+    };
+}
+
+children!(
+    /// A client's opportunities, newest first.
+    OpportunitiesOfClient(opportunity::Model, Desc)
+        => store::opportunity::pages_of_clients, store::opportunity::count_of_clients
+);
+children!(
+    /// An opportunity's leads, oldest first.
+    LeadsOfOpportunity(lead::Model, Asc)
+        => store::lead::pages_of_opportunities, store::lead::count_of_opportunities
+);
+
+/// One page of a parent's children `C`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildPage<C> {
+    pub parent: Uuid,
+    pub first: u64,
+    pub after: Option<Cursor>,
+    children: PhantomData<C>,
+}
+
+/// How many children `C` a parent has.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildCount<C>(pub Uuid, PhantomData<C>);
+
+/// One page (`first`, `after`) of the children `C` of `parent` through the
+/// loader, with the total only when the client selected `totalCount`.
+pub async fn child_page<C: Children, N: async_graphql::OutputType>(
     ctx: &async_graphql::Context<'_>,
-    request: &PageRequest,
-    page_key: P,
-    count_key: C,
-    cursor: impl Fn(&M) -> Cursor,
-    node: impl Fn(M) -> N,
-) -> async_graphql::Result<super::connection::Page<N>>
-where
-    P: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    C: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    M: Send + Sync + Clone + 'static,
-    N: async_graphql::OutputType,
-    StoreLoader: Loader<P, Value = Rows<M>, Error = Arc<AppError>>
-        + Loader<C, Value = u64, Error = Arc<AppError>>,
-{
+    parent: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    cursor: impl Fn(&C::Model) -> Cursor,
+    node: impl Fn(C::Model) -> N,
+) -> async_graphql::Result<super::connection::Page<N>> {
+    let request = super::connection::page_request(first, after, Some(C::DIRECTION))?;
     let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+    let page_key = ChildPage::<C> {
+        parent,
+        first: request.first,
+        after: request.after.clone(),
+        children: PhantomData,
+    };
     let (rows, has_next) = loader.load_one(page_key).await?.unwrap_or_default();
     let total = if super::connection::wants_total(ctx) {
+        let count_key = ChildCount::<C>(parent, PhantomData);
         loader.load_one(count_key).await?.unwrap_or_default()
     } else {
         0
     };
     Ok(super::connection::page(
-        rows, has_next, request, total, cursor, node,
+        rows, has_next, &request, total, cursor, node,
     ))
 }
+
 /// The status history of an opportunity, oldest first.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryOf(pub Uuid);
@@ -171,82 +227,38 @@ impl Loader<ContactsOf> for StoreLoader {
     }
 }
 
-/// Keys that ask for the same page (size and cursor) share one statement.
-fn by_page<K, P: std::hash::Hash + Eq>(keys: &[K], page: impl Fn(&K) -> P) -> HashMap<P, Vec<&K>> {
-    let mut groups: HashMap<P, Vec<&K>> = HashMap::new();
-    for key in keys {
-        groups.entry(page(key)).or_default().push(key);
-    }
-    groups
-}
-
-impl Loader<OpportunitiesPage> for StoreLoader {
-    type Value = Rows<opportunity::Model>;
+impl<C: Children> Loader<ChildPage<C>> for StoreLoader {
+    type Value = Rows<C::Model>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[OpportunitiesPage]) -> Loaded<OpportunitiesPage, Self::Value> {
+    /// Keys that ask for the same page (size and cursor) share one statement.
+    async fn load(&self, keys: &[ChildPage<C>]) -> Loaded<ChildPage<C>, Self::Value> {
         let mut loaded = HashMap::new();
-        for ((first, after), group) in by_page(keys, |k| (k.first, k.after.clone())) {
+        for ((first, after), same_page) in
+            group(keys.iter().collect(), |k| (k.first, k.after.clone()))
+        {
             let request = PageRequest {
                 first,
-                after: after.clone(),
-                direction: SortDirection::Desc,
+                after,
+                direction: C::DIRECTION,
             };
-            let clients = group.iter().map(|k| k.client).collect();
-            let mut pages =
-                store::opportunity::pages_of_clients(&self.db, clients, &request).await?;
-            for key in group {
-                let page = pages.remove(&key.client).unwrap_or_default();
-                loaded.insert(key.clone(), page);
+            let parents = same_page.iter().map(|k| k.parent).collect();
+            let mut pages = C::pages(&self.db, parents, &request).await?;
+            for key in same_page {
+                let rows = pages.remove(&key.parent).unwrap_or_default();
+                loaded.insert(key.clone(), rows);
             }
         }
         Ok(loaded)
     }
 }
 
-impl Loader<OpportunityCount> for StoreLoader {
+impl<C: Children> Loader<ChildCount<C>> for StoreLoader {
     type Value = u64;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[OpportunityCount]) -> Loaded<OpportunityCount, u64> {
-        let counts = store::opportunity::count_of_clients(&self.db, ids(keys, |k| k.0)).await?;
-        Ok(keys
-            .iter()
-            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
-            .collect())
-    }
-}
-
-impl Loader<LeadsPage> for StoreLoader {
-    type Value = Rows<lead::Model>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[LeadsPage]) -> Loaded<LeadsPage, Self::Value> {
-        let mut loaded = HashMap::new();
-        for ((first, after), group) in by_page(keys, |k| (k.first, k.after.clone())) {
-            let request = PageRequest {
-                first,
-                after: after.clone(),
-                direction: SortDirection::Asc,
-            };
-            let opportunities = group.iter().map(|k| k.opportunity).collect();
-            let mut pages =
-                store::lead::pages_of_opportunities(&self.db, opportunities, &request).await?;
-            for key in group {
-                let page = pages.remove(&key.opportunity).unwrap_or_default();
-                loaded.insert(key.clone(), page);
-            }
-        }
-        Ok(loaded)
-    }
-}
-
-impl Loader<LeadCount> for StoreLoader {
-    type Value = u64;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[LeadCount]) -> Loaded<LeadCount, u64> {
-        let counts = store::lead::count_of_opportunities(&self.db, ids(keys, |k| k.0)).await?;
+    async fn load(&self, keys: &[ChildCount<C>]) -> Loaded<ChildCount<C>, u64> {
+        let counts = C::counts(&self.db, ids(keys, |k| k.0)).await?;
         Ok(keys
             .iter()
             .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))

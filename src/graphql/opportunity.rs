@@ -8,12 +8,12 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{HistoryOf, LeadCount, LeadsPage, OpportunityById, StoreLoader, child_page};
+use super::loaders::{HistoryOf, LeadsOfOpportunity, OpportunityById, StoreLoader, child_page};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, SortDirection};
+use crate::store::page::Cursor;
 
 /// Statut d'une opportunité / Status of an opportunity.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -87,22 +87,8 @@ impl Opportunity {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
-        let request = connection::page_request(first, after, Some(SortDirection::Asc))?;
-        let page_key = LeadsPage {
-            opportunity: self.0.id,
-            first: request.first,
-            after: request.after.clone(),
-        };
-        let count_key = LeadCount(self.0.id);
-        child_page(
-            ctx,
-            &request,
-            page_key,
-            count_key,
-            super::lead::cursor_of,
-            Lead,
-        )
-        .await
+        let cursor = super::lead::cursor_of;
+        child_page::<LeadsOfOpportunity, _>(ctx, self.0.id, first, after, cursor, Lead).await
     }
 
     /// Every status change (from, to, who, when), oldest first.
@@ -132,29 +118,12 @@ impl Opportunity {
     }
 }
 
-/// Un changement de statut / A status change.
-pub struct StatusChange(pub opportunity_status_change::Model);
-
-#[Object]
-impl StatusChange {
-    /// Previous status; null for the status the opportunity was created with.
-    async fn from(&self) -> Option<OpportunityStatus> {
-        self.0.from_status.map(Into::into)
-    }
-
-    async fn to(&self) -> OpportunityStatus {
-        self.0.to_status.into()
-    }
-
-    /// Who made the change (token subject).
-    async fn changed_by(&self) -> &str {
-        &self.0.changed_by
-    }
-
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
-    }
-}
+super::status_change::status_change_object!(
+    StatusChange(
+        opportunity_status_change::Model { from_status, to_status, changed_by, changed_at }
+    ) => OpportunityStatus,
+    from: "Previous status; null for the status the opportunity was created with.",
+);
 
 /// Filtres de la liste / List filters.
 #[derive(InputObject, Default)]
@@ -198,11 +167,7 @@ impl From<&OpportunityOrder> for store::opportunity::OpportunityOrder {
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
-    Cursor {
-        created_at: o.created_at,
-        id: o.id,
-        ..Default::default()
-    }
+    connection::created_cursor(o.created_at, o.id)
 }
 
 #[derive(Default)]
@@ -261,18 +226,9 @@ impl OpportunityQuery {
                 Opportunity,
             ));
         };
-        let (rows, has_next) =
-            store::opportunity::list(&api.db, &filter, order.field, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::opportunity::count(&api.db, &filter)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            Opportunity,
-        ))
+        let rows = store::opportunity::list(&api.db, &filter, order.field, &page).await?;
+        let count = store::opportunity::count(&api.db, &filter);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, Opportunity).await
     }
 }
 

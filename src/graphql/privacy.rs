@@ -2,12 +2,33 @@
 //! person in one JSON document, and `anonymizeClient`, erasing what
 //! identifies them. Both are recorded (who, when).
 use async_graphql::{Context, ID, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
 
 use super::client::Client;
 use super::viewer::{api, parse_id, principal};
-use crate::auth::RoleGuard;
+use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
+
+/// Runs the Law 25 operation `operation` on the client `client_id` names,
+/// as the caller, now (the store records both); `NOT_FOUND` if there is no
+/// such client.
+async fn on_client<'a, T, F>(
+    ctx: &Context<'a>,
+    client_id: &ID,
+    operation: impl FnOnce(&'a DatabaseConnection, Uuid, &'a Principal, DateTime<Utc>) -> F,
+) -> Result<T, AppError>
+where
+    F: Future<Output = Result<Option<T>, AppError>>,
+{
+    let api = api(ctx)?;
+    let id = parse_id("clientId", client_id)?;
+    operation(&api.db, id, principal(ctx)?, api.clock.now())
+        .await?
+        .ok_or(AppError::NotFound("client"))
+}
 
 #[derive(Default)]
 pub struct PrivacyQuery;
@@ -24,11 +45,7 @@ impl PrivacyQuery {
         ctx: &Context<'_>,
         client_id: ID,
     ) -> Result<Json<store::privacy::ClientExport>> {
-        let api = api(ctx)?;
-        let id = parse_id("clientId", &client_id)?;
-        let export = store::privacy::export(&api.db, id, principal(ctx)?, api.clock.now())
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
+        let export = on_client(ctx, &client_id, store::privacy::export).await?;
         Ok(Json(export))
     }
 }
@@ -44,11 +61,7 @@ impl PrivacyMutation {
     /// email opens a new client. Recorded (who, when). Admin only.
     #[graphql(guard = "RoleGuard::admin()")]
     async fn anonymize_client(&self, ctx: &Context<'_>, client_id: ID) -> Result<Client> {
-        let api = api(ctx)?;
-        let id = parse_id("clientId", &client_id)?;
-        let client = store::privacy::anonymize(&api.db, id, principal(ctx)?, api.clock.now())
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
+        let client = on_client(ctx, &client_id, store::privacy::anonymize).await?;
         Ok(Client(client))
     }
 }

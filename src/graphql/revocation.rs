@@ -8,7 +8,7 @@ use super::viewer::{api, principal};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::{Cursor, SortDirection};
+use crate::store::page::SortDirection;
 
 /// Un sujet de jeton révoqué / A revoked token subject: its tokens issued
 /// up to `revokedAt` (to the second) are refused.
@@ -48,21 +48,10 @@ impl RevocationQuery {
     ) -> Result<Page<RevokedSubject>> {
         let db = &api(ctx)?.db;
         let page = connection::page_request(first, after, Some(SortDirection::Desc))?;
-        let (rows, has_next) = store::revocation::list(db, &page).await?;
-        let total = connection::total_if_selected(ctx, store::revocation::count(db)).await?;
-        let cursor = |r: &revoked_subject::Model| Cursor {
-            created_at: r.revoked_at,
-            id: r.id,
-            ..Default::default()
-        };
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor,
-            RevokedSubject::from,
-        ))
+        let rows = store::revocation::list(db, &page).await?;
+        let count = store::revocation::count(db);
+        let cursor = |r: &revoked_subject::Model| connection::created_cursor(r.revoked_at, r.id);
+        connection::counted_page(ctx, rows, &page, count, cursor, RevokedSubject::from).await
     }
 }
 

@@ -9,7 +9,7 @@ use entity::saved_view;
 use super::credit_request::CreditRequestFilter;
 use super::opportunity::{OpportunityFilter, OpportunityOrder};
 use super::service_case::{ServiceCaseFilter, required_text};
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, parse_id, parse_optional_id, principal};
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
@@ -204,11 +204,7 @@ fn stored_opportunity_filter(
                     .to_owned()
             })
             .collect(),
-        client_id: filter
-            .client_id
-            .as_ref()
-            .map(|id| parse_id("opportunityFilter.clientId", id))
-            .transpose()?,
+        client_id: parse_optional_id("opportunityFilter.clientId", filter.client_id.as_ref())?,
         expiree: filter.expiree,
     })
 }

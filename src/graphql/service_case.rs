@@ -7,7 +7,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::loaders::status_history;
 use super::open_file::Department;
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -85,29 +85,12 @@ impl ServiceCase {
     }
 }
 
-/// Un changement de statut d'un dossier de service / A service case status change.
-pub struct ServiceCaseStatusChange(pub StatusChange<entity::service_case::ServiceCaseStatus>);
-
-#[Object]
-impl ServiceCaseStatusChange {
-    /// Previous status; null for the status the case was opened with.
-    async fn from(&self) -> Option<ServiceCaseStatus> {
-        self.0.from.map(Into::into)
-    }
-
-    async fn to(&self) -> ServiceCaseStatus {
-        self.0.to.into()
-    }
-
-    /// Who made the change (token subject).
-    async fn changed_by(&self) -> &str {
-        &self.0.by
-    }
-
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.at
-    }
-}
+super::status_change::status_change_object!(
+    ServiceCaseStatusChange(
+        StatusChange<entity::service_case::ServiceCaseStatus> { from, to, by, at }
+    ) => ServiceCaseStatus,
+    from: "Previous status; null for the status the case was opened with.",
+);
 
 /// Filtres de la liste des dossiers de service / Service case list filters.
 #[derive(InputObject, Default, Clone)]
@@ -125,21 +108,10 @@ impl ServiceCaseFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::service_case::ServiceCaseFilter, AppError> {
         Ok(store::service_case::ServiceCaseFilter {
-            statuses: self
-                .status
-                .iter()
-                .flatten()
-                .map(|s| {
-                    sea_orm::ActiveEnum::to_value(&entity::service_case::ServiceCaseStatus::from(
-                        *s,
-                    ))
-                })
-                .collect(),
-            client_id: self
-                .client_id
-                .as_ref()
-                .map(|id| parse_id("filter.clientId", id))
-                .transpose()?,
+            statuses: stored_statuses::<_, entity::service_case::ServiceCaseStatus>(
+                self.status.as_deref(),
+            ),
+            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
             assignee: self.assignee.clone(),
         })
     }
@@ -200,11 +172,7 @@ pub(super) fn optional_text(field: &str, value: Option<&str>) -> Result<Option<S
 }
 
 pub(super) fn cursor_of(c: &service_case::Model) -> Cursor {
-    Cursor {
-        created_at: c.created_at,
-        id: c.id,
-        ..Default::default()
-    }
+    connection::created_cursor(c.created_at, c.id)
 }
 
 /// The client named by `email` and/or `phone`: none → `NOT_FOUND`; the two
@@ -281,17 +249,9 @@ impl ServiceCaseQuery {
         let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
         let explicit = filter.unwrap_or_default().to_store()?;
         let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
-        let (rows, has_next) = store::page::list(&api.db, &filters, &page).await?;
-        let total =
-            connection::total_if_selected(ctx, store::page::count(&api.db, &filters)).await?;
-        Ok(connection::page(
-            rows,
-            has_next,
-            &page,
-            total,
-            cursor_of,
-            ServiceCase,
-        ))
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let count = store::page::count(&api.db, &filters);
+        connection::counted_page(ctx, rows, &page, count, cursor_of, ServiceCase).await
     }
 }
 
@@ -363,11 +323,7 @@ impl ServiceCaseMutation {
         let id = parse_id("id", &id)?;
         let changes = store::service_case::ServiceCaseChanges {
             status: input.status.map(Into::into),
-            assignee: match input.assignee {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(optional_text("assignee", Some(&v))?),
-            },
+            assignee: change(input.assignee, |a| optional_text("assignee", Some(&a)))?,
             subject: input
                 .subject
                 .as_deref()

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::lead::Lead;
 use super::opportunity::Opportunity;
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, parse_optional_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
 use crate::events::{Delivery, EventBus, EventKind, EventReceivers};
@@ -178,7 +178,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<OpportunityChanged>> + use<>> {
-        let only = id.as_ref().map(|id| parse_id("id", id)).transpose()?;
+        let only = parse_optional_id("id", id.as_ref())?;
         let feed = Feed::open(
             ctx,
             only,

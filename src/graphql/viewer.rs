@@ -1,5 +1,5 @@
 //! `me`: who the token says the caller is.
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, MaybeUndefined, Object, Result, SimpleObject};
 
 use crate::auth::{Principal, Role, RoleGuard};
 use crate::error::AppError;
@@ -20,9 +20,7 @@ impl ViewerQuery {
     /// Who am I? / Qui suis-je?
     #[graphql(guard = "RoleGuard::any()")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        let principal = ctx
-            .data_opt::<Principal>()
-            .ok_or_else(|| AppError::Unauthenticated("missing bearer token".into()))?;
+        let principal = principal(ctx)?;
         Ok(Viewer {
             sub: principal.sub.clone(),
             role: principal.role,
@@ -46,4 +44,39 @@ pub fn api<'a>(ctx: &Context<'a>) -> Result<&'a super::ApiContext, AppError> {
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> Result<uuid::Uuid, AppError> {
     id.parse()
         .map_err(|_| AppError::bad_input(field, "is not a valid id"))
+}
+
+/// Parse an optional `ID` argument (see [`parse_id`]).
+pub fn parse_optional_id(
+    field: &str,
+    id: Option<&async_graphql::ID>,
+) -> Result<Option<uuid::Uuid>, AppError> {
+    id.map(|id| parse_id(field, id)).transpose()
+}
+
+/// A field of a change input: absent → no change (`None`), `null` → cleared
+/// (`Some(None)`), a value → what `map` makes of it.
+pub fn change<T, U>(
+    value: MaybeUndefined<T>,
+    map: impl FnOnce(T) -> Result<Option<U>, AppError>,
+) -> Result<Option<Option<U>>, AppError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(v) => map(v).map(Some),
+    }
+}
+
+/// The stored values of the statuses a list filter asks for (any of them):
+/// `S` is the stored enum, `G` its GraphQL face.
+pub fn stored_statuses<G, S>(statuses: Option<&[G]>) -> Vec<S::Value>
+where
+    G: Copy + Into<S>,
+    S: sea_orm::ActiveEnum,
+{
+    statuses
+        .into_iter()
+        .flatten()
+        .map(|s| Into::<S>::into(*s).to_value())
+        .collect()
 }
