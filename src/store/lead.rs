@@ -74,16 +74,7 @@ pub async fn pages_of_opportunities(
     ids: Vec<Uuid>,
     page: &PageRequest,
 ) -> Result<HashMap<Uuid, (Vec<lead::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<lead::Entity, _>(
-        db,
-        lead::Column::OpportunityId,
-        lead::Column::ReceivedAt,
-        lead::Column::Id,
-        ids,
-        page,
-        |l| l.opportunity_id,
-    )
-    .await
+    page::fetch_per_parent::<lead::Entity>(db, ids, page).await
 }
 
 /// How many leads each opportunity holds.
@@ -91,7 +82,7 @@ pub async fn count_of_opportunities(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<lead::Entity, _>(db, lead::Column::OpportunityId, ids).await
+    page::count_per_parent::<lead::Entity>(db, ids).await
 }
 
 /// Leads, optionally only those one principal submitted.

@@ -370,10 +370,7 @@ pub async fn by_ids(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<Vec<opportunity::Model>, AppError> {
-    Ok(opportunity::Entity::find()
-        .filter(opportunity::Column::Id.is_in(ids))
-        .all(db)
-        .await?)
+    find_many(db, &ids).await
 }
 
 /// One page of opportunities for each of several clients, newest first.
@@ -382,16 +379,7 @@ pub async fn pages_of_clients(
     client_ids: Vec<Uuid>,
     page: &PageRequest,
 ) -> Result<HashMap<Uuid, (Vec<opportunity::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<opportunity::Entity, _>(
-        db,
-        opportunity::Column::ClientId,
-        opportunity::Column::CreatedAt,
-        opportunity::Column::Id,
-        client_ids,
-        page,
-        |o| o.client_id,
-    )
-    .await
+    page::fetch_per_parent::<opportunity::Entity>(db, client_ids, page).await
 }
 
 /// How many opportunities each client has.
@@ -399,6 +387,5 @@ pub async fn count_of_clients(
     db: &impl ConnectionTrait,
     client_ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<opportunity::Entity, _>(db, opportunity::Column::ClientId, client_ids)
-        .await
+    page::count_per_parent::<opportunity::Entity>(db, client_ids).await
 }

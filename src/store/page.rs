@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, IntoColumnRef, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -135,48 +135,30 @@ fn after_cursor<C: ColumnTrait>(created_at: C, id: C, page: &PageRequest) -> Opt
 /// The same page of children for each of several parents, in one statement:
 /// `ROW_NUMBER()` over each parent's rows keeps `first + 1` of them, so a
 /// parent with thousands of children costs no more than the page.
-pub async fn fetch_per_parent<E, C>(
+pub async fn fetch_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: C,
-    created_at: C,
-    id: C,
     parents: Vec<Uuid>,
     page: &PageRequest,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
-    fetch_per_parent_where::<E, C>(
-        db,
-        parent,
-        created_at,
-        id,
-        parents,
-        page,
-        Condition::all(),
-        parent_of,
-    )
-    .await
+    fetch_per_parent_where::<E>(db, parents, page, Condition::all()).await
 }
 
 /// [`fetch_per_parent`] over the children that also meet `condition`.
-#[expect(clippy::too_many_arguments, reason = "the columns of one keyset page")]
-pub async fn fetch_per_parent_where<E, C>(
+pub async fn fetch_per_parent_where<E>(
     db: &impl ConnectionTrait,
-    parent: C,
-    created_at: C,
-    id: C,
     parents: Vec<Uuid>,
     page: &PageRequest,
     condition: impl sea_orm::sea_query::IntoCondition,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
+    let (parent, created_at, id) = (E::PARENT, E::CREATED_AT, E::ID);
     let direction = match page.direction {
         SortDirection::Asc => "ASC",
         SortDirection::Desc => "DESC",
@@ -204,7 +186,7 @@ where
     let rows = E::find().from_raw_sql(statement).all(db).await?;
     let mut pages: HashMap<Uuid, (Vec<E::Model>, bool)> = HashMap::new();
     for row in rows {
-        let (rows, has_next) = pages.entry(parent_of(&row)).or_default();
+        let (rows, has_next) = pages.entry(E::parent_of(&row)).or_default();
         if rows.len() as u64 == page.first {
             *has_next = true;
         } else {
@@ -215,15 +197,15 @@ where
 }
 
 /// How many children each parent has.
-pub async fn count_per_parent<E, C>(
+pub async fn count_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: C,
     parents: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
+    let parent = E::PARENT;
     let rows: Vec<(Uuid, i64)> = E::find()
         .select_only()
         .column(parent)
@@ -275,10 +257,19 @@ mod tests {
     }
 }
 
-/// An entity listed by (created_at, id).
+/// An entity listed by (created_at, id): its time column (`received_at` for
+/// a lead) and id.
 pub trait Listed: EntityTrait {
     const CREATED_AT: Self::Column;
     const ID: Self::Column;
+}
+
+/// An entity whose rows are listed under a parent row: a lead under its
+/// opportunity, a client's files under the client.
+pub trait Child: Listed {
+    /// The column naming the parent.
+    const PARENT: Self::Column;
+    fn parent_of(model: &Self::Model) -> Uuid;
 }
 
 /// A list's filter: the rows of its entity it keeps.
@@ -322,14 +313,12 @@ fn filtered<F: ListFilter>(filters: &[&F]) -> Select<F::Entity> {
 /// parents, in one statement.
 pub async fn newest_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: E::Column,
     parents: Vec<Uuid>,
     cap: u64,
     condition: impl sea_orm::sea_query::IntoCondition,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, Vec<E::Model>>, AppError>
 where
-    E: Listed,
+    E: Child,
     E::Column: IntoColumnRef + Copy,
 {
     let newest = PageRequest {
@@ -337,28 +326,41 @@ where
         after: None,
         direction: SortDirection::Desc,
     };
-    let pages = fetch_per_parent_where::<E, E::Column>(
-        db,
-        parent,
-        E::CREATED_AT,
-        E::ID,
-        parents,
-        &newest,
-        condition,
-        parent_of,
-    )
-    .await?;
+    let pages = fetch_per_parent_where::<E>(db, parents, &newest, condition).await?;
     Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
 }
 
-/// `Listed` for entities whose columns are `CreatedAt` and `Id`.
-macro_rules! listed {
+/// A client's files (opportunities, service cases, credit requests): listed
+/// by `CreatedAt` and `Id`, each the child of its client (`ClientId`).
+macro_rules! client_files {
     ($($entity:ident),*) => {$(
         impl Listed for entity::$entity::Entity {
             const CREATED_AT: Self::Column = Self::Column::CreatedAt;
             const ID: Self::Column = Self::Column::Id;
         }
+
+        impl Child for entity::$entity::Entity {
+            const PARENT: Self::Column = Self::Column::ClientId;
+
+            fn parent_of(model: &Self::Model) -> Uuid {
+                model.client_id
+            }
+        }
     )*};
 }
 
-listed!(credit_request, opportunity, service_case);
+client_files!(credit_request, opportunity, service_case);
+
+/// Leads, by the time they were received, under their opportunity.
+impl Listed for entity::lead::Entity {
+    const CREATED_AT: Self::Column = Self::Column::ReceivedAt;
+    const ID: Self::Column = Self::Column::Id;
+}
+
+impl Child for entity::lead::Entity {
+    const PARENT: Self::Column = Self::Column::OpportunityId;
+
+    fn parent_of(model: &Self::Model) -> Uuid {
+        model.opportunity_id
+    }
+}

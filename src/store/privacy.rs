@@ -240,7 +240,7 @@ where
     R: From<F::Model>,
 {
     let files = F::find()
-        .filter(F::CLIENT.eq(client_id))
+        .filter(F::PARENT.eq(client_id))
         .order_by_asc(F::CREATED_AT)
         .order_by_asc(F::ID)
         .all(db)

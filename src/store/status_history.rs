@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::page::Listed;
+use super::page::Child;
 use super::write_batch::WriteBatch;
 use crate::error::AppError;
 
@@ -163,18 +163,16 @@ status_history!(
     credit_request_id
 );
 
-/// A client's file (opportunity, service case, credit request) whose status
-/// changes are kept, one row each, in `History`.
-pub trait StatusFile: Listed {
+/// A client's file (opportunity, service case, credit request), the child
+/// of its client, whose status changes are kept, one row each, in `History`.
+pub trait StatusFile: Child {
     type History: StatusHistory;
     /// What a missing row is called (`NotFound`).
     const WHAT: &'static str;
-    const CLIENT: Self::Column;
     const STATUS: Self::Column;
     const UPDATED_AT: Self::Column;
 
     fn id(model: &Self::Model) -> Uuid;
-    fn client_id(model: &Self::Model) -> Uuid;
     fn status(model: &Self::Model) -> FileStatus<Self>;
 }
 
@@ -188,16 +186,11 @@ macro_rules! status_file {
         impl StatusFile for entity::$file::Entity {
             type History = entity::$history::Entity;
             const WHAT: &'static str = $what;
-            const CLIENT: Self::Column = Self::Column::ClientId;
             const STATUS: Self::Column = Self::Column::Status;
             const UPDATED_AT: Self::Column = Self::Column::UpdatedAt;
 
             fn id(model: &Self::Model) -> Uuid {
                 model.id
-            }
-
-            fn client_id(model: &Self::Model) -> Uuid {
-                model.client_id
             }
 
             fn status(model: &Self::Model) -> FileStatus<Self> {
@@ -297,7 +290,7 @@ where
     F: StatusFile,
     F::Column: IntoColumnRef + Copy,
 {
-    super::page::newest_per_parent::<F>(db, F::CLIENT, clients, cap, open, F::client_id).await
+    super::page::newest_per_parent::<F>(db, clients, cap, open).await
 }
 
 /// The files of `select` with one of `statuses` (any, when none is given)
@@ -314,7 +307,7 @@ where
         select = select.filter(F::STATUS.is_in(statuses.iter().cloned()));
     }
     if let Some(client_id) = client_id {
-        select = select.filter(F::CLIENT.eq(client_id));
+        select = select.filter(F::PARENT.eq(client_id));
     }
     select
 }
