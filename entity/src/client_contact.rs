@@ -1,13 +1,23 @@
 //! A normalized contact point (email or phone) of a client; unique on (kind, value).
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    /// What kind of contact point, stored by name.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-    pub enum ContactKind {
-        Email = "EMAIL",
-        Phone = "PHONE",
+/// What kind of contact point, stored by name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ContactKind {
+    #[sea_orm(string_value = "EMAIL")]
+    Email,
+    #[sea_orm(string_value = "PHONE")]
+    Phone,
+}
+
+impl ContactKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Phone => "PHONE",
+        }
     }
 }
 

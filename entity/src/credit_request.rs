@@ -2,17 +2,20 @@
 //! amount is held in integer cents: exact on every database.
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    /// Stored status of a credit request.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-    pub enum CreditRequestStatus {
-        Recue = "RECUE",
-        Soumise = "SOUMISE",
-        Approuvee = "APPROUVEE",
-        Refusee = "REFUSEE",
-        Annulee = "ANNULEE",
-    }
+/// Stored status of a credit request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum CreditRequestStatus {
+    #[sea_orm(string_value = "RECUE")]
+    Recue,
+    #[sea_orm(string_value = "SOUMISE")]
+    Soumise,
+    #[sea_orm(string_value = "APPROUVEE")]
+    Approuvee,
+    #[sea_orm(string_value = "REFUSEE")]
+    Refusee,
+    #[sea_orm(string_value = "ANNULEE")]
+    Annulee,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

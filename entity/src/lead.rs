@@ -2,46 +2,86 @@
 //! vehicle of interest, who sent it, and where the intake rule routed it.
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    /// Where the lead ended, stored by name (in its column and in the decision
-    /// record alike).
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-    #[derive(serde::Serialize, serde::Deserialize)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum LeadOutcome {
-        /// It opened a new opportunity.
-        NewOpportunity = "NEW_OPPORTUNITY",
-        /// It joined the client's live opportunity.
-        Merged = "MERGED",
+/// Where the lead ended, stored by name (in its column and in the decision
+/// record alike).
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LeadOutcome {
+    /// It opened a new opportunity.
+    #[sea_orm(string_value = "NEW_OPPORTUNITY")]
+    NewOpportunity,
+    /// It joined the client's live opportunity.
+    #[sea_orm(string_value = "MERGED")]
+    Merged,
+}
+
+impl LeadOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewOpportunity => "NEW_OPPORTUNITY",
+            Self::Merged => "MERGED",
+        }
     }
 }
 
-stored_names! {
-    /// What kind of request a lead is. The serialized names (`Lead`, `Ren`,
-    /// `Cre`) are part of the request hash of stored leads: never rename them.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum)]
-    #[derive(serde::Serialize)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-    pub enum LeadType {
-        /// Internet sales lead.
-        #[default]
-        Lead = "LEAD",
-        /// Renewal of a lease or loan.
-        Ren = "REN",
-        /// Credit application.
-        Cre = "CRE",
+/// What kind of request a lead is. The serialized names (`Lead`, `Ren`,
+/// `Cre`) are part of the request hash of stored leads: never rename them.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum, serde::Serialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum LeadType {
+    /// Internet sales lead.
+    #[default]
+    #[sea_orm(string_value = "LEAD")]
+    Lead,
+    /// Renewal of a lease or loan.
+    #[sea_orm(string_value = "REN")]
+    Ren,
+    /// Credit application.
+    #[sea_orm(string_value = "CRE")]
+    Cre,
+}
+
+impl LeadType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lead => "LEAD",
+            Self::Ren => "REN",
+            Self::Cre => "CRE",
+        }
     }
 }
 
-stored_names! {
-    /// New or used vehicle. The serialized names (`New`, `Used`) are part of
-    /// the request hash of stored leads: never rename them.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-    pub enum VehicleCondition {
-        New = "NEW",
-        Used = "USED",
+/// New or used vehicle. The serialized names (`New`, `Used`) are part of
+/// the request hash of stored leads: never rename them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum VehicleCondition {
+    #[sea_orm(string_value = "NEW")]
+    New,
+    #[sea_orm(string_value = "USED")]
+    Used,
+}
+
+impl VehicleCondition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "NEW",
+            Self::Used => "USED",
+        }
     }
 }
 

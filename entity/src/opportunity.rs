@@ -5,27 +5,43 @@ use std::str::FromStr;
 
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    /// The status of an opportunity, in the dealership's own (French) words,
-    /// stored and published by name (in columns and in JSON records alike).
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
-    #[derive(serde::Serialize, serde::Deserialize)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum OpportunityStatus {
-        /// Nouveau: just created, nobody has taken it yet.
-        Nouveau = "NOUVEAU",
-        /// Pris en charge: an agent is handling it.
-        PrisEnCharge = "PRIS_EN_CHARGE",
-        /// Vendu non-livré: sold, vehicle not delivered yet.
-        VenduNonLivre = "VENDU_NON_LIVRE",
-        /// Suivi long terme: long-term follow-up.
-        SuiviLongTerme = "SUIVI_LONG_TERME",
-        /// Vendu livré: sold and delivered.
-        VenduLivre = "VENDU_LIVRE",
-        /// Perdu: lost.
-        Perdu = "PERDU",
-    }
+/// The status of an opportunity, in the dealership's own (French) words,
+/// stored and published by name (in columns and in JSON records alike).
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OpportunityStatus {
+    /// Nouveau: just created, nobody has taken it yet.
+    #[sea_orm(string_value = "NOUVEAU")]
+    Nouveau,
+    /// Pris en charge: an agent is handling it.
+    #[sea_orm(string_value = "PRIS_EN_CHARGE")]
+    PrisEnCharge,
+    /// Vendu non-livré: sold, vehicle not delivered yet.
+    #[sea_orm(string_value = "VENDU_NON_LIVRE")]
+    VenduNonLivre,
+    /// Suivi long terme: long-term follow-up.
+    #[sea_orm(string_value = "SUIVI_LONG_TERME")]
+    SuiviLongTerme,
+    /// Vendu livré: sold and delivered.
+    #[sea_orm(string_value = "VENDU_LIVRE")]
+    VenduLivre,
+    /// Perdu: lost.
+    #[sea_orm(string_value = "PERDU")]
+    Perdu,
 }
 
 impl OpportunityStatus {
@@ -38,6 +54,18 @@ impl OpportunityStatus {
         Self::VenduLivre,
         Self::Perdu,
     ];
+
+    /// The stored and public name (`NOUVEAU`, `PRIS_EN_CHARGE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nouveau => "NOUVEAU",
+            Self::PrisEnCharge => "PRIS_EN_CHARGE",
+            Self::VenduNonLivre => "VENDU_NON_LIVRE",
+            Self::SuiviLongTerme => "SUIVI_LONG_TERME",
+            Self::VenduLivre => "VENDU_LIVRE",
+            Self::Perdu => "PERDU",
+        }
+    }
 
     /// A closed file: sold and delivered, or lost. Everything else is open.
     pub fn is_closed(self) -> bool {

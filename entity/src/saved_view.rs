@@ -1,23 +1,24 @@
 //! A saved list filter ("filtre") of one module.
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
-    pub enum ViewModule {
-        Opportunities = "OPPORTUNITIES",
-        ServiceCases = "SERVICE_CASES",
-        CreditRequests = "CREDIT_REQUESTS",
-    }
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+pub enum ViewModule {
+    #[sea_orm(string_value = "OPPORTUNITIES")]
+    Opportunities,
+    #[sea_orm(string_value = "SERVICE_CASES")]
+    ServiceCases,
+    #[sea_orm(string_value = "CREDIT_REQUESTS")]
+    CreditRequests,
 }
 
-stored_names! {
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-    pub enum ViewVisibility {
-        Private = "PRIVATE",
-        Shared = "SHARED",
-    }
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ViewVisibility {
+    #[sea_orm(string_value = "PRIVATE")]
+    Private,
+    #[sea_orm(string_value = "SHARED")]
+    Shared,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

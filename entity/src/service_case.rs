@@ -1,15 +1,16 @@
 //! An after-sales service case (department SERVICE).
 use sea_orm::entity::prelude::*;
 
-stored_names! {
-    /// Stored status of a service case.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-    pub enum ServiceCaseStatus {
-        Ouvert = "OUVERT",
-        EnCours = "EN_COURS",
-        Ferme = "FERME",
-    }
+/// Stored status of a service case.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ServiceCaseStatus {
+    #[sea_orm(string_value = "OUVERT")]
+    Ouvert,
+    #[sea_orm(string_value = "EN_COURS")]
+    EnCours,
+    #[sea_orm(string_value = "FERME")]
+    Ferme,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
