@@ -263,20 +263,18 @@ mod tests {
 
     #[test]
     fn an_email_with_an_invisible_character_is_refused() {
-        for raw in [
-            "c4\u{200B}@example.com",
-            "c4@exam\u{AD}ple.com",
-            "c4@example.com\u{202E}",
-            "\u{2066}c4@example.com",
-            "c4\u{FEFF}@example.com",
-            "c4\u{0}@example.com",
-            "c4\u{3164}@example.com",
-        ] {
-            assert!(
-                matches!(Email::parse(raw), Err(ContactError::HiddenCharacter(_))),
-                "{raw:?}"
-            );
-        }
+        refused_as_hidden(
+            Email::parse,
+            &[
+                "c4\u{200B}@example.com",
+                "c4@exam\u{AD}ple.com",
+                "c4@example.com\u{202E}",
+                "\u{2066}c4@example.com",
+                "c4\u{FEFF}@example.com",
+                "c4\u{0}@example.com",
+                "c4\u{3164}@example.com",
+            ],
+        );
     }
 
     #[test]
@@ -289,13 +287,24 @@ mod tests {
 
     #[test]
     fn a_phone_with_an_invisible_character_is_refused() {
-        for raw in [
-            "514\u{200B}555-0199",
-            "514 555-0199\u{202C}",
-            "514\u{0}5550199",
-        ] {
+        refused_as_hidden(
+            Phone::parse,
+            &[
+                "514\u{200B}555-0199",
+                "514 555-0199\u{202C}",
+                "514\u{0}5550199",
+            ],
+        );
+    }
+
+    /// Each of `raws` is refused for the character that does not show.
+    fn refused_as_hidden<T: std::fmt::Debug>(
+        parse: fn(&str) -> Result<T, ContactError>,
+        raws: &[&str],
+    ) {
+        for raw in raws {
             assert!(
-                matches!(Phone::parse(raw), Err(ContactError::HiddenCharacter(_))),
+                matches!(parse(raw), Err(ContactError::HiddenCharacter(_))),
                 "{raw:?}"
             );
         }
