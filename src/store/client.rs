@@ -319,11 +319,7 @@ fn escape_like(text: &str) -> String {
 
 /// The kind stored for a contact point.
 pub fn kind_of(model: &client_contact::Model) -> Option<ContactKind> {
-    match model.kind.as_str() {
-        "EMAIL" => Some(ContactKind::Email),
-        "PHONE" => Some(ContactKind::Phone),
-        _ => None,
-    }
+    Some(model.kind)
 }
 
 /// Lock the client row until the transaction ends (PostgreSQL), so leads

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::credit_request::{self, CreditRequestStatus};
 use entity::opportunity;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
+};
 use uuid::Uuid;
 
 use super::page::ListFilter;
@@ -38,14 +40,10 @@ impl ListFilter for CreditRequestFilter {
         &self,
         select: sea_orm::Select<credit_request::Entity>,
     ) -> sea_orm::Select<credit_request::Entity> {
-        let select =
-            status_history::filter_by_status_and_client(select, &self.statuses, self.client_id);
-        match self.opportunity_id {
-            Some(opportunity_id) => {
-                select.filter(credit_request::Column::OpportunityId.eq(opportunity_id))
-            }
-            None => select,
-        }
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.opportunity_id, |select, id| {
+                select.filter(credit_request::Column::OpportunityId.eq(id))
+            })
     }
 }
 

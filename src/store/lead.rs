@@ -91,17 +91,23 @@ pub async fn list(
     submitted_by: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<lead::Model>, bool), AppError> {
-    let mut select = lead::Entity::find();
-    if let Some(sub) = submitted_by {
-        select = select.filter(lead::Column::SubmittedBy.eq(sub));
-    }
-    page::fetch(db, select, lead::Column::ReceivedAt, lead::Column::Id, page).await
+    page::fetch(
+        db,
+        submitted(submitted_by),
+        lead::Column::ReceivedAt,
+        lead::Column::Id,
+        page,
+    )
+    .await
 }
 
 pub async fn count(db: &impl ConnectionTrait, submitted_by: Option<&str>) -> Result<u64, AppError> {
-    let mut select = lead::Entity::find();
-    if let Some(sub) = submitted_by {
-        select = select.filter(lead::Column::SubmittedBy.eq(sub));
-    }
-    Ok(select.count(db).await?)
+    Ok(submitted(submitted_by).count(db).await?)
+}
+
+/// Leads, or only those `submitted_by` sent when it is given.
+fn submitted(submitted_by: Option<&str>) -> sea_orm::Select<lead::Entity> {
+    lead::Entity::find().apply_if(submitted_by, |select, sub| {
+        select.filter(lead::Column::SubmittedBy.eq(sub))
+    })
 }

@@ -102,12 +102,10 @@ impl OpportunityFilter {
         &self,
         select: sea_orm::Select<opportunity::Entity>,
     ) -> sea_orm::Select<opportunity::Entity> {
-        let select =
-            status_history::filter_by_status_and_client(select, &self.statuses, self.client_id);
-        match self.expiree {
-            Some(expiree) => select.filter(opportunity::Column::Expiree.eq(expiree)),
-            None => select,
-        }
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.expiree, |select, expiree| {
+                select.filter(opportunity::Column::Expiree.eq(expiree))
+            })
     }
 }
 

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::service_case::{self, ServiceCaseStatus};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
+};
 use uuid::Uuid;
 
 use super::page::ListFilter;
@@ -29,12 +31,10 @@ impl ListFilter for ServiceCaseFilter {
         &self,
         select: sea_orm::Select<service_case::Entity>,
     ) -> sea_orm::Select<service_case::Entity> {
-        let select =
-            status_history::filter_by_status_and_client(select, &self.statuses, self.client_id);
-        match &self.assignee {
-            Some(assignee) => select.filter(service_case::Column::Assignee.eq(assignee.clone())),
-            None => select,
-        }
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.assignee.as_deref(), |select, assignee| {
+                select.filter(service_case::Column::Assignee.eq(assignee))
+            })
     }
 }
 

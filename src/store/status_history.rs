@@ -306,8 +306,5 @@ where
     if !statuses.is_empty() {
         select = select.filter(F::STATUS.is_in(statuses.iter().cloned()));
     }
-    if let Some(client_id) = client_id {
-        select = select.filter(F::PARENT.eq(client_id));
-    }
-    select
+    select.apply_if(client_id, |select, id| select.filter(F::PARENT.eq(id)))
 }
