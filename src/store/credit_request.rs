@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::page::ListFilter;
+use super::page::{self, ListFilter};
 use super::write_batch::WriteBatch;
 use super::{set_if_changed, status_history};
 use crate::error::AppError;
@@ -189,5 +189,5 @@ pub async fn open_of_clients(
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<credit_request::Model>>, AppError> {
     let open = credit_request::Column::Status.is_not_in(CLOSED);
-    status_history::open_of_clients::<credit_request::Entity>(db, clients, cap, open).await
+    page::newest_per_parent::<credit_request::Entity>(db, clients, cap, open).await
 }

@@ -6,7 +6,7 @@ use entity::opportunity;
 use sea_orm::{ColumnTrait, ConnectionTrait};
 use uuid::Uuid;
 
-use super::status_history;
+use super::page;
 use crate::error::AppError;
 
 /// The open opportunities (status not closed; expiry plays no part) of
@@ -18,5 +18,5 @@ pub async fn opportunities_of_clients(
 ) -> Result<HashMap<Uuid, Vec<opportunity::Model>>, AppError> {
     let open =
         opportunity::Column::Status.is_in(crate::domain::open_files::open_opportunity_statuses());
-    status_history::open_of_clients::<opportunity::Entity>(db, clients, cap, open).await
+    page::newest_per_parent::<opportunity::Entity>(db, clients, cap, open).await
 }

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::page::ListFilter;
+use super::page::{self, ListFilter};
 use super::{set_if_changed, status_history};
 use crate::error::AppError;
 
@@ -124,5 +124,5 @@ pub async fn open_of_clients(
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<service_case::Model>>, AppError> {
     let open = service_case::Column::Status.ne(ServiceCaseStatus::Ferme);
-    status_history::open_of_clients::<service_case::Entity>(db, clients, cap, open).await
+    page::newest_per_parent::<service_case::Entity>(db, clients, cap, open).await
 }

@@ -4,7 +4,6 @@
 //! theirs this way; the files of the last two are created and changed here
 //! too, one workflow for both.
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::IntoColumnRef;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QueryTrait,
@@ -276,21 +275,6 @@ where
     let changed = apply(&mut active, &current);
     active.try_set(F::UPDATED_AT, now.into())?;
     super::save_and_commit::<F>(txn, active, changed, id, F::WHAT).await
-}
-
-/// The open files of several clients (those meeting `open`), newest first,
-/// at most `cap` per client, in one statement.
-pub async fn open_of_clients<F>(
-    db: &impl ConnectionTrait,
-    clients: Vec<Uuid>,
-    cap: u64,
-    open: impl sea_orm::sea_query::IntoCondition,
-) -> Result<std::collections::HashMap<Uuid, Vec<F::Model>>, AppError>
-where
-    F: StatusFile,
-    F::Column: IntoColumnRef + Copy,
-{
-    super::page::newest_per_parent::<F>(db, clients, cap, open).await
 }
 
 /// The files of `select` with one of `statuses` (any, when none is given)
