@@ -88,14 +88,7 @@ pub async fn list(
     filter: &AccessFilter,
     page: &PageRequest,
 ) -> Result<(Vec<credit_request_access::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        select(filter),
-        credit_request_access::Column::At,
-        credit_request_access::Column::Id,
-        page,
-    )
-    .await
+    page::fetch_listed(db, select(filter), page).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, filter: &AccessFilter) -> Result<u64, AppError> {

@@ -232,14 +232,7 @@ pub async fn search(
     text: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<client::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        matching(text),
-        client::Column::CreatedAt,
-        client::Column::Id,
-        page,
-    )
-    .await
+    page::fetch_listed(db, matching(text), page).await
 }
 
 /// How many clients [`search`] finds in all.

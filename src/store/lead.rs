@@ -91,14 +91,7 @@ pub async fn list(
     submitted_by: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<lead::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        submitted(submitted_by),
-        lead::Column::ReceivedAt,
-        lead::Column::Id,
-        page,
-    )
-    .await
+    page::fetch_listed(db, submitted(submitted_by), page).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, submitted_by: Option<&str>) -> Result<u64, AppError> {

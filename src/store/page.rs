@@ -257,8 +257,8 @@ mod tests {
     }
 }
 
-/// An entity listed by (created_at, id): its time column (`received_at` for
-/// a lead) and id.
+/// An entity listed by (time, id): `CREATED_AT` is its time column
+/// (`created_at`; a lead's `received_at`, an access's `at`).
 pub trait Listed: EntityTrait {
     const CREATED_AT: Self::Column;
     const ID: Self::Column;
@@ -278,6 +278,19 @@ pub trait ListFilter {
     fn apply(&self, select: Select<Self::Entity>) -> Select<Self::Entity>;
 }
 
+/// One page of `select`, in its entity's list order ([`Listed`]).
+pub async fn fetch_listed<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    page: &PageRequest,
+) -> Result<(Vec<E::Model>, bool), AppError>
+where
+    E: Listed,
+    E::Column: IntoColumnRef + Copy,
+{
+    fetch(db, select, E::CREATED_AT, E::ID, page).await
+}
+
 /// One page of the rows meeting every filter given (a saved view's and the
 /// caller's), in the page's direction.
 pub async fn list<F: ListFilter>(
@@ -288,8 +301,7 @@ pub async fn list<F: ListFilter>(
 where
     <F::Entity as EntityTrait>::Column: IntoColumnRef + Copy,
 {
-    let (created_at, id) = (F::Entity::CREATED_AT, F::Entity::ID);
-    fetch(db, filtered(filters), created_at, id, page).await
+    fetch_listed(db, filtered(filters), page).await
 }
 
 /// How many rows meet every filter given.
@@ -330,37 +342,42 @@ where
     Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
 }
 
-/// A client's files (opportunities, service cases, credit requests): listed
-/// by `CreatedAt` and `Id`, each the child of its client (`ClientId`).
-macro_rules! client_files {
-    ($($entity:ident),*) => {$(
+/// `Listed` by the `$time` column, then `Id`.
+macro_rules! listed {
+    ($($entity:ident by $time:ident),* $(,)?) => {$(
         impl Listed for entity::$entity::Entity {
-            const CREATED_AT: Self::Column = Self::Column::CreatedAt;
+            const CREATED_AT: Self::Column = Self::Column::$time;
             const ID: Self::Column = Self::Column::Id;
         }
+    )*};
+}
 
+listed!(
+    client by CreatedAt,
+    credit_request by CreatedAt,
+    credit_request_access by At,
+    lead by ReceivedAt,
+    opportunity by CreatedAt,
+    service_case by CreatedAt,
+);
+
+/// `Child` of the row its `$column` (model field `$field`) names.
+macro_rules! child {
+    ($($entity:ident under $column:ident = $field:ident),* $(,)?) => {$(
         impl Child for entity::$entity::Entity {
-            const PARENT: Self::Column = Self::Column::ClientId;
+            const PARENT: Self::Column = Self::Column::$column;
 
             fn parent_of(model: &Self::Model) -> Uuid {
-                model.client_id
+                model.$field
             }
         }
     )*};
 }
 
-client_files!(credit_request, opportunity, service_case);
-
-/// Leads, by the time they were received, under their opportunity.
-impl Listed for entity::lead::Entity {
-    const CREATED_AT: Self::Column = Self::Column::ReceivedAt;
-    const ID: Self::Column = Self::Column::Id;
-}
-
-impl Child for entity::lead::Entity {
-    const PARENT: Self::Column = Self::Column::OpportunityId;
-
-    fn parent_of(model: &Self::Model) -> Uuid {
-        model.opportunity_id
-    }
-}
+// A client's files under the client; leads under their opportunity.
+child!(
+    credit_request under ClientId = client_id,
+    lead under OpportunityId = opportunity_id,
+    opportunity under ClientId = client_id,
+    service_case under ClientId = client_id,
+);
