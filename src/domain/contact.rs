@@ -71,6 +71,31 @@ fn refuse_hidden(text: &str) -> Result<(), ContactError> {
     }
 }
 
+/// `raw` without the white space around it; `Empty` when nothing is left.
+fn trimmed_non_empty(raw: &str) -> Result<&str, ContactError> {
+    match raw.trim() {
+        "" => Err(ContactError::Empty),
+        trimmed => Ok(trimmed),
+    }
+}
+
+/// `as_str` and `Display` for a normalized contact value: the text as parsed.
+macro_rules! contact_text {
+    ($($value:ident),*) => {$(
+        impl $value {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $value {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
 /// A syntactically valid email, trimmed and lowercased.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
@@ -78,10 +103,7 @@ pub struct Email(String);
 impl Email {
     /// Parse and normalize an email address.
     pub fn parse(raw: &str) -> Result<Self, ContactError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(ContactError::Empty);
-        }
+        let trimmed = trimmed_non_empty(raw)?;
         refuse_hidden(trimmed)?;
         let folded: String = trimmed.nfkc().collect::<String>().to_lowercase();
         if folded.chars().count() > EMAIL_MAX_LEN {
@@ -101,16 +123,6 @@ impl Email {
         let (domain, _) = idna::domain_to_unicode(&ascii_domain);
         Ok(Self(format!("{local}@{domain}")))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A valid phone number in E.164 form (`+15145550199`).
@@ -121,10 +133,7 @@ impl Phone {
     /// Parse a phone written any common way; numbers without a country code
     /// are read as Canadian.
     pub fn parse(raw: &str) -> Result<Self, ContactError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(ContactError::Empty);
-        }
+        let trimmed = trimmed_non_empty(raw)?;
         if trimmed.chars().count() > PHONE_MAX_LEN {
             return Err(ContactError::TooLong(PHONE_MAX_LEN));
         }
@@ -139,17 +148,9 @@ impl Phone {
             number.format().mode(phonenumber::Mode::E164).to_string(),
         ))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Phone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+contact_text!(Email, Phone);
 
 /// A normalized contact point: the key a client is found by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -262,20 +263,18 @@ mod tests {
 
     #[test]
     fn an_email_with_an_invisible_character_is_refused() {
-        for raw in [
-            "c4\u{200B}@example.com",
-            "c4@exam\u{AD}ple.com",
-            "c4@example.com\u{202E}",
-            "\u{2066}c4@example.com",
-            "c4\u{FEFF}@example.com",
-            "c4\u{0}@example.com",
-            "c4\u{3164}@example.com",
-        ] {
-            assert!(
-                matches!(Email::parse(raw), Err(ContactError::HiddenCharacter(_))),
-                "{raw:?}"
-            );
-        }
+        refused_as_hidden(
+            Email::parse,
+            &[
+                "c4\u{200B}@example.com",
+                "c4@exam\u{AD}ple.com",
+                "c4@example.com\u{202E}",
+                "\u{2066}c4@example.com",
+                "c4\u{FEFF}@example.com",
+                "c4\u{0}@example.com",
+                "c4\u{3164}@example.com",
+            ],
+        );
     }
 
     #[test]
@@ -288,13 +287,24 @@ mod tests {
 
     #[test]
     fn a_phone_with_an_invisible_character_is_refused() {
-        for raw in [
-            "514\u{200B}555-0199",
-            "514 555-0199\u{202C}",
-            "514\u{0}5550199",
-        ] {
+        refused_as_hidden(
+            Phone::parse,
+            &[
+                "514\u{200B}555-0199",
+                "514 555-0199\u{202C}",
+                "514\u{0}5550199",
+            ],
+        );
+    }
+
+    /// Each of `raws` is refused for the character that does not show.
+    fn refused_as_hidden<T: std::fmt::Debug>(
+        parse: fn(&str) -> Result<T, ContactError>,
+        raws: &[&str],
+    ) {
+        for raw in raws {
             assert!(
-                matches!(Phone::parse(raw), Err(ContactError::HiddenCharacter(_))),
+                matches!(parse(raw), Err(ContactError::HiddenCharacter(_))),
                 "{raw:?}"
             );
         }

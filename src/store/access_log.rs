@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::credit_request_access;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryTrait,
 };
 use uuid::Uuid;
 
@@ -72,14 +73,13 @@ pub struct AccessFilter {
 }
 
 fn select(filter: &AccessFilter) -> sea_orm::Select<credit_request_access::Entity> {
-    let mut select = credit_request_access::Entity::find();
-    if let Some(id) = filter.credit_request {
-        select = select.filter(credit_request_access::Column::CreditRequestId.eq(id));
-    }
-    if let Some(who) = &filter.principal {
-        select = select.filter(credit_request_access::Column::Principal.eq(who.as_str()));
-    }
-    select
+    credit_request_access::Entity::find()
+        .apply_if(filter.credit_request, |select, id| {
+            select.filter(credit_request_access::Column::CreditRequestId.eq(id))
+        })
+        .apply_if(filter.principal.as_deref(), |select, who| {
+            select.filter(credit_request_access::Column::Principal.eq(who))
+        })
 }
 
 /// A page of the log, newest first.
@@ -88,14 +88,7 @@ pub async fn list(
     filter: &AccessFilter,
     page: &PageRequest,
 ) -> Result<(Vec<credit_request_access::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        select(filter),
-        credit_request_access::Column::At,
-        credit_request_access::Column::Id,
-        page,
-    )
-    .await
+    page::fetch_listed(db, select(filter), page).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, filter: &AccessFilter) -> Result<u64, AppError> {

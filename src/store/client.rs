@@ -232,14 +232,7 @@ pub async fn search(
     text: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<client::Model>, bool), AppError> {
-    page::fetch(
-        db,
-        matching(text),
-        client::Column::CreatedAt,
-        client::Column::Id,
-        page,
-    )
-    .await
+    page::fetch_listed(db, matching(text), page).await
 }
 
 /// How many clients [`search`] finds in all.
@@ -319,11 +312,7 @@ fn escape_like(text: &str) -> String {
 
 /// The kind stored for a contact point.
 pub fn kind_of(model: &client_contact::Model) -> Option<ContactKind> {
-    match model.kind.as_str() {
-        "EMAIL" => Some(ContactKind::Email),
-        "PHONE" => Some(ContactKind::Phone),
-        _ => None,
-    }
+    Some(model.kind)
 }
 
 /// Lock the client row until the transaction ends (PostgreSQL), so leads

@@ -3,11 +3,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::credit_request::{self, CreditRequestStatus};
-use entity::credit_request_status_change;
 use entity::opportunity;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -15,8 +13,6 @@ use super::page::{self, ListFilter};
 use super::write_batch::WriteBatch;
 use super::{set_if_changed, status_history};
 use crate::error::AppError;
-
-type History = credit_request_status_change::Entity;
 
 /// Statuses of a closed credit request.
 pub const CLOSED: [CreditRequestStatus; 3] = [
@@ -42,18 +38,12 @@ impl ListFilter for CreditRequestFilter {
 
     fn apply(
         &self,
-        mut select: sea_orm::Select<credit_request::Entity>,
+        select: sea_orm::Select<credit_request::Entity>,
     ) -> sea_orm::Select<credit_request::Entity> {
-        if !self.statuses.is_empty() {
-            select = select.filter(credit_request::Column::Status.is_in(self.statuses.clone()));
-        }
-        if let Some(client_id) = self.client_id {
-            select = select.filter(credit_request::Column::ClientId.eq(client_id));
-        }
-        if let Some(opportunity_id) = self.opportunity_id {
-            select = select.filter(credit_request::Column::OpportunityId.eq(opportunity_id));
-        }
-        select
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.opportunity_id, |select, id| {
+                select.filter(credit_request::Column::OpportunityId.eq(id))
+            })
     }
 }
 
@@ -96,27 +86,13 @@ pub async fn create(
     let opportunity = super::opportunity::find(db, new.opportunity_id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
-    let id = Uuid::now_v7();
-    credit_request::Entity::insert(credit_request::ActiveModel {
-        id: Set(id),
-        client_id: Set(opportunity.client_id),
-        opportunity_id: Set(opportunity.id),
-        lead_id: Set(new.lead_id),
-        status: Set(CreditRequestStatus::Recue),
-        amount_cents: Set(new.amount_cents),
-        term_months: Set(new.term_months),
-        lender: Set(new.lender),
-        notes: Set(new.notes),
-        created_by: Set(by.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    status_history::record::<History>(db, id, None, CreditRequestStatus::Recue, by, now).await?;
-    find(db, id)
-        .await?
-        .ok_or_else(|| AppError::Internal("credit request vanished after insert".into()))
+    status_history::create::<credit_request::Entity>(
+        db,
+        received(&opportunity, new, by, now),
+        by,
+        now,
+    )
+    .await
 }
 
 /// The `RECUE` request a `CRE` lead opens on the opportunity it landed in,
@@ -128,25 +104,35 @@ pub fn open_for_lead_into(
     by: &str,
     now: DateTime<Utc>,
 ) {
-    let id = Uuid::now_v7();
-    batch.insert(
-        credit_request::Entity::insert(credit_request::ActiveModel {
-            id: Set(id),
-            client_id: Set(opportunity.client_id),
-            opportunity_id: Set(opportunity.id),
-            lead_id: Set(Some(lead_id)),
-            status: Set(CreditRequestStatus::Recue),
-            amount_cents: Set(None),
-            term_months: Set(None),
-            lender: Set(None),
-            notes: Set(None),
-            created_by: Set(by.to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .into_query(),
-    );
-    status_history::record_into::<History>(batch, id, None, CreditRequestStatus::Recue, by, now);
+    let new = NewCreditRequest {
+        lead_id: Some(lead_id),
+        ..NewCreditRequest::default()
+    };
+    let request = received(opportunity, new, by, now);
+    status_history::create_into::<credit_request::Entity>(batch, request, by, now);
+}
+
+/// A new `RECUE` request on `opportunity`, for its client.
+fn received(
+    opportunity: &opportunity::Model,
+    new: NewCreditRequest,
+    by: &str,
+    now: DateTime<Utc>,
+) -> credit_request::Model {
+    credit_request::Model {
+        id: Uuid::now_v7(),
+        client_id: opportunity.client_id,
+        opportunity_id: opportunity.id,
+        lead_id: new.lead_id,
+        status: CreditRequestStatus::Recue,
+        amount_cents: new.amount_cents,
+        term_months: new.term_months,
+        lender: new.lender,
+        notes: new.notes,
+        created_by: by.to_owned(),
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 /// Apply `changes`; a status change is recorded in the history.
@@ -157,40 +143,32 @@ pub async fn update(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
-    let txn = super::begin_write(db).await?;
-    let current =
-        super::lock_for_update::<credit_request::Entity>(&txn, id, "credit request").await?;
-    if let Some(status) = changes.status.filter(|s| *s != current.status) {
-        status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
-    }
-    let mut active: credit_request::ActiveModel = current.clone().into();
-    let changed = [
-        set_if_changed(&mut active.status, &current.status, changes.status),
-        set_if_changed(
-            &mut active.amount_cents,
-            &current.amount_cents,
-            changes.amount_cents,
-        ),
-        set_if_changed(
-            &mut active.term_months,
-            &current.term_months,
-            changes.term_months,
-        ),
-        set_if_changed(&mut active.lender, &current.lender, changes.lender),
-        set_if_changed(&mut active.notes, &current.notes, changes.notes),
-    ]
-    .contains(&true);
-    active.updated_at = Set(now);
-    super::save_and_commit::<credit_request::Entity>(txn, active, changed, id, "credit request")
-        .await
-}
-
-/// The status histories of several requests, oldest first.
-pub async fn history_of(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<Vec<credit_request_status_change::Model>, AppError> {
-    status_history::of::<History>(db, ids).await
+    status_history::update::<credit_request::Entity>(
+        db,
+        id,
+        changes.status,
+        by,
+        now,
+        |active, current| {
+            [
+                set_if_changed(&mut active.status, &current.status, changes.status),
+                set_if_changed(
+                    &mut active.amount_cents,
+                    &current.amount_cents,
+                    changes.amount_cents,
+                ),
+                set_if_changed(
+                    &mut active.term_months,
+                    &current.term_months,
+                    changes.term_months,
+                ),
+                set_if_changed(&mut active.lender, &current.lender, changes.lender),
+                set_if_changed(&mut active.notes, &current.notes, changes.notes),
+            ]
+            .contains(&true)
+        },
+    )
+    .await
 }
 
 /// The requests several leads created.
@@ -210,13 +188,6 @@ pub async fn open_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<credit_request::Model>>, AppError> {
-    page::newest_per_parent::<credit_request::Entity>(
-        db,
-        credit_request::Column::ClientId,
-        clients,
-        cap,
-        credit_request::Column::Status.is_not_in(CLOSED),
-        |c| c.client_id,
-    )
-    .await
+    let open = credit_request::Column::Status.is_not_in(CLOSED);
+    page::newest_per_parent::<credit_request::Entity>(db, clients, cap, open).await
 }

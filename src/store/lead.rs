@@ -74,16 +74,7 @@ pub async fn pages_of_opportunities(
     ids: Vec<Uuid>,
     page: &PageRequest,
 ) -> Result<HashMap<Uuid, (Vec<lead::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<lead::Entity, _>(
-        db,
-        lead::Column::OpportunityId,
-        lead::Column::ReceivedAt,
-        lead::Column::Id,
-        ids,
-        page,
-        |l| l.opportunity_id,
-    )
-    .await
+    page::fetch_per_parent::<lead::Entity>(db, ids, page).await
 }
 
 /// How many leads each opportunity holds.
@@ -91,7 +82,7 @@ pub async fn count_of_opportunities(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<lead::Entity, _>(db, lead::Column::OpportunityId, ids).await
+    page::count_per_parent::<lead::Entity>(db, ids).await
 }
 
 /// Leads, optionally only those one principal submitted.
@@ -100,17 +91,16 @@ pub async fn list(
     submitted_by: Option<&str>,
     page: &PageRequest,
 ) -> Result<(Vec<lead::Model>, bool), AppError> {
-    let mut select = lead::Entity::find();
-    if let Some(sub) = submitted_by {
-        select = select.filter(lead::Column::SubmittedBy.eq(sub));
-    }
-    page::fetch(db, select, lead::Column::ReceivedAt, lead::Column::Id, page).await
+    page::fetch_listed(db, submitted(submitted_by), page).await
 }
 
 pub async fn count(db: &impl ConnectionTrait, submitted_by: Option<&str>) -> Result<u64, AppError> {
-    let mut select = lead::Entity::find();
-    if let Some(sub) = submitted_by {
-        select = select.filter(lead::Column::SubmittedBy.eq(sub));
-    }
-    Ok(select.count(db).await?)
+    Ok(submitted(submitted_by).count(db).await?)
+}
+
+/// Leads, or only those `submitted_by` sent when it is given.
+fn submitted(submitted_by: Option<&str>) -> sea_orm::Select<lead::Entity> {
+    lead::Entity::find().apply_if(submitted_by, |select, sub| {
+        select.filter(lead::Column::SubmittedBy.eq(sub))
+    })
 }

@@ -16,13 +16,7 @@ pub async fn opportunities_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<opportunity::Model>>, AppError> {
-    page::newest_per_parent::<opportunity::Entity>(
-        db,
-        opportunity::Column::ClientId,
-        clients,
-        cap,
-        opportunity::Column::Status.is_in(crate::domain::open_files::open_opportunity_statuses()),
-        |o| o.client_id,
-    )
-    .await
+    let open =
+        opportunity::Column::Status.is_in(crate::domain::open_files::open_opportunity_statuses());
+    page::newest_per_parent::<opportunity::Entity>(db, clients, cap, open).await
 }

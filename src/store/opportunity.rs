@@ -3,19 +3,22 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
-use sea_orm::sea_query::{Expr, InsertStatement};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    PaginatorTrait, QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
 use super::page::{self, PageRequest, SortDirection};
+use super::status_history;
 use super::write_batch::WriteBatch;
 use crate::domain::expiry::{ExpiryPolicy, ExpiryState};
 use crate::domain::status::OpportunityStatus;
 use crate::error::AppError;
 use crate::events::{self, Event};
+
+type History = opportunity_status_change::Entity;
 
 /// Which part of the system applied the expiry rule (audit).
 #[derive(Copy, Clone, Debug)]
@@ -97,19 +100,12 @@ pub struct OpportunityFilter {
 impl OpportunityFilter {
     fn apply(
         &self,
-        mut select: sea_orm::Select<opportunity::Entity>,
+        select: sea_orm::Select<opportunity::Entity>,
     ) -> sea_orm::Select<opportunity::Entity> {
-        if !self.statuses.is_empty() {
-            select =
-                select.filter(opportunity::Column::Status.is_in(self.statuses.iter().copied()));
-        }
-        if let Some(client_id) = self.client_id {
-            select = select.filter(opportunity::Column::ClientId.eq(client_id));
-        }
-        if let Some(expiree) = self.expiree {
-            select = select.filter(opportunity::Column::Expiree.eq(expiree));
-        }
-        select
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.expiree, |select, expiree| {
+                select.filter(opportunity::Column::Expiree.eq(expiree))
+            })
     }
 }
 
@@ -200,33 +196,15 @@ pub fn open_into(
     batch.insert(
         opportunity::Entity::insert(opportunity::ActiveModel::from(model.clone())).into_query(),
     );
-    batch.insert(status_change(
+    status_history::record_into::<History>(
+        batch,
         model.id,
         None,
         OpportunityStatus::Nouveau,
         created_by,
         now,
-    ));
+    );
     model
-}
-
-/// The history row of a status change.
-fn status_change(
-    opportunity_id: Uuid,
-    from: Option<OpportunityStatus>,
-    to: OpportunityStatus,
-    by: &str,
-    at: DateTime<Utc>,
-) -> InsertStatement {
-    opportunity_status_change::Entity::insert(opportunity_status_change::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        opportunity_id: Set(opportunity_id),
-        from_status: Set(from),
-        to_status: Set(to),
-        changed_by: Set(by.to_owned()),
-        changed_at: Set(at),
-    })
-    .into_query()
 }
 
 /// Record the merge of a lead into a live opportunity: its `updated_at`
@@ -252,11 +230,7 @@ pub async fn update_status(
     policy: &ExpiryPolicy,
 ) -> Result<opportunity::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    let current = opportunity::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("opportunity"))?;
+    let current = super::lock_for_update::<opportunity::Entity>(&txn, id, "opportunity").await?;
     let from = current.status;
     let mut events = Vec::new();
     if from != to {
@@ -269,8 +243,7 @@ pub async fn update_status(
             .filter(opportunity::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        txn.execute(&status_change(id, Some(from), to, by, now))
-            .await?;
+        status_history::record::<History>(&txn, id, Some(from), to, by, now).await?;
         if expired.is_empty() && !current.expiree && policy.is_due(current.created_at, to, now) {
             expired = expire(&txn, &[id], now, policy, ExpiryApplier::StatusChange).await?;
         }
@@ -387,12 +360,7 @@ pub async fn history_of(
     db: &impl ConnectionTrait,
     opportunity_ids: Vec<Uuid>,
 ) -> Result<Vec<opportunity_status_change::Model>, AppError> {
-    Ok(opportunity_status_change::Entity::find()
-        .filter(opportunity_status_change::Column::OpportunityId.is_in(opportunity_ids))
-        .order_by_asc(opportunity_status_change::Column::ChangedAt)
-        .order_by_asc(opportunity_status_change::Column::Id)
-        .all(db)
-        .await?)
+    status_history::of::<History>(db, opportunity_ids).await
 }
 
 /// Opportunities by id.
@@ -400,10 +368,7 @@ pub async fn by_ids(
     db: &impl ConnectionTrait,
     ids: Vec<Uuid>,
 ) -> Result<Vec<opportunity::Model>, AppError> {
-    Ok(opportunity::Entity::find()
-        .filter(opportunity::Column::Id.is_in(ids))
-        .all(db)
-        .await?)
+    find_many(db, &ids).await
 }
 
 /// One page of opportunities for each of several clients, newest first.
@@ -412,16 +377,7 @@ pub async fn pages_of_clients(
     client_ids: Vec<Uuid>,
     page: &PageRequest,
 ) -> Result<HashMap<Uuid, (Vec<opportunity::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<opportunity::Entity, _>(
-        db,
-        opportunity::Column::ClientId,
-        opportunity::Column::CreatedAt,
-        opportunity::Column::Id,
-        client_ids,
-        page,
-        |o| o.client_id,
-    )
-    .await
+    page::fetch_per_parent::<opportunity::Entity>(db, client_ids, page).await
 }
 
 /// How many opportunities each client has.
@@ -429,6 +385,5 @@ pub async fn count_of_clients(
     db: &impl ConnectionTrait,
     client_ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<opportunity::Entity, _>(db, opportunity::Column::ClientId, client_ids)
-        .await
+    page::count_per_parent::<opportunity::Entity>(db, client_ids).await
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, IntoColumnRef, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -135,48 +135,30 @@ fn after_cursor<C: ColumnTrait>(created_at: C, id: C, page: &PageRequest) -> Opt
 /// The same page of children for each of several parents, in one statement:
 /// `ROW_NUMBER()` over each parent's rows keeps `first + 1` of them, so a
 /// parent with thousands of children costs no more than the page.
-pub async fn fetch_per_parent<E, C>(
+pub async fn fetch_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: C,
-    created_at: C,
-    id: C,
     parents: Vec<Uuid>,
     page: &PageRequest,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
-    fetch_per_parent_where::<E, C>(
-        db,
-        parent,
-        created_at,
-        id,
-        parents,
-        page,
-        Condition::all(),
-        parent_of,
-    )
-    .await
+    fetch_per_parent_where::<E>(db, parents, page, Condition::all()).await
 }
 
 /// [`fetch_per_parent`] over the children that also meet `condition`.
-#[expect(clippy::too_many_arguments, reason = "the columns of one keyset page")]
-pub async fn fetch_per_parent_where<E, C>(
+pub async fn fetch_per_parent_where<E>(
     db: &impl ConnectionTrait,
-    parent: C,
-    created_at: C,
-    id: C,
     parents: Vec<Uuid>,
     page: &PageRequest,
     condition: impl sea_orm::sea_query::IntoCondition,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, (Vec<E::Model>, bool)>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
+    let (parent, created_at, id) = (E::PARENT, E::CREATED_AT, E::ID);
     let direction = match page.direction {
         SortDirection::Asc => "ASC",
         SortDirection::Desc => "DESC",
@@ -204,7 +186,7 @@ where
     let rows = E::find().from_raw_sql(statement).all(db).await?;
     let mut pages: HashMap<Uuid, (Vec<E::Model>, bool)> = HashMap::new();
     for row in rows {
-        let (rows, has_next) = pages.entry(parent_of(&row)).or_default();
+        let (rows, has_next) = pages.entry(E::parent_of(&row)).or_default();
         if rows.len() as u64 == page.first {
             *has_next = true;
         } else {
@@ -215,15 +197,15 @@ where
 }
 
 /// How many children each parent has.
-pub async fn count_per_parent<E, C>(
+pub async fn count_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: C,
     parents: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, u64>, AppError>
 where
-    E: EntityTrait,
-    C: ColumnTrait + IntoColumnRef + Copy,
+    E: Child,
+    E::Column: IntoColumnRef + Copy,
 {
+    let parent = E::PARENT;
     let rows: Vec<(Uuid, i64)> = E::find()
         .select_only()
         .column(parent)
@@ -275,16 +257,38 @@ mod tests {
     }
 }
 
-/// An entity listed by (created_at, id).
+/// An entity listed by (time, id): `CREATED_AT` is its time column
+/// (`created_at`; a lead's `received_at`, an access's `at`).
 pub trait Listed: EntityTrait {
     const CREATED_AT: Self::Column;
     const ID: Self::Column;
+}
+
+/// An entity whose rows are listed under a parent row: a lead under its
+/// opportunity, a client's files under the client.
+pub trait Child: Listed {
+    /// The column naming the parent.
+    const PARENT: Self::Column;
+    fn parent_of(model: &Self::Model) -> Uuid;
 }
 
 /// A list's filter: the rows of its entity it keeps.
 pub trait ListFilter {
     type Entity: Listed;
     fn apply(&self, select: Select<Self::Entity>) -> Select<Self::Entity>;
+}
+
+/// One page of `select`, in its entity's list order ([`Listed`]).
+pub async fn fetch_listed<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    page: &PageRequest,
+) -> Result<(Vec<E::Model>, bool), AppError>
+where
+    E: Listed,
+    E::Column: IntoColumnRef + Copy,
+{
+    fetch(db, select, E::CREATED_AT, E::ID, page).await
 }
 
 /// One page of the rows meeting every filter given (a saved view's and the
@@ -297,8 +301,7 @@ pub async fn list<F: ListFilter>(
 where
     <F::Entity as EntityTrait>::Column: IntoColumnRef + Copy,
 {
-    let (created_at, id) = (F::Entity::CREATED_AT, F::Entity::ID);
-    fetch(db, filtered(filters), created_at, id, page).await
+    fetch_listed(db, filtered(filters), page).await
 }
 
 /// How many rows meet every filter given.
@@ -322,14 +325,12 @@ fn filtered<F: ListFilter>(filters: &[&F]) -> Select<F::Entity> {
 /// parents, in one statement.
 pub async fn newest_per_parent<E>(
     db: &impl ConnectionTrait,
-    parent: E::Column,
     parents: Vec<Uuid>,
     cap: u64,
     condition: impl sea_orm::sea_query::IntoCondition,
-    parent_of: impl Fn(&E::Model) -> Uuid,
 ) -> Result<HashMap<Uuid, Vec<E::Model>>, AppError>
 where
-    E: Listed,
+    E: Child,
     E::Column: IntoColumnRef + Copy,
 {
     let newest = PageRequest {
@@ -337,28 +338,46 @@ where
         after: None,
         direction: SortDirection::Desc,
     };
-    let pages = fetch_per_parent_where::<E, E::Column>(
-        db,
-        parent,
-        E::CREATED_AT,
-        E::ID,
-        parents,
-        &newest,
-        condition,
-        parent_of,
-    )
-    .await?;
+    let pages = fetch_per_parent_where::<E>(db, parents, &newest, condition).await?;
     Ok(pages.into_iter().map(|(k, (rows, _))| (k, rows)).collect())
 }
 
-/// `Listed` for entities whose columns are `CreatedAt` and `Id`.
+/// `Listed` by the `$time` column, then `Id`.
 macro_rules! listed {
-    ($($entity:ident),*) => {$(
+    ($($entity:ident by $time:ident),* $(,)?) => {$(
         impl Listed for entity::$entity::Entity {
-            const CREATED_AT: Self::Column = Self::Column::CreatedAt;
+            const CREATED_AT: Self::Column = Self::Column::$time;
             const ID: Self::Column = Self::Column::Id;
         }
     )*};
 }
 
-listed!(credit_request, opportunity, service_case);
+listed!(
+    client by CreatedAt,
+    credit_request by CreatedAt,
+    credit_request_access by At,
+    lead by ReceivedAt,
+    opportunity by CreatedAt,
+    service_case by CreatedAt,
+);
+
+/// `Child` of the row its `$column` (model field `$field`) names.
+macro_rules! child {
+    ($($entity:ident under $column:ident = $field:ident),* $(,)?) => {$(
+        impl Child for entity::$entity::Entity {
+            const PARENT: Self::Column = Self::Column::$column;
+
+            fn parent_of(model: &Self::Model) -> Uuid {
+                model.$field
+            }
+        }
+    )*};
+}
+
+// A client's files under the client; leads under their opportunity.
+child!(
+    credit_request under ClientId = client_id,
+    lead under OpportunityId = opportunity_id,
+    opportunity under ClientId = client_id,
+    service_case under ClientId = client_id,
+);

@@ -11,8 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    client, client_contact, credit_request, credit_request_status_change, lead, opportunity,
-    privacy_event, service_case, service_case_status_change,
+    client, client_contact, credit_request, lead, opportunity, privacy_event, service_case,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -22,8 +21,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::page::Listed;
-use super::status_history::StatusHistory;
+use super::status_history::{self, FileStatus, StatusFile, StatusHistory};
 use super::{begin_write, is_postgres};
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -40,9 +38,19 @@ pub struct ClientExport {
     pub client: ClientRecord,
     pub contact_points: Vec<ContactRecord>,
     pub leads: Vec<LeadRecord>,
-    pub opportunities: Vec<OpportunityRecord>,
-    pub service_cases: Vec<ServiceCaseRecord>,
-    pub credit_requests: Vec<CreditRequestRecord>,
+    pub opportunities: Vec<WithHistory<OpportunityRecord>>,
+    pub service_cases: Vec<WithHistory<ServiceCaseRecord>>,
+    pub credit_requests: Vec<WithHistory<CreditRequestRecord>>,
+}
+
+/// A file of the person's and the changes of its status, oldest first
+/// (`statusHistory`, after the file's own fields).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithHistory<R> {
+    #[serde(flatten)]
+    pub file: R,
+    pub status_history: Vec<StatusChangeRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,7 +64,6 @@ pub struct ServiceCaseRecord {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub status_history: Vec<StatusChangeRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +80,6 @@ pub struct CreditRequestRecord {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub status_history: Vec<StatusChangeRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,7 +128,6 @@ pub struct OpportunityRecord {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub status_history: Vec<StatusChangeRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,22 +206,16 @@ pub async fn export(
         .all(&txn)
         .await?
         .into_iter()
-        .map(lead_record)
+        .map(LeadRecord::from)
         .collect();
-    let opportunities = opportunities_of(&txn, client_id).await?;
-    let service_cases = service_cases_of(&txn, client_id).await?;
-    let credit_requests = credit_requests_of(&txn, client_id).await?;
+    let opportunities = files_of::<opportunity::Entity, _>(&txn, client_id).await?;
+    let service_cases = files_of::<service_case::Entity, _>(&txn, client_id).await?;
+    let credit_requests = files_of::<credit_request::Entity, _>(&txn, client_id).await?;
     record(&txn, client_id, PrivacyAction::Export, who, now).await?;
     txn.commit().await?;
     Ok(Some(ClientExport {
         exported_at: now,
-        client: ClientRecord {
-            id: client.id,
-            first_name: client.first_name,
-            last_name: client.last_name,
-            created_at: client.created_at,
-            updated_at: client.updated_at,
-        },
+        client: client.into(),
         contact_points,
         leads,
         opportunities,
@@ -229,21 +228,32 @@ fn status_text(value: impl ActiveEnum<Value = String>) -> String {
     value.to_value()
 }
 
-/// A client's rows of `E`, oldest first.
-async fn of_client<E>(
+/// The client's files of kind `F`, oldest first, each with its status
+/// history.
+async fn files_of<F, R>(
     db: &impl ConnectionTrait,
-    client: E::Column,
     client_id: Uuid,
-) -> Result<Vec<E::Model>, AppError>
+) -> Result<Vec<WithHistory<R>>, AppError>
 where
-    E: Listed,
+    F: StatusFile,
+    FileStatus<F>: ActiveEnum<Value = String>,
+    R: From<F::Model>,
 {
-    Ok(E::find()
-        .filter(client.eq(client_id))
-        .order_by_asc(E::CREATED_AT)
-        .order_by_asc(E::ID)
+    let files = F::find()
+        .filter(F::PARENT.eq(client_id))
+        .order_by_asc(F::CREATED_AT)
+        .order_by_asc(F::ID)
         .all(db)
-        .await?)
+        .await?;
+    let ids = files.iter().map(F::id).collect();
+    let mut histories = histories::<F::History>(status_history::of::<F::History>(db, ids).await?);
+    Ok(files
+        .into_iter()
+        .map(|file| WithHistory {
+            status_history: histories.remove(&F::id(&file)).unwrap_or_default(),
+            file: file.into(),
+        })
+        .collect())
 }
 
 /// Status changes (already in order) grouped by the file they belong to.
@@ -268,20 +278,32 @@ where
     grouped
 }
 
-async fn service_cases_of(
-    db: &impl ConnectionTrait,
-    client_id: Uuid,
-) -> Result<Vec<ServiceCaseRecord>, AppError> {
-    let cases =
-        of_client::<service_case::Entity>(db, service_case::Column::ClientId, client_id).await?;
-    let ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
-    let mut history = histories::<service_case_status_change::Entity>(
-        super::service_case::history_of(db, ids).await?,
-    );
-    Ok(cases
-        .into_iter()
-        .map(|c| ServiceCaseRecord {
-            status_history: history.remove(&c.id).unwrap_or_default(),
+impl From<client::Model> for ClientRecord {
+    fn from(c: client::Model) -> Self {
+        Self {
+            id: c.id,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+impl From<opportunity::Model> for OpportunityRecord {
+    fn from(o: opportunity::Model) -> Self {
+        Self {
+            id: o.id,
+            status: status_text(o.status),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+impl From<service_case::Model> for ServiceCaseRecord {
+    fn from(c: service_case::Model) -> Self {
+        Self {
             id: c.id,
             subject: c.subject,
             description: c.description,
@@ -290,25 +312,13 @@ async fn service_cases_of(
             created_by: c.created_by,
             created_at: c.created_at,
             updated_at: c.updated_at,
-        })
-        .collect())
+        }
+    }
 }
 
-async fn credit_requests_of(
-    db: &impl ConnectionTrait,
-    client_id: Uuid,
-) -> Result<Vec<CreditRequestRecord>, AppError> {
-    let requests =
-        of_client::<credit_request::Entity>(db, credit_request::Column::ClientId, client_id)
-            .await?;
-    let ids: Vec<Uuid> = requests.iter().map(|c| c.id).collect();
-    let mut history = histories::<credit_request_status_change::Entity>(
-        super::credit_request::history_of(db, ids).await?,
-    );
-    Ok(requests
-        .into_iter()
-        .map(|c| CreditRequestRecord {
-            status_history: history.remove(&c.id).unwrap_or_default(),
+impl From<credit_request::Model> for CreditRequestRecord {
+    fn from(c: credit_request::Model) -> Self {
+        Self {
             id: c.id,
             opportunity_id: c.opportunity_id,
             status: status_text(c.status),
@@ -319,64 +329,35 @@ async fn credit_requests_of(
             created_by: c.created_by,
             created_at: c.created_at,
             updated_at: c.updated_at,
-        })
-        .collect())
-}
-
-fn lead_record(l: lead::Model) -> LeadRecord {
-    LeadRecord {
-        id: l.id,
-        received_at: l.received_at,
-        r#type: l.lead_type.as_str().to_owned(),
-        source: l.source,
-        submitted_by: l.submitted_by,
-        first_name: l.first_name,
-        last_name: l.last_name,
-        submitted_email: l.email_raw,
-        submitted_phone: l.phone_raw,
-        email: l.email,
-        phone: l.phone,
-        message: l.message,
-        vehicle: serde_json::json!({
-            "year": l.vehicle_year, "make": l.vehicle_make, "model": l.vehicle_model,
-            "trim": l.vehicle_trim, "vin": l.vehicle_vin,
-            "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition.map(|c| c.as_str()),
-        }),
-        warnings: l.warnings,
-        opportunity_id: l.opportunity_id,
-        outcome: l.outcome.as_str().to_owned(),
+        }
     }
 }
 
-async fn opportunities_of(
-    db: &impl ConnectionTrait,
-    client_id: Uuid,
-) -> Result<Vec<OpportunityRecord>, AppError> {
-    let opportunities =
-        of_client::<opportunity::Entity>(db, opportunity::Column::ClientId, client_id).await?;
-    let ids: Vec<Uuid> = opportunities.iter().map(|o| o.id).collect();
-    let mut history: HashMap<Uuid, Vec<StatusChangeRecord>> = HashMap::new();
-    for h in super::opportunity::history_of(db, ids).await? {
-        history
-            .entry(h.opportunity_id)
-            .or_default()
-            .push(StatusChangeRecord {
-                from: h.from_status.map(|s| s.as_str().to_owned()),
-                to: h.to_status.as_str().to_owned(),
-                changed_by: h.changed_by,
-                changed_at: h.changed_at,
-            });
+impl From<lead::Model> for LeadRecord {
+    fn from(l: lead::Model) -> Self {
+        Self {
+            id: l.id,
+            received_at: l.received_at,
+            r#type: l.lead_type.as_str().to_owned(),
+            source: l.source,
+            submitted_by: l.submitted_by,
+            first_name: l.first_name,
+            last_name: l.last_name,
+            submitted_email: l.email_raw,
+            submitted_phone: l.phone_raw,
+            email: l.email,
+            phone: l.phone,
+            message: l.message,
+            vehicle: serde_json::json!({
+                "year": l.vehicle_year, "make": l.vehicle_make, "model": l.vehicle_model,
+                "trim": l.vehicle_trim, "vin": l.vehicle_vin,
+                "stockNumber": l.vehicle_stock_number, "condition": l.vehicle_condition.map(|c| c.as_str()),
+            }),
+            warnings: l.warnings,
+            opportunity_id: l.opportunity_id,
+            outcome: l.outcome.as_str().to_owned(),
+        }
     }
-    Ok(opportunities
-        .into_iter()
-        .map(|o| OpportunityRecord {
-            status_history: history.remove(&o.id).unwrap_or_default(),
-            id: o.id,
-            status: o.status.as_str().to_owned(),
-            created_at: o.created_at,
-            updated_at: o.updated_at,
-        })
-        .collect())
 }
 
 /// Erase what identifies the person, for good, and record it. `None` if

@@ -3,17 +3,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::service_case::{self, ServiceCaseStatus};
-use entity::service_case_status_change;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
 use super::{set_if_changed, status_history};
 use crate::error::AppError;
-
-type History = service_case_status_change::Entity;
 
 /// Filters of the service case list (every given field must hold).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,18 +29,12 @@ impl ListFilter for ServiceCaseFilter {
 
     fn apply(
         &self,
-        mut select: sea_orm::Select<service_case::Entity>,
+        select: sea_orm::Select<service_case::Entity>,
     ) -> sea_orm::Select<service_case::Entity> {
-        if !self.statuses.is_empty() {
-            select = select.filter(service_case::Column::Status.is_in(self.statuses.clone()));
-        }
-        if let Some(client_id) = self.client_id {
-            select = select.filter(service_case::Column::ClientId.eq(client_id));
-        }
-        if let Some(assignee) = &self.assignee {
-            select = select.filter(service_case::Column::Assignee.eq(assignee.clone()));
-        }
-        select
+        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+            .apply_if(self.assignee.as_deref(), |select, assignee| {
+                select.filter(service_case::Column::Assignee.eq(assignee))
+            })
     }
 }
 
@@ -80,24 +71,18 @@ pub async fn create(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
-    let id = Uuid::now_v7();
-    service_case::Entity::insert(service_case::ActiveModel {
-        id: Set(id),
-        client_id: Set(new.client_id),
-        subject: Set(new.subject),
-        description: Set(new.description),
-        status: Set(ServiceCaseStatus::Ouvert),
-        assignee: Set(new.assignee),
-        created_by: Set(by.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    status_history::record::<History>(db, id, None, ServiceCaseStatus::Ouvert, by, now).await?;
-    find(db, id)
-        .await?
-        .ok_or_else(|| AppError::Internal("service case vanished after insert".into()))
+    let case = service_case::Model {
+        id: Uuid::now_v7(),
+        client_id: new.client_id,
+        subject: new.subject,
+        description: new.description,
+        status: ServiceCaseStatus::Ouvert,
+        assignee: new.assignee,
+        created_by: by.to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    status_history::create::<service_case::Entity>(db, case, by, now).await
 }
 
 /// Apply `changes`; a status change is recorded in the history.
@@ -108,33 +93,27 @@ pub async fn update(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
-    let txn = super::begin_write(db).await?;
-    let current = super::lock_for_update::<service_case::Entity>(&txn, id, "service case").await?;
-    if let Some(status) = changes.status.filter(|s| *s != current.status) {
-        status_history::record::<History>(&txn, id, Some(current.status), status, by, now).await?;
-    }
-    let mut active: service_case::ActiveModel = current.clone().into();
-    let changed = [
-        set_if_changed(&mut active.status, &current.status, changes.status),
-        set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
-        set_if_changed(&mut active.subject, &current.subject, changes.subject),
-        set_if_changed(
-            &mut active.description,
-            &current.description,
-            changes.description,
-        ),
-    ]
-    .contains(&true);
-    active.updated_at = Set(now);
-    super::save_and_commit::<service_case::Entity>(txn, active, changed, id, "service case").await
-}
-
-/// The status histories of several cases, oldest first.
-pub async fn history_of(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<Vec<service_case_status_change::Model>, AppError> {
-    status_history::of::<History>(db, ids).await
+    status_history::update::<service_case::Entity>(
+        db,
+        id,
+        changes.status,
+        by,
+        now,
+        |active, current| {
+            [
+                set_if_changed(&mut active.status, &current.status, changes.status),
+                set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
+                set_if_changed(&mut active.subject, &current.subject, changes.subject),
+                set_if_changed(
+                    &mut active.description,
+                    &current.description,
+                    changes.description,
+                ),
+            ]
+            .contains(&true)
+        },
+    )
+    .await
 }
 
 /// The open cases (not `FERME`) of several clients, newest first, at most
@@ -144,13 +123,6 @@ pub async fn open_of_clients(
     clients: Vec<Uuid>,
     cap: u64,
 ) -> Result<HashMap<Uuid, Vec<service_case::Model>>, AppError> {
-    page::newest_per_parent::<service_case::Entity>(
-        db,
-        service_case::Column::ClientId,
-        clients,
-        cap,
-        service_case::Column::Status.ne(ServiceCaseStatus::Ferme),
-        |c| c.client_id,
-    )
-    .await
+    let open = service_case::Column::Status.ne(ServiceCaseStatus::Ferme);
+    page::newest_per_parent::<service_case::Entity>(db, clients, cap, open).await
 }

@@ -1,10 +1,16 @@
 //! Status histories: one row per change of a record's status (from, to,
 //! who, when), written in the transaction that changes the status and read
-//! back oldest first. Service cases and credit requests keep theirs this way.
+//! back oldest first. Opportunities, service cases and credit requests keep
+//! theirs this way; the files of the last two are created and changed here
+//! too, one workflow for both.
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QueryTrait,
+};
 use uuid::Uuid;
 
+use super::page::Child;
 use super::write_batch::WriteBatch;
 use crate::error::AppError;
 
@@ -138,6 +144,12 @@ macro_rules! status_history {
 }
 
 status_history!(
+    opportunity_status_change,
+    entity::opportunity::OpportunityStatus,
+    OpportunityId,
+    opportunity_id
+);
+status_history!(
     service_case_status_change,
     entity::service_case::ServiceCaseStatus,
     ServiceCaseId,
@@ -149,3 +161,134 @@ status_history!(
     CreditRequestId,
     credit_request_id
 );
+
+/// A client's file (opportunity, service case, credit request), the child
+/// of its client, whose status changes are kept, one row each, in `History`.
+pub trait StatusFile: Child {
+    type History: StatusHistory;
+    /// What a missing row is called (`NotFound`).
+    const WHAT: &'static str;
+    const STATUS: Self::Column;
+    const UPDATED_AT: Self::Column;
+
+    fn id(model: &Self::Model) -> Uuid;
+    fn status(model: &Self::Model) -> FileStatus<Self>;
+}
+
+/// The status of a file of kind `F`.
+pub type FileStatus<F> = <<F as StatusFile>::History as StatusHistory>::Status;
+
+/// `StatusFile` for an entity with `id`, `client_id`, `status` and
+/// `updated_at` columns.
+macro_rules! status_file {
+    ($file:ident, $history:ident, $what:literal) => {
+        impl StatusFile for entity::$file::Entity {
+            type History = entity::$history::Entity;
+            const WHAT: &'static str = $what;
+            const STATUS: Self::Column = Self::Column::Status;
+            const UPDATED_AT: Self::Column = Self::Column::UpdatedAt;
+
+            fn id(model: &Self::Model) -> Uuid {
+                model.id
+            }
+
+            fn status(model: &Self::Model) -> FileStatus<Self> {
+                model.status
+            }
+        }
+    };
+}
+
+status_file!(opportunity, opportunity_status_change, "opportunity");
+status_file!(service_case, service_case_status_change, "service case");
+status_file!(
+    credit_request,
+    credit_request_status_change,
+    "credit request"
+);
+
+/// Insert the new file `model` and record the status it starts with, inside
+/// the caller's transaction; the row as stored.
+pub async fn create<F>(
+    db: &impl ConnectionTrait,
+    model: F::Model,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<F::Model, AppError>
+where
+    F: StatusFile,
+    F::Model: IntoActiveModel<F::ActiveModel>,
+    F::ActiveModel: ActiveModelTrait<Entity = F>,
+    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
+    uuid::Uuid: Into<<F::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    let (id, status) = (F::id(&model), F::status(&model));
+    F::insert(model.into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    record::<F::History>(db, id, None, status, by, now).await?;
+    F::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::Internal(format!("{} vanished after insert", F::WHAT)))
+}
+
+/// As [`create`], written when `batch` runs.
+pub fn create_into<F>(batch: &mut WriteBatch, model: F::Model, by: &str, now: DateTime<Utc>)
+where
+    F: StatusFile,
+    F::Model: IntoActiveModel<F::ActiveModel>,
+    F::ActiveModel: ActiveModelTrait<Entity = F>,
+    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
+{
+    let (id, status) = (F::id(&model), F::status(&model));
+    batch.insert(F::insert(model.into_active_model()).into_query());
+    record_into::<F::History>(batch, id, None, status, by, now);
+}
+
+/// Change the file `id` in one transaction: lock its row, record the move to
+/// `status` (when it is another), let `apply` set the changed fields of the
+/// row (it says whether any changed) and save it; the row as saved.
+pub async fn update<F>(
+    db: &DatabaseConnection,
+    id: Uuid,
+    status: Option<FileStatus<F>>,
+    by: &str,
+    now: DateTime<Utc>,
+    apply: impl FnOnce(&mut F::ActiveModel, &F::Model) -> bool,
+) -> Result<F::Model, AppError>
+where
+    F: StatusFile,
+    FileStatus<F>: PartialEq,
+    F::Model: IntoActiveModel<F::ActiveModel> + Clone,
+    F::ActiveModel: ActiveModelTrait<Entity = F> + Send,
+    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
+    uuid::Uuid: Into<<F::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    let txn = super::begin_write(db).await?;
+    let current = super::lock_for_update::<F>(&txn, id, F::WHAT).await?;
+    let from = F::status(&current);
+    if let Some(to) = status.filter(|to| *to != from) {
+        record::<F::History>(&txn, id, Some(from), to, by, now).await?;
+    }
+    let mut active = current.clone().into_active_model();
+    let changed = apply(&mut active, &current);
+    active.try_set(F::UPDATED_AT, now.into())?;
+    super::save_and_commit::<F>(txn, active, changed, id, F::WHAT).await
+}
+
+/// The files of `select` with one of `statuses` (any, when none is given)
+/// and of `client_id` (any, when `None`): the filters every file list has.
+pub fn filter_by_status_and_client<F: StatusFile, S>(
+    mut select: sea_orm::Select<F>,
+    statuses: &[S],
+    client_id: Option<Uuid>,
+) -> sea_orm::Select<F>
+where
+    S: Into<sea_orm::Value> + Clone,
+{
+    if !statuses.is_empty() {
+        select = select.filter(F::STATUS.is_in(statuses.iter().cloned()));
+    }
+    select.apply_if(client_id, |select, id| select.filter(F::PARENT.eq(id)))
+}
