@@ -308,10 +308,13 @@ async fn keep_fresh(db: DatabaseConnection, controls: Weak<PartnerControls>) {
         let Some(controls) = controls.upgrade() else {
             return;
         };
-        crate::metrics::revocation_reload();
         if let Err(error) = controls.reload(&db).await {
             tracing::warn!(%error, "cannot reload the revoked token subjects");
         }
+        // Counted once its statement is (tests subtract it from the
+        // statements counted during a request: counted before, a scrape
+        // in between would subtract a statement not counted yet).
+        crate::metrics::revocation_reload();
         if last_prune.elapsed() >= RATE_PRUNE_EVERY {
             controls.prune().await;
             last_prune = tokio::time::Instant::now();
