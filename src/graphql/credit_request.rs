@@ -20,7 +20,6 @@ use crate::error::AppError;
 use crate::store;
 use crate::store::access_log::ReadVia;
 use crate::store::page::Cursor;
-use crate::store::status_history::StatusChange;
 
 /// Dollars as an exact decimal string, e.g. `"32500.00"`; never a float.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -131,9 +130,7 @@ impl CreditRequest {
 }
 
 super::status_change::status_change_object!(
-    CreditRequestStatusChange(
-        StatusChange<entity::credit_request::CreditRequestStatus> { from, to, by, at }
-    ) => CreditRequestStatus,
+    CreditRequestStatusChange(entity::credit_request::CreditRequestStatus) => CreditRequestStatus,
     from: "Previous status; null for the status the request was created with.",
 );
 

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{client, client_contact, lead, opportunity, opportunity_status_change};
+use entity::{client, client_contact, lead, opportunity};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -147,12 +147,8 @@ pub async fn child_page<C: Children, N: async_graphql::OutputType>(
     ))
 }
 
-/// The status history of an opportunity, oldest first.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct HistoryOf(pub Uuid);
-
-/// The status history of a service case or a credit request (the table
-/// `H`), oldest first.
+/// The status history of a record (an opportunity, a service case or a
+/// credit request: the table `H`), oldest first.
 pub struct StatusHistoryOf<H>(pub Uuid, PhantomData<fn() -> H>);
 
 impl<H> StatusHistoryOf<H> {
@@ -263,16 +259,6 @@ impl<C: Children> Loader<ChildCount<C>> for StoreLoader {
             .iter()
             .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
             .collect())
-    }
-}
-
-impl Loader<HistoryOf> for StoreLoader {
-    type Value = Vec<opportunity_status_change::Model>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[HistoryOf]) -> Loaded<HistoryOf, Self::Value> {
-        let rows = store::opportunity::history_of(&self.db, ids(keys, |k| k.0)).await?;
-        Ok(group(rows, |r| HistoryOf(r.opportunity_id)))
     }
 }
 

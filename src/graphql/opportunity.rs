@@ -1,6 +1,5 @@
 //! `Opportunity`: the sales file, its status and history, and the admin-only
 //! expiry flag.
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_status_change};
@@ -8,7 +7,7 @@ use entity::{opportunity, opportunity_status_change};
 use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
-use super::loaders::{HistoryOf, LeadsOfOpportunity, OpportunityById, StoreLoader, child_page};
+use super::loaders::{LeadsOfOpportunity, OpportunityById, child_page, status_history};
 use super::viewer::{api, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
@@ -94,11 +93,7 @@ impl Opportunity {
     /// Every status change (from, to, who, when), oldest first.
     #[graphql(guard = "RoleGuard::staff()")]
     async fn status_history(&self, ctx: &Context<'_>) -> Result<Vec<StatusChange>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
-        let history = loader
-            .load_one(HistoryOf(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let history = status_history::<opportunity_status_change::Entity>(ctx, self.0.id).await?;
         Ok(history.into_iter().map(StatusChange).collect())
     }
 
@@ -119,9 +114,7 @@ impl Opportunity {
 }
 
 super::status_change::status_change_object!(
-    StatusChange(
-        opportunity_status_change::Model { from_status, to_status, changed_by, changed_at }
-    ) => OpportunityStatus,
+    StatusChange(entity::opportunity::OpportunityStatus) => OpportunityStatus,
     from: "Previous status; null for the status the opportunity was created with.",
 );
 

@@ -13,7 +13,6 @@ use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
 use crate::store;
 use crate::store::page::Cursor;
-use crate::store::status_history::StatusChange;
 
 /// Statut d'un dossier de service / Status of a service case.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -86,9 +85,7 @@ impl ServiceCase {
 }
 
 super::status_change::status_change_object!(
-    ServiceCaseStatusChange(
-        StatusChange<entity::service_case::ServiceCaseStatus> { from, to, by, at }
-    ) => ServiceCaseStatus,
+    ServiceCaseStatusChange(entity::service_case::ServiceCaseStatus) => ServiceCaseStatus,
     from: "Previous status; null for the status the case was opened with.",
 );
 

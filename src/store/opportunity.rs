@@ -355,14 +355,6 @@ pub async fn expire_where(
     Ok(flagged)
 }
 
-/// Status history of several opportunities, oldest first.
-pub async fn history_of(
-    db: &impl ConnectionTrait,
-    opportunity_ids: Vec<Uuid>,
-) -> Result<Vec<opportunity_status_change::Model>, AppError> {
-    status_history::of::<History>(db, opportunity_ids).await
-}
-
 /// Opportunities by id.
 pub async fn by_ids(
     db: &impl ConnectionTrait,
