@@ -129,41 +129,59 @@ pub struct ContactConflict {
     pub other_client_id: ID,
 }
 
-/// What the rule saw and decided. Admin only.
-#[derive(SimpleObject)]
-#[graphql(visible = "is_admin")]
-pub struct LeadDecision {
-    pub evaluated_at: DateTime<Utc>,
-    /// `EMAIL`, `PHONE`, or `NONE` when a new client was created.
-    pub matched_by: String,
-    pub matched_client_id: Option<ID>,
-    pub conflicting_client_id: Option<ID>,
-    /// The client's most recent opportunity not expired before this lead.
-    pub candidate_opportunity_id: Option<ID>,
-    /// The candidate's state when the rule ran: `LIVE`, `EXPIRED_NOW`.
-    pub candidate_state: Option<String>,
-    /// Opportunities the rule expired when this lead arrived.
-    pub expired_opportunity_ids: Vec<ID>,
-    pub outcome: LeadOutcome,
-    pub window_days: i64,
-    pub protected_statuses: Vec<OpportunityStatus>,
-}
+/// What the rule saw and decided (the stored record). Admin only.
+pub struct LeadDecision(pub DecisionRecord);
 
-impl From<DecisionRecord> for LeadDecision {
-    fn from(d: DecisionRecord) -> Self {
-        let id = |u: uuid::Uuid| ID(u.to_string());
-        Self {
-            evaluated_at: d.evaluated_at,
-            matched_by: d.matched_by,
-            matched_client_id: d.matched_client_id.map(id),
-            conflicting_client_id: d.conflicting_client_id.map(id),
-            candidate_opportunity_id: d.candidate_opportunity_id.map(id),
-            candidate_state: d.candidate_state,
-            expired_opportunity_ids: d.expired_now.into_iter().map(id).collect(),
-            outcome: d.outcome.into(),
-            window_days: d.window_days,
-            protected_statuses: d.protected_statuses.into_iter().map(Into::into).collect(),
-        }
+/// What the rule saw and decided. Admin only.
+#[Object(visible = "is_admin")]
+impl LeadDecision {
+    async fn evaluated_at(&self) -> DateTime<Utc> {
+        self.0.evaluated_at
+    }
+
+    /// `EMAIL`, `PHONE`, or `NONE` when a new client was created.
+    async fn matched_by(&self) -> &str {
+        &self.0.matched_by
+    }
+
+    async fn matched_client_id(&self) -> Option<ID> {
+        self.0.matched_client_id.map(ID::from)
+    }
+
+    async fn conflicting_client_id(&self) -> Option<ID> {
+        self.0.conflicting_client_id.map(ID::from)
+    }
+
+    /// The client's most recent opportunity not expired before this lead.
+    async fn candidate_opportunity_id(&self) -> Option<ID> {
+        self.0.candidate_opportunity_id.map(ID::from)
+    }
+
+    /// The candidate's state when the rule ran: `LIVE`, `EXPIRED_NOW`.
+    async fn candidate_state(&self) -> Option<&str> {
+        self.0.candidate_state.as_deref()
+    }
+
+    /// Opportunities the rule expired when this lead arrived.
+    async fn expired_opportunity_ids(&self) -> Vec<ID> {
+        self.0.expired_now.iter().map(ID::from).collect()
+    }
+
+    async fn outcome(&self) -> LeadOutcome {
+        self.0.outcome.into()
+    }
+
+    async fn window_days(&self) -> i64 {
+        self.0.window_days
+    }
+
+    async fn protected_statuses(&self) -> Vec<OpportunityStatus> {
+        self.0
+            .protected_statuses
+            .iter()
+            .copied()
+            .map(Into::into)
+            .collect()
     }
 }
 
@@ -288,7 +306,7 @@ impl Lead {
     async fn decision(&self) -> Result<LeadDecision> {
         let record: DecisionRecord = serde_json::from_value(self.0.decision.clone())
             .map_err(|e| AppError::Internal(format!("lead {} decision: {e}", self.0.id)))?;
-        Ok(record.into())
+        Ok(LeadDecision(record))
     }
 }
 
@@ -418,7 +436,7 @@ impl LeadQuery {
         let valid = domain::validate(input.into()).map_err(AppError::from)?;
         let record =
             store::lead_intake::preview(&api.db, &valid, &api.policy, api.clock.now()).await?;
-        Ok(record.into())
+        Ok(LeadDecision(record))
     }
 }
 
