@@ -253,15 +253,12 @@ impl CreditRequestQuery {
         view_id: Option<ID>,
     ) -> Result<Page<CreditRequest>> {
         let api = api(ctx)?;
-        let (view_filter, view_order) = super::saved_view::view_parts(
-            ctx,
-            view_id.as_ref(),
-            super::saved_view::ViewModule::CreditRequests,
-        )
-        .await?;
-        let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
-        let explicit = filter.unwrap_or_default().to_store()?;
-        let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
+        let module = super::saved_view::ViewModule::CreditRequests;
+        let explicit = || filter.unwrap_or_default().to_store();
+        let (filters, page) =
+            super::saved_view::list_request(ctx, module, view_id.as_ref(), explicit, first, after)
+                .await?;
+        let filters: Vec<_> = filters.iter().collect();
         let rows = store::page::list(&api.db, &filters, &page).await?;
         let ids: Vec<uuid::Uuid> = rows.0.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;

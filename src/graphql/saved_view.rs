@@ -243,6 +243,23 @@ pub async fn view_parts<F: serde::de::DeserializeOwned>(
     Ok((Some(filter), opportunity_order_of(&view)?))
 }
 
+/// What a list of `module` is asked for: the filters every row must meet
+/// (the saved view's `view_id`, if given, and the explicit one) and the page,
+/// in the view's direction.
+pub(super) async fn list_request<F: serde::de::DeserializeOwned>(
+    ctx: &Context<'_>,
+    module: ViewModule,
+    view_id: Option<&ID>,
+    explicit: impl FnOnce() -> Result<F, AppError>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<(Vec<F>, store::page::PageRequest)> {
+    let (view_filter, view_order) = view_parts(ctx, view_id, module).await?;
+    let page = super::connection::page_request(first, after, view_order.map(|o| o.direction))?;
+    let filters = std::iter::once(explicit()?).chain(view_filter).collect();
+    Ok((filters, page))
+}
+
 async fn visible_view(
     ctx: &Context<'_>,
     who: &Principal,

@@ -237,15 +237,12 @@ impl ServiceCaseQuery {
         view_id: Option<ID>,
     ) -> Result<Page<ServiceCase>> {
         let api = api(ctx)?;
-        let (view_filter, view_order) = super::saved_view::view_parts(
-            ctx,
-            view_id.as_ref(),
-            super::saved_view::ViewModule::ServiceCases,
-        )
-        .await?;
-        let page = connection::page_request(first, after, view_order.map(|o| o.direction))?;
-        let explicit = filter.unwrap_or_default().to_store()?;
-        let filters: Vec<_> = std::iter::once(&explicit).chain(&view_filter).collect();
+        let module = super::saved_view::ViewModule::ServiceCases;
+        let explicit = || filter.unwrap_or_default().to_store();
+        let (filters, page) =
+            super::saved_view::list_request(ctx, module, view_id.as_ref(), explicit, first, after)
+                .await?;
+        let filters: Vec<_> = filters.iter().collect();
         let rows = store::page::list(&api.db, &filters, &page).await?;
         let count = store::page::count(&api.db, &filters);
         connection::counted_page(ctx, rows, &page, count, cursor_of, ServiceCase).await
