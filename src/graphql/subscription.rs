@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
-use entity::{lead, opportunity};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -113,34 +112,34 @@ pub enum OpportunityChange {
 
 /// A lead arrived.
 pub struct LeadReceived {
-    lead: lead::Model,
-    opportunity: opportunity::Model,
+    lead: Lead,
+    opportunity: Opportunity,
 }
 
 #[Object]
 impl LeadReceived {
     /// The lead.
-    async fn lead(&self) -> Lead {
-        Lead(self.lead.clone())
+    async fn lead(&self) -> &Lead {
+        &self.lead
     }
 
     /// The opportunity it opened or joined.
-    async fn opportunity(&self) -> Opportunity {
-        Opportunity(self.opportunity.clone())
+    async fn opportunity(&self) -> &Opportunity {
+        &self.opportunity
     }
 }
 
 /// An opportunity changed.
 pub struct OpportunityChanged {
-    opportunity: opportunity::Model,
+    opportunity: Opportunity,
     change: OpportunityChange,
 }
 
 #[Object]
 impl OpportunityChanged {
     /// The opportunity as it is now.
-    async fn opportunity(&self) -> Opportunity {
-        Opportunity(self.opportunity.clone())
+    async fn opportunity(&self) -> &Opportunity {
+        &self.opportunity
     }
 
     async fn change(&self) -> OpportunityChange {
@@ -166,7 +165,10 @@ impl SubscriptionRoot {
                 .lead
                 .clone()
                 .zip(rows.opportunity.clone())
-                .map(|(lead, opportunity)| LeadReceived { lead, opportunity }))
+                .map(|(lead, opportunity)| LeadReceived {
+                    lead: Lead(lead),
+                    opportunity: Opportunity(opportunity),
+                }))
         }))
     }
 
@@ -198,7 +200,7 @@ impl SubscriptionRoot {
             };
             let opportunity = delivery.rows(&db).await?.opportunity.clone();
             Ok(opportunity.map(|opportunity| OpportunityChanged {
-                opportunity,
+                opportunity: Opportunity(opportunity),
                 change,
             }))
         }))
