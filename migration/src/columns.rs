@@ -66,8 +66,8 @@ pub async fn create_table(
     Ok(())
 }
 
-/// The index `name` over `columns`, in order, on the table [`create_table`]
-/// creates it with (or the one given by `.table(...)`).
+/// The index `name` over `columns`, in order; [`create_table`] puts it on
+/// the table it creates (elsewhere, give it one with `.table(...)`).
 pub fn index<C: IntoIden>(
     name: &str,
     columns: impl IntoIterator<Item = C>,

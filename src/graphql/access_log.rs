@@ -168,7 +168,7 @@ impl AccessLogQuery {
         let page = connection::page_request(first, after, None)?;
         let rows = store::access_log::list(&api.db, &filter, &page).await?;
         let count = store::access_log::count(&api.db, &filter);
-        let cursor = |m: &credit_request_access::Model| connection::created_cursor(m.at, m.id);
+        let cursor = |m: &credit_request_access::Model| connection::time_cursor(m.at, m.id);
         connection::counted_page(ctx, rows, &page, count, cursor, CreditRequestAccess::from).await
     }
 }

@@ -28,7 +28,7 @@ impl Client {
             .unwrap_or_default();
         Ok(contacts
             .into_iter()
-            .filter(|c| store::client::kind_of(c) == Some(kind))
+            .filter(|c| c.kind == kind)
             .map(|c| c.value)
             .collect())
     }
@@ -95,7 +95,7 @@ impl Client {
 }
 
 fn cursor_of(c: &client::Model) -> Cursor {
-    connection::created_cursor(c.created_at, c.id)
+    connection::time_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]

@@ -72,9 +72,9 @@ pub struct TotalCount {
 
 pub type Page<N> = Connection<PageCursor, N, TotalCount>;
 
-/// The cursor of a row in a list ordered by creation time (ties broken by
-/// id); `created_at` is whatever time stands for the row's creation.
-pub fn created_cursor(created_at: DateTime<Utc>, id: Uuid) -> Cursor {
+/// The cursor of a row in a list ordered by its time (ties broken by id):
+/// its creation, or what stands for it (a lead's reception, a read's time).
+pub fn time_cursor(created_at: DateTime<Utc>, id: Uuid) -> Cursor {
     Cursor {
         created_at,
         id,

@@ -222,7 +222,7 @@ pub struct UpdateCreditRequestInput {
 }
 
 pub(super) fn cursor_of(c: &credit_request::Model) -> Cursor {
-    connection::created_cursor(c.created_at, c.id)
+    connection::time_cursor(c.created_at, c.id)
 }
 
 #[derive(Default)]

@@ -389,7 +389,7 @@ impl SubmitLeadPayload {
 }
 
 pub(super) fn cursor_of(l: &lead::Model) -> Cursor {
-    connection::created_cursor(l.received_at, l.id)
+    connection::time_cursor(l.received_at, l.id)
 }
 
 #[derive(Default)]

@@ -160,7 +160,7 @@ impl From<&OpportunityOrder> for store::opportunity::OpportunityOrder {
 }
 
 pub(super) fn cursor_of(o: &opportunity::Model) -> Cursor {
-    connection::created_cursor(o.created_at, o.id)
+    connection::time_cursor(o.created_at, o.id)
 }
 
 #[derive(Default)]

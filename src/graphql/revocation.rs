@@ -50,7 +50,7 @@ impl RevocationQuery {
         let page = connection::page_request(first, after, Some(SortDirection::Desc))?;
         let rows = store::revocation::list(db, &page).await?;
         let count = store::revocation::count(db);
-        let cursor = |r: &revoked_subject::Model| connection::created_cursor(r.revoked_at, r.id);
+        let cursor = |r: &revoked_subject::Model| connection::time_cursor(r.revoked_at, r.id);
         connection::counted_page(ctx, rows, &page, count, cursor, RevokedSubject::from).await
     }
 }

@@ -169,7 +169,7 @@ pub(super) fn optional_text(field: &str, value: Option<&str>) -> Result<Option<S
 }
 
 pub(super) fn cursor_of(c: &service_case::Model) -> Cursor {
-    connection::created_cursor(c.created_at, c.id)
+    connection::time_cursor(c.created_at, c.id)
 }
 
 /// The client named by `email` and/or `phone`: none → `NOT_FOUND`; the two

@@ -310,11 +310,6 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// The kind stored for a contact point.
-pub fn kind_of(model: &client_contact::Model) -> Option<ContactKind> {
-    Some(model.kind)
-}
-
 /// Lock the client row until the transaction ends (PostgreSQL), so leads
 /// for one client are routed one at a time.
 pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<client::Model>, AppError> {

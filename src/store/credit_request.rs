@@ -151,7 +151,6 @@ pub async fn update(
         now,
         |active, current| {
             [
-                set_if_changed(&mut active.status, &current.status, changes.status),
                 set_if_changed(
                     &mut active.amount_cents,
                     &current.amount_cents,

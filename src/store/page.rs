@@ -158,7 +158,7 @@ where
     E: Child,
     E::Column: IntoColumnRef + Copy,
 {
-    let (parent, created_at, id) = (E::PARENT, E::CREATED_AT, E::ID);
+    let (parent, created_at, id) = (E::PARENT, E::LISTED_AT, E::ID);
     let direction = match page.direction {
         SortDirection::Asc => "ASC",
         SortDirection::Desc => "DESC",
@@ -257,10 +257,10 @@ mod tests {
     }
 }
 
-/// An entity listed by (time, id): `CREATED_AT` is its time column
-/// (`created_at`; a lead's `received_at`, an access's `at`).
+/// An entity listed by (time, id): `LISTED_AT` is the time column it is
+/// listed by (`created_at`; a lead's `received_at`, an access's `at`).
 pub trait Listed: EntityTrait {
-    const CREATED_AT: Self::Column;
+    const LISTED_AT: Self::Column;
     const ID: Self::Column;
 }
 
@@ -288,7 +288,7 @@ where
     E: Listed,
     E::Column: IntoColumnRef + Copy,
 {
-    fetch(db, select, E::CREATED_AT, E::ID, page).await
+    fetch(db, select, E::LISTED_AT, E::ID, page).await
 }
 
 /// One page of the rows meeting every filter given (a saved view's and the
@@ -346,7 +346,7 @@ where
 macro_rules! listed {
     ($($entity:ident by $time:ident),* $(,)?) => {$(
         impl Listed for entity::$entity::Entity {
-            const CREATED_AT: Self::Column = Self::Column::$time;
+            const LISTED_AT: Self::Column = Self::Column::$time;
             const ID: Self::Column = Self::Column::Id;
         }
     )*};

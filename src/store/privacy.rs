@@ -241,7 +241,7 @@ where
 {
     let files = F::find()
         .filter(F::PARENT.eq(client_id))
-        .order_by_asc(F::CREATED_AT)
+        .order_by_asc(F::LISTED_AT)
         .order_by_asc(F::ID)
         .all(db)
         .await?;

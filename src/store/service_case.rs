@@ -101,7 +101,6 @@ pub async fn update(
         now,
         |active, current| {
             [
-                set_if_changed(&mut active.status, &current.status, changes.status),
                 set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
                 set_if_changed(&mut active.subject, &current.subject, changes.subject),
                 set_if_changed(

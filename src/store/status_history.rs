@@ -178,8 +178,8 @@ pub trait StatusFile: Child {
 /// The status of a file of kind `F`.
 pub type FileStatus<F> = <<F as StatusFile>::History as StatusHistory>::Status;
 
-/// `StatusFile` for an entity with `id`, `client_id`, `status` and
-/// `updated_at` columns.
+/// `StatusFile` for an entity with `id`, `status` and `updated_at` columns
+/// (its parent, for lists, comes from [`page::Child`](super::page::Child)).
 macro_rules! status_file {
     ($file:ident, $history:ident, $what:literal) => {
         impl StatusFile for entity::$file::Entity {
@@ -246,9 +246,9 @@ where
     record_into::<F::History>(batch, id, None, status, by, now);
 }
 
-/// Change the file `id` in one transaction: lock its row, record the move to
-/// `status` (when it is another), let `apply` set the changed fields of the
-/// row (it says whether any changed) and save it; the row as saved.
+/// Change the file `id` in one transaction: lock its row; when `status` is
+/// another, record the move and set it; let `apply` set the other changed
+/// fields (it says whether any changed) and save the row; the row as saved.
 pub async fn update<F>(
     db: &DatabaseConnection,
     id: Uuid,
@@ -259,7 +259,7 @@ pub async fn update<F>(
 ) -> Result<F::Model, AppError>
 where
     F: StatusFile,
-    FileStatus<F>: PartialEq,
+    FileStatus<F>: PartialEq + Clone + Into<sea_orm::Value>,
     F::Model: IntoActiveModel<F::ActiveModel> + Clone,
     F::ActiveModel: ActiveModelTrait<Entity = F> + Send,
     <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
@@ -268,11 +268,14 @@ where
     let txn = super::begin_write(db).await?;
     let current = super::lock_for_update::<F>(&txn, id, F::WHAT).await?;
     let from = F::status(&current);
-    if let Some(to) = status.filter(|to| *to != from) {
-        record::<F::History>(&txn, id, Some(from), to, by, now).await?;
-    }
     let mut active = current.clone().into_active_model();
-    let changed = apply(&mut active, &current);
+    let mut changed = false;
+    if let Some(to) = status.filter(|to| *to != from) {
+        record::<F::History>(&txn, id, Some(from), to.clone(), by, now).await?;
+        active.try_set(F::STATUS, to.into())?;
+        changed = true;
+    }
+    changed |= apply(&mut active, &current);
     active.try_set(F::UPDATED_AT, now.into())?;
     super::save_and_commit::<F>(txn, active, changed, id, F::WHAT).await
 }
