@@ -27,7 +27,27 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+use uuid::Uuid;
+
 use crate::error::AppError;
+
+/// `column` is one of `ids`. On PostgreSQL `= ANY($1)`, the ids bound as one
+/// array: the statement's text is the same for any number of ids, so each
+/// pooled connection prepares it once and PostgreSQL can keep one generic
+/// plan, where `IN ($1, ..., $n)` was a statement of its own, parsed and
+/// planned anew, for each length (the batch reads of live events vary in
+/// length from one read to the next). SQLite has no arrays: `IN (...)`.
+pub(crate) fn one_of(
+    backend: DbBackend,
+    column: impl sea_orm::ColumnTrait,
+    ids: &[Uuid],
+) -> sea_orm::sea_query::Expr {
+    if is_postgres(backend) {
+        column.eq_any(ids.iter().copied())
+    } else {
+        column.is_in(ids.iter().copied())
+    }
+}
 
 /// Set `slot` to `new` when one is given and it differs from `current`;
 /// whether it did.
@@ -154,4 +174,43 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 /// True on PostgreSQL (advisory locks, `FOR UPDATE`), false on SQLite.
 pub fn is_postgres(backend: DbBackend) -> bool {
     backend == DbBackend::Postgres
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+
+    use super::*;
+
+    fn read_of(backend: DbBackend, n: u128) -> sea_orm::Statement {
+        let ids: Vec<Uuid> = (1..=n).map(Uuid::from_u128).collect();
+        entity::lead::Entity::find()
+            .filter(one_of(backend, entity::lead::Column::Id, &ids))
+            .build(backend)
+    }
+
+    #[test]
+    fn on_postgresql_a_read_by_ids_is_one_statement_whatever_their_number() {
+        let (three, forty) = (
+            read_of(DbBackend::Postgres, 3),
+            read_of(DbBackend::Postgres, 40),
+        );
+        assert_eq!(three.sql, forty.sql);
+        assert!(
+            three.sql.ends_with(r#"WHERE "lead"."id" = ANY($1)"#),
+            "{}",
+            three.sql
+        );
+        assert_eq!(three.values.map(|v| v.0.len()), Some(1));
+    }
+
+    #[test]
+    fn on_sqlite_a_read_by_ids_lists_them() {
+        let read = read_of(DbBackend::Sqlite, 3);
+        assert!(
+            read.sql.ends_with(r#"WHERE "lead"."id" IN (?, ?, ?)"#),
+            "{}",
+            read.sql
+        );
+    }
 }

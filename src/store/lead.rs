@@ -43,7 +43,11 @@ pub async fn with_opportunities(
         .to(opportunity::Column::Id)
         .into();
     Ok(lead::Entity::find()
-        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db.get_database_backend(),
+            lead::Column::Id,
+            ids,
+        ))
         .join(JoinType::LeftJoin, belongs_to)
         .select_also(opportunity::Entity)
         .all(db)

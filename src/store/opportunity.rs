@@ -131,7 +131,11 @@ pub async fn find_many(
     ids: &[Uuid],
 ) -> Result<Vec<opportunity::Model>, AppError> {
     Ok(opportunity::Entity::find()
-        .filter(opportunity::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db.get_database_backend(),
+            opportunity::Column::Id,
+            ids,
+        ))
         .all(db)
         .await?)
 }
