@@ -71,33 +71,27 @@ pub struct Vehicle {
     pub condition: Option<VehicleCondition>,
 }
 
-impl From<domain::VehicleOfInterest> for Vehicle {
-    fn from(v: domain::VehicleOfInterest) -> Self {
-        Self {
-            year: v.year,
-            make: v.make,
-            model: v.model,
-            trim: v.trim,
-            vin: v.vin,
-            stock_number: v.stock_number,
-            condition: v.condition.map(Into::into),
+/// `From` both ways between two structs of the same optional fields, each
+/// field converted with `Into`.
+macro_rules! convert_both_ways {
+    ($a:ty, $b:ty, { $($field:ident),+ $(,)? }) => {
+        impl From<$a> for $b {
+            fn from(v: $a) -> Self {
+                Self { $($field: v.$field.map(Into::into)),+ }
+            }
         }
-    }
+
+        impl From<$b> for $a {
+            fn from(v: $b) -> Self {
+                Self { $($field: v.$field.map(Into::into)),+ }
+            }
+        }
+    };
 }
 
-impl From<Vehicle> for domain::VehicleOfInterest {
-    fn from(v: Vehicle) -> Self {
-        Self {
-            year: v.year,
-            make: v.make,
-            model: v.model,
-            trim: v.trim,
-            vin: v.vin,
-            stock_number: v.stock_number,
-            condition: v.condition.map(Into::into),
-        }
-    }
-}
+convert_both_ways!(Vehicle, domain::VehicleOfInterest, {
+    year, make, model, trim, vin, stock_number, condition
+});
 
 /// Something about the lead that did not stop it (a value kept raw).
 #[derive(SimpleObject, Clone)]
