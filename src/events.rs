@@ -16,6 +16,7 @@
 //! subscribers read, so nothing about the sweep (not even a lagging buffer)
 //! reaches a non-admin stream.
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -169,18 +170,27 @@ impl Delivery {
         }
     }
 
-    /// Read the rows of the `deliveries` not read yet, together: one
-    /// statement for the leads with their opportunities, one for the other
+    /// Read the rows of the `deliveries` not read yet, together: those this
+    /// application wrote from `written`, the others with one statement for
+    /// the leads with their opportunities and one for the other
     /// opportunities. A delivery whose rows do not match up (its lead is
     /// gone, or belongs to another opportunity) is left to [`Self::rows`].
     pub async fn read_together(
         db: &DatabaseConnection,
+        written: &Written,
         deliveries: &[Arc<Delivery>],
     ) -> Result<(), AppError> {
-        let unread: Vec<&Arc<Delivery>> = deliveries
-            .iter()
-            .filter(|d| !d.rows.initialized())
-            .collect();
+        let mut unread: Vec<&Arc<Delivery>> = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries.iter().filter(|d| !d.rows.initialized()) {
+            match written.rows_of(&delivery.event) {
+                Some(rows) => {
+                    crate::metrics::live_own_rows();
+                    // Already set by a concurrent reader: the same rows.
+                    let _ = delivery.rows.set(rows);
+                }
+                None => unread.push(delivery),
+            }
+        }
         let lead_ids: Vec<Uuid> = unread.iter().filter_map(|d| d.lead_to_read()).collect();
         let opportunity_ids: Vec<Uuid> = unread
             .iter()
@@ -235,14 +245,65 @@ impl Delivery {
 pub struct EventBus {
     public: broadcast::Sender<Arc<Delivery>>,
     admin: broadcast::Sender<Arc<Delivery>>,
+    /// The rows of this application's own recent leads.
+    written: Arc<Written>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self {
-            public: broadcast::channel(EVENT_BUFFER).0,
-            admin: broadcast::channel(EVENT_BUFFER).0,
+        Self::of(
+            broadcast::channel(EVENT_BUFFER).0,
+            broadcast::channel(EVENT_BUFFER).0,
+        )
+    }
+}
+
+/// How many leads' rows [`Written`] keeps at most.
+pub const WRITTEN_KEPT: NonZeroUsize = NonZeroUsize::new(1_024).expect("not zero");
+
+/// A lead's row and its opportunity's, as the intake wrote them.
+type LeadRows = (entity::lead::Model, entity::opportunity::Model);
+
+/// The rows an application wrote for its recent leads, by lead id, for
+/// their events: when a lead's event comes back to the instance that took
+/// the lead in (through PostgreSQL's NOTIFY, or SQLite's in-process bus),
+/// its subscribers use these rows instead of reading them back. The rows
+/// are those the intake wrote and returned to the sender. The other
+/// instances read them, as before, and so does this one for an event that
+/// arrives before its intake has left the rows here (the request finishes
+/// just after its commit; during a burst, when events gather before their
+/// read, the rows are there).
+///
+/// Kept only while somebody listens on this instance, and at most
+/// [`WRITTEN_KEPT`] leads, the least recently used forgotten first: the
+/// rows of events that are never read (nobody subscribed to leads, a gap)
+/// cost bounded memory.
+pub struct Written(Mutex<lru::LruCache<Uuid, LeadRows>>);
+
+impl Default for Written {
+    fn default() -> Self {
+        Self(Mutex::new(lru::LruCache::new(WRITTEN_KEPT)))
+    }
+}
+
+impl Written {
+    fn cache(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Uuid, LeadRows>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The rows `event` names, if this application wrote them: a lead's
+    /// event (received or merged) whose lead and opportunity match.
+    fn rows_of(&self, event: &Event) -> Option<Rows> {
+        let id = event.lead?;
+        let cache = &mut *self.cache();
+        let (lead, opportunity) = cache.get(&id)?;
+        if opportunity.id != event.opportunity {
+            return None;
         }
+        Some(Rows {
+            lead: (event.kind == EventKind::LeadReceived).then(|| lead.clone()),
+            opportunity: Some(opportunity.clone()),
+        })
     }
 }
 
@@ -254,6 +315,33 @@ pub struct EventReceivers {
 }
 
 impl EventBus {
+    fn of(
+        public: broadcast::Sender<Arc<Delivery>>,
+        admin: broadcast::Sender<Arc<Delivery>>,
+    ) -> Self {
+        Self {
+            public,
+            admin,
+            written: Arc::default(),
+        }
+    }
+
+    /// Keep the rows this application just wrote for a lead, for its events
+    /// ([`Written`]); nothing when nobody listens here.
+    pub fn remember(&self, lead: &entity::lead::Model, opportunity: &entity::opportunity::Model) {
+        if self.public.receiver_count() == 0 {
+            return;
+        }
+        self.written
+            .cache()
+            .put(lead.id, (lead.clone(), opportunity.clone()));
+    }
+
+    /// The rows of this application's recent leads.
+    pub fn written(&self) -> &Written {
+        &self.written
+    }
+
     /// The bus of an application on `db`: on SQLite the process-wide bus of
     /// the database file; on PostgreSQL a bus of its own, fed by a LISTEN
     /// task on `url` (stopped when `stop` changes). Returns once listening,
@@ -325,7 +413,7 @@ fn sqlite_bus(db: &DatabaseConnection) -> EventBus {
                 .and_then(broadcast::WeakSender::upgrade),
         );
     match existing {
-        Some((public, admin)) => EventBus { public, admin },
+        Some((public, admin)) => EventBus::of(public, admin),
         None => {
             let bus = EventBus::default();
             buses.insert(key, bus.public.downgrade());
@@ -395,7 +483,7 @@ pub fn committed(db: &DatabaseConnection, events: &[Event]) {
         .and_then(broadcast::WeakSender::upgrade);
     drop(buses);
     if let (Some(public), Some(admin)) = (public, admin) {
-        let bus = EventBus { public, admin };
+        let bus = EventBus::of(public, admin);
         for event in events {
             bus.send(*event);
         }

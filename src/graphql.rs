@@ -43,6 +43,9 @@ pub struct ApiContext {
     pub clock: SharedClock,
     /// The partner rate limit and the revoked token subjects.
     pub partners: Arc<crate::partners::PartnerControls>,
+    /// This application's live events: an intake leaves its rows there for
+    /// its own event ([`crate::events::Written`]).
+    pub bus: crate::events::EventBus,
 }
 
 #[derive(MergedObject, Default)]

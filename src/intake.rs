@@ -46,6 +46,7 @@ async fn store_valid(
     let intake =
         store::lead_intake::submit(&api.db, who, &valid, &api.policy, api.clock.now()).await?;
     if !intake.replayed {
+        api.bus.remember(&intake.lead, &intake.opportunity);
         crate::metrics::lead_accepted(intake.outcome.as_str());
     }
     Ok(intake)

@@ -158,9 +158,22 @@ static LIVE_WRITES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     )
 });
 
+static LIVE_OWN_ROWS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    counter(
+        "crm_live_own_rows_total",
+        "Events whose rows this instance wrote itself (its own leads), given to subscribers \
+         without a read.",
+    )
+});
+
 /// The rows of waiting events were read together.
 pub fn live_rows_read() {
     bump(&LIVE_ROW_READS);
+}
+
+/// An event's rows were this instance's own, not read back.
+pub fn live_own_rows() {
+    bump(&LIVE_OWN_ROWS);
 }
 
 /// A WebSocket was written what it had pending.
@@ -262,10 +275,14 @@ pub fn render() -> String {
         &*HTTP_SECONDS,
         &*POOL,
         &*STATEMENTS,
+        &*REVOCATION_RELOADS,
         &*LIVE_SUBSCRIPTIONS,
         &*LIVE_EXECUTIONS,
         &*LIVE_RESOLVED,
         &*LIVE_DELIVERED,
+        &*LIVE_ROW_READS,
+        &*LIVE_WRITES,
+        &*LIVE_OWN_ROWS,
     );
     let mut buffer = Vec::new();
     if prometheus::TextEncoder::new()

@@ -103,17 +103,18 @@ impl Application {
         let partners = crate::partners::PartnerControls::start(&db, settings.partner_rate())
             .await
             .map_err(StartupError::Partners)?;
+        let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
+        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx)
+            .await
+            .map_err(StartupError::Events)?;
         let api = ApiContext {
             db: db.clone(),
             policy: Arc::new(policy.clone()),
             clock: clock.clone(),
             partners,
+            bus: bus.clone(),
         };
         let schema = graphql::build_schema(api.clone());
-        let (events_stop, events_stop_rx) = tokio::sync::watch::channel(false);
-        let (bus, event_listener) = EventBus::start(&db, &settings.database_url, events_stop_rx)
-            .await
-            .map_err(StartupError::Events)?;
         let (going_away, going_away_rx) = tokio::sync::watch::channel(false);
         if options.handle_signals {
             tokio::spawn(live::watch_shutdown_signals(going_away));

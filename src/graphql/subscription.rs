@@ -1,6 +1,7 @@
 //! Subscriptions: `leadReceived` and `opportunityChanged`, fed by the event
 //! bus ([`crate::events`]). Events carry ids; the rows are read back after
-//! delivery (once per instance and event, shared), and each execution
+//! delivery (once per instance and event, shared; not at all by the instance
+//! that wrote a lead, see [`crate::events::Written`]), and each execution
 //! resolves the fields with its role (an AGENT never sees `expiree`, and
 //! never receives an expiry: expiry events travel on a channel non-admins
 //! do not read).
@@ -315,8 +316,12 @@ impl Feed {
             self.backlog = self.pending.len() >= READ_TOGETHER;
             // A failed read is not lost: each event's own read (`rows`)
             // tries again and reports it.
-            if let Err(error) =
-                Delivery::read_together(&self.db, self.pending.make_contiguous()).await
+            if let Err(error) = Delivery::read_together(
+                &self.db,
+                self.source.bus.written(),
+                self.pending.make_contiguous(),
+            )
+            .await
             {
                 tracing::debug!(%error, "reading the rows of waiting events together failed");
             }

@@ -377,6 +377,7 @@ pub async fn schema_without_admin_wall(app: &TestApp) -> crm::graphql::CrmSchema
         partners: crm::partners::PartnerControls::start(&app.db, std::num::NonZeroU32::MIN)
             .await
             .unwrap(),
+        bus: crm::events::EventBus::default(),
     })
 }
 

@@ -839,11 +839,12 @@ async fn identical_subscriptions_share_one_execution_per_role() {
 }
 
 /// A burst of events is read and written in batches (`CRM_WS_COALESCE_MS`,
-/// here 2 s to make it plain): a lead after a quiet spell reaches the
-/// subscribers at once; the ten leads that follow it within the period
-/// reach each socket complete, in one or two writes, their rows read in one
-/// or two statements, instead of one of each per event. Seen from a `crm
-/// serve` process's own metrics.
+/// here 2 s to make it plain), seen from a `crm serve` process's own
+/// metrics. A lead after a quiet spell reaches the subscribers at once. The
+/// ten leads that follow it within the period reach each socket complete,
+/// in one or two writes, and none is read back: this instance wrote their
+/// rows. Ten status changes then, whose rows it must read, are read in one
+/// or two statements. Not one read and one write per event.
 #[tokio::test]
 async fn a_burst_of_events_goes_out_in_batches_and_a_lone_event_at_once() {
     const BURST: usize = 10;
@@ -854,6 +855,7 @@ async fn a_burst_of_events_goes_out_in_batches_and_a_lone_event_at_once() {
     for _ in 0..2 {
         let mut ws = Ws::as_role(app, Role::Agent).await;
         subscribed(&mut ws, "1", LEAD_RECEIVED, json!({})).await;
+        subscribed(&mut ws, "2", CHANGED, json!({})).await;
         sockets.push(ws);
     }
 
@@ -873,29 +875,147 @@ async fn a_burst_of_events_goes_out_in_batches_and_a_lone_event_at_once() {
     let inputs = (0..BURST)
         .map(|i| json!({ "email": format!("burst-{i}@example.com") }))
         .collect();
-    let mut expected: Vec<Value> = submit_concurrently(&[app], inputs)
-        .await
-        .into_iter()
-        .map(|payload| payload["lead"]["id"].clone())
-        .collect();
-    expected.sort_by_key(Value::to_string);
+    let submitted = submit_concurrently(&[app], inputs).await;
+    let ids_of = |field: &str| {
+        let mut ids: Vec<Value> = submitted.iter().map(|p| p[field]["id"].clone()).collect();
+        ids.sort_by_key(Value::to_string);
+        ids
+    };
+    let (leads, opportunities) = (ids_of("lead"), ids_of("opportunity"));
     for ws in &mut sockets {
-        let mut got = Vec::new();
-        for _ in 0..BURST {
-            got.push(ws.data("1").await["leadReceived"]["lead"]["id"].clone());
-        }
-        got.sort_by_key(Value::to_string);
-        assert_eq!(got, expected);
+        assert_eq!(
+            received(ws, "1", BURST, "/leadReceived/lead/id").await,
+            leads
+        );
     }
     let after = batch_figures(app).await;
-    let (reads, writes) = (after.0 - before.0, after.1 - before.1);
-    assert!(
-        (1.0..=2.0).contains(&reads),
-        "{BURST} events read in {reads} statements"
+    let burst = after - before;
+    assert_eq!(
+        (burst.reads, burst.own_rows),
+        (0.0, BURST as f64),
+        "{BURST} events of leads it wrote: {burst:?}"
     );
     assert!(
-        (2.0..=4.0).contains(&writes),
-        "{BURST} events written to 2 sockets in {writes} writes"
+        (2.0..=4.0).contains(&burst.writes),
+        "{BURST} events written to 2 sockets in {} writes",
+        burst.writes
+    );
+
+    let before = after;
+    futures_util::future::join_all(opportunities.iter().map(|id| {
+        let id = id.as_str().expect("an opportunity id");
+        set_status(app, id, "PRIS_EN_CHARGE", Role::Agent)
+    }))
+    .await;
+    for ws in &mut sockets {
+        let changed = received(ws, "2", BURST, "/opportunityChanged/opportunity/id").await;
+        assert_eq!(changed, opportunities);
+    }
+    let changes = batch_figures(app).await - before;
+    assert!(
+        (1.0..=2.0).contains(&changes.reads) && changes.own_rows == 0.0,
+        "{BURST} status changes read in {} statements",
+        changes.reads
+    );
+    assert!(
+        (2.0..=4.0).contains(&changes.writes),
+        "{BURST} status changes written to 2 sockets in {} writes",
+        changes.writes
+    );
+}
+
+/// The next `n` events of subscription `id` on `ws`: the value at `pointer`
+/// in each, sorted.
+async fn received(ws: &mut Ws, id: &str, n: usize, pointer: &str) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(
+            ws.data(id)
+                .await
+                .pointer(pointer)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    got.sort_by_key(Value::to_string);
+    got
+}
+
+const LEAD_FIELDS: &str = "id firstName lastName email phone submittedEmail submittedPhone \
+    message source type receivedAt submittedBy idempotencyKey outcome \
+    warnings { field message } vehicle { year make model trim vin stockNumber condition } \
+    contactConflict { kind value otherClientId } \
+    decision { candidateOpportunityId candidateState conflictingClientId evaluatedAt \
+    expiredOpportunityIds matchedBy matchedClientId outcome protectedStatuses windowDays } \
+    client { id } opportunity { id } creditRequest { id }";
+
+const OPPORTUNITY_FIELDS: &str =
+    "id status department createdAt updatedAt expiree expiredAt client { id }";
+
+/// The instance that takes a lead in gives its subscribers the rows it
+/// wrote, without reading them back: what an ADMIN's `leadReceived` event
+/// holds of the lead and its opportunity (every field) is what a query
+/// reads, for a new lead full of text to normalize and for a merged one with
+/// a contact conflict; and no statement read their rows.
+#[tokio::test]
+async fn the_event_of_a_lead_is_what_a_query_reads_without_reading_it_back() {
+    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create().await);
+    let server = ServerProcess::start_with(database, &[("CRM_WS_COALESCE_MS", "2000")]).await;
+    let app = &server.app;
+    let mut ws = Ws::as_role(app, Role::Admin).await;
+    let subscription = format!(
+        "subscription {{ leadReceived {{ lead {{ {LEAD_FIELDS} }} \
+         opportunity {{ {OPPORTUNITY_FIELDS} }} }} }}"
+    );
+    subscribed(&mut ws, "1", &subscription, json!({})).await;
+    submit_lead(app, json!({ "email": "first@example.com" })).await;
+    submit_lead(app, json!({ "phone": "514-555-0100" })).await;
+    // Two events read: the next ones gather for the period.
+    ws.data("1").await;
+    ws.data("1").await;
+
+    let before = batch_figures(app).await;
+    let new = submit_lead(
+        app,
+        json!({
+            "firstName": "  Émilie ", "lastName": "Tremblay", "email": " EMILIE@Example.COM ",
+            "phone": "(514) 555-0199 poste 12", "message": "Intéressée par le RAV4",
+            "source": "site web", "type": "REN", "idempotencyKey": "k-1",
+            "vehicle": { "year": 2021, "make": "Toyota", "model": "RAV4", "trim": "LE",
+                         "vin": "2T3W1RFV5MC123456", "stockNumber": "A123", "condition": "USED" }
+        }),
+    )
+    .await;
+    let merged = submit_lead(
+        app,
+        json!({ "email": "first@example.com", "phone": "514 555 0100", "message": "encore" }),
+    )
+    .await;
+    assert_eq!(merged["outcome"], "MERGED", "{merged}");
+    for sent in [new, merged] {
+        let event = ws.data("1").await["leadReceived"].clone();
+        let lead = app
+            .data(
+                &format!("query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"),
+                json!({ "id": sent["lead"]["id"] }),
+                Role::Admin,
+            )
+            .await;
+        assert_eq!(event["lead"], lead["lead"]);
+        let opportunity = app
+            .data(
+                &format!("query($id: ID!) {{ opportunity(id: $id) {{ {OPPORTUNITY_FIELDS} }} }}"),
+                json!({ "id": sent["opportunity"]["id"] }),
+                Role::Admin,
+            )
+            .await;
+        assert_eq!(event["opportunity"], opportunity["opportunity"]);
+    }
+    let figures = batch_figures(app).await - before;
+    assert_eq!(
+        (figures.reads, figures.own_rows),
+        (0.0, 2.0),
+        "the rows of its own leads: {figures:?}"
     );
 }
 
@@ -938,16 +1058,38 @@ async fn a_backlog_of_events_is_not_held_back_a_period_per_batch() {
 }
 
 /// (row reads, socket writes) of a `crm serve` process.
-async fn batch_figures(app: &TestApp) -> (f64, f64) {
+async fn batch_figures(app: &TestApp) -> Batches {
     let text = app.metrics().await;
     let sample = |name: &str| {
         crate::helpers::metric_sample(&text, name)
             .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
     };
-    (
-        sample("crm_live_row_reads_total"),
-        sample("crm_live_socket_writes_total"),
-    )
+    Batches {
+        reads: sample("crm_live_row_reads_total"),
+        writes: sample("crm_live_socket_writes_total"),
+        own_rows: sample("crm_live_own_rows_total"),
+    }
+}
+
+/// An instance's live counters: reads of rows, socket writes, events whose
+/// rows it wrote itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Batches {
+    reads: f64,
+    writes: f64,
+    own_rows: f64,
+}
+
+impl std::ops::Sub for Batches {
+    type Output = Self;
+
+    fn sub(self, before: Self) -> Self {
+        Self {
+            reads: self.reads - before.reads,
+            writes: self.writes - before.writes,
+            own_rows: self.own_rows - before.own_rows,
+        }
+    }
 }
 
 /// Wait until (subscriptions, executions) reads `expected`.
