@@ -16,6 +16,9 @@ pub const DEFAULT_WS_PING_INTERVAL_MS: u64 = 30_000;
 /// Default longest wait of an event behind a socket's previous write, during
 /// a burst (see [`crate::live::LiveTimeouts::coalesce`]).
 pub const DEFAULT_WS_COALESCE_MS: u64 = 50;
+/// Default time a GraphQL request's loads of one kind gather before their
+/// batch goes to the database (async-graphql's `DataLoader` delay).
+pub const DEFAULT_LOADER_DELAY_MS: u64 = 1;
 
 /// `--database-url`: every command that touches the database.
 #[derive(Clone, clap::Args)]
@@ -93,6 +96,14 @@ pub struct ServerArgs {
     #[arg(long, env = "CRM_WS_COALESCE_MS", default_value_t = DEFAULT_WS_COALESCE_MS,
           value_parser = clap::value_parser!(u64).range(0..=5_000))]
     pub ws_coalesce_ms: u64,
+
+    /// Milliseconds a request's loads of one kind (the clients of a page of
+    /// opportunities, ...) gather before their one statement is sent. A
+    /// batch is split when loads come later than that: on a machine starved
+    /// of CPU, a longer delay keeps them together, at that cost in latency.
+    #[arg(long, env = "CRM_LOADER_DELAY_MS", default_value_t = DEFAULT_LOADER_DELAY_MS,
+          value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub loader_delay_ms: u64,
 }
 
 /// Everything `crm serve` reads: the parts above together.
@@ -144,6 +155,7 @@ impl From<ServeArgs> for Settings {
             ws_init_timeout_ms: args.server.ws_init_timeout_ms,
             ws_ping_interval_ms: args.server.ws_ping_interval_ms,
             ws_coalesce_ms: args.server.ws_coalesce_ms,
+            loader_delay_ms: args.server.loader_delay_ms,
         }
     }
 }
@@ -191,6 +203,8 @@ pub struct Settings {
     pub ws_ping_interval_ms: u64,
     /// Milliseconds events wait behind a WebSocket's previous write.
     pub ws_coalesce_ms: u64,
+    /// Milliseconds a request's loads of one kind gather before their batch.
+    pub loader_delay_ms: u64,
 }
 
 impl Settings {
@@ -209,6 +223,7 @@ impl Settings {
             ws_init_timeout_ms: DEFAULT_WS_INIT_TIMEOUT_MS,
             ws_ping_interval_ms: DEFAULT_WS_PING_INTERVAL_MS,
             ws_coalesce_ms: DEFAULT_WS_COALESCE_MS,
+            loader_delay_ms: DEFAULT_LOADER_DELAY_MS,
         }
     }
 
@@ -247,6 +262,7 @@ impl fmt::Debug for Settings {
             .field("ws_init_timeout_ms", &self.ws_init_timeout_ms)
             .field("ws_ping_interval_ms", &self.ws_ping_interval_ms)
             .field("ws_coalesce_ms", &self.ws_coalesce_ms)
+            .field("loader_delay_ms", &self.loader_delay_ms)
             .finish()
     }
 }

@@ -21,6 +21,7 @@ pub mod subscription;
 pub mod viewer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, SDLExportOptions, Schema, SchemaBuilder};
@@ -80,20 +81,28 @@ pub use subscription::SubscriptionRoot;
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Build the schema with its limits and extensions.
-pub fn build_schema(api: ApiContext) -> CrmSchema {
-    builder(api).extension(admin_only::AdminOnlyWall).finish()
+/// Build the schema with its limits and extensions; a request's loads of
+/// one kind gather for `loader_delay` before their batch is sent.
+pub fn build_schema(api: ApiContext, loader_delay: Duration) -> CrmSchema {
+    builder(api, loader_delay)
+        .extension(admin_only::AdminOnlyWall)
+        .finish()
 }
 
 /// The schema without the admin-only validation wall. Never served: it lets
 /// a test prove that the resolvers' role guards still refuse on their own.
 #[doc(hidden)]
 pub fn build_schema_without_admin_wall(api: ApiContext) -> CrmSchema {
-    builder(api).finish()
+    let delay = Duration::from_millis(crate::config::DEFAULT_LOADER_DELAY_MS);
+    builder(api, delay).finish()
 }
 
-fn builder(api: ApiContext) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn);
+fn builder(
+    api: ApiContext,
+    loader_delay: Duration,
+) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let loader = DataLoader::new(loaders::StoreLoader::new(api.db.clone()), tokio::spawn)
+        .delay(loader_delay);
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),

@@ -114,7 +114,8 @@ impl Application {
             partners,
             bus: bus.clone(),
         };
-        let schema = graphql::build_schema(api.clone());
+        let loader_delay = std::time::Duration::from_millis(settings.loader_delay_ms);
+        let schema = graphql::build_schema(api.clone(), loader_delay);
         let (going_away, going_away_rx) = tokio::sync::watch::channel(false);
         if options.handle_signals {
             tokio::spawn(live::watch_shutdown_signals(going_away));

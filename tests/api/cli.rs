@@ -144,6 +144,7 @@ async fn each_subcommands_help_lists_only_its_own_flags() {
             "--jwt-audience",
             "--jwt-issuer",
             "--jwt-secret",
+            "--loader-delay-ms",
             "--partner-rate-per-min",
             "--sweep-interval-secs",
             "--ws-coalesce-ms",

@@ -994,22 +994,12 @@ async fn the_event_of_a_lead_is_what_a_query_reads_without_reading_it_back() {
     assert_eq!(merged["outcome"], "MERGED", "{merged}");
     for sent in [new, merged] {
         let event = ws.data("1").await["leadReceived"].clone();
-        let lead = app
-            .data(
-                &format!("query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"),
-                json!({ "id": sent["lead"]["id"] }),
-                Role::Admin,
-            )
-            .await;
-        assert_eq!(event["lead"], lead["lead"]);
-        let opportunity = app
-            .data(
-                &format!("query($id: ID!) {{ opportunity(id: $id) {{ {OPPORTUNITY_FIELDS} }} }}"),
-                json!({ "id": sent["opportunity"]["id"] }),
-                Role::Admin,
-            )
-            .await;
-        assert_eq!(event["opportunity"], opportunity["opportunity"]);
+        for (field, fields) in [("lead", LEAD_FIELDS), ("opportunity", OPPORTUNITY_FIELDS)] {
+            let query = format!("query($id: ID!) {{ {field}(id: $id) {{ {fields} }} }}");
+            let id = json!({ "id": sent[field]["id"] });
+            let read = app.data(&query, id, Role::Admin).await;
+            assert_eq!(event[field], read[field], "{field}");
+        }
     }
     let figures = batch_figures(app).await - before;
     assert_eq!(
