@@ -2,7 +2,6 @@
 //! (and `crm serve` at start) applies them; there is no seed data here.
 pub use sea_orm_migration::prelude::*;
 
-mod columns;
 mod m20261127_000001_create_client_tables;
 mod m20261127_000002_create_opportunity_tables;
 mod m20261127_000003_create_lead_table;
@@ -12,6 +11,7 @@ mod m20261128_000003_create_privacy_event_table;
 mod m20261128_000004_create_credit_request_access_table;
 mod m20261128_000010_check_stored_values;
 mod m20261128_000011_index_opportunity_activity;
+mod tables;
 
 pub use m20261128_000010_check_stored_values::STORED_VALUES;
 

@@ -1,8 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{
-    create_table, drop_tables, foreign_key, index, keyed_table, string, timestamp, uuid,
-};
+use crate::tables::{NewTable, create_tables, drop_tables, flag, string, timestamp, uuid};
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::m20261127_000001_create_client_tables::Client;
@@ -75,121 +73,18 @@ const SWEEP_INDEX: &str =
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        create_table(
-            manager,
-            keyed_table(Opportunity::Table, Opportunity::Id)
-                .col(uuid(Opportunity::ClientId))
-                .col(string(Opportunity::Status, 32))
-                .col(timestamp(Opportunity::CreatedAt))
-                .col(timestamp(Opportunity::UpdatedAt))
-                .col(
-                    ColumnDef::new(Opportunity::Expiree)
-                        .boolean()
-                        .not_null()
-                        .default(false),
-                )
-                .col(ColumnDef::new(Opportunity::ExpiredAt).timestamp_with_time_zone())
-                .col(string(Opportunity::CreatedBy, 200))
-                .check(Expr::cust(
-                    "(expiree AND expired_at IS NOT NULL) OR (NOT expiree AND expired_at IS NULL)",
-                ))
-                .foreign_key(&mut foreign_key(
-                    "fk_opportunity_client",
-                    (Opportunity::Table, Opportunity::ClientId),
-                    (Client::Table, Client::Id),
-                ))
-                .to_owned(),
-            [
-                // Candidate lookup of lead intake: a client's opportunities, newest first.
-                index(
-                    "idx_opportunity_client_created",
-                    [Opportunity::ClientId, Opportunity::CreatedAt],
-                ),
-                // Listing, ordered by creation, optionally by status.
-                index(
-                    "idx_opportunity_created",
-                    [Opportunity::CreatedAt, Opportunity::Id],
-                ),
-                index(
-                    "idx_opportunity_status_created",
-                    [Opportunity::Status, Opportunity::CreatedAt],
-                ),
-            ],
-        )
-        .await?;
+        create_tables(manager, [opportunity()]).await?;
         let db = manager.get_connection();
         db.execute_unprepared(SWEEP_INDEX).await?;
         match manager.get_database_backend() {
             DbBackend::Postgres => db.execute_unprepared(PG_STICKY_TRIGGER).await?,
             _ => db.execute_unprepared(SQLITE_STICKY_TRIGGER).await?,
         };
-
-        create_table(
-            manager,
-            keyed_table(OpportunityStatusChange::Table, OpportunityStatusChange::Id)
-                .col(uuid(OpportunityStatusChange::OpportunityId))
-                .col(ColumnDef::new(OpportunityStatusChange::FromStatus).string_len(32))
-                .col(string(OpportunityStatusChange::ToStatus, 32))
-                .col(string(OpportunityStatusChange::ChangedBy, 200))
-                .col(timestamp(OpportunityStatusChange::ChangedAt))
-                .foreign_key(&mut foreign_key(
-                    "fk_status_change_opportunity",
-                    (
-                        OpportunityStatusChange::Table,
-                        OpportunityStatusChange::OpportunityId,
-                    ),
-                    (Opportunity::Table, Opportunity::Id),
-                ))
-                .to_owned(),
-            [index(
-                "idx_status_change_opportunity",
-                [
-                    OpportunityStatusChange::OpportunityId,
-                    OpportunityStatusChange::ChangedAt,
-                ],
-            )],
-        )
-        .await?;
-
-        manager
-            .create_table(
-                // Expiry is sticky, so it happens once: the opportunity is the key.
-                keyed_table(
-                    OpportunityExpiryEvent::Table,
-                    OpportunityExpiryEvent::OpportunityId,
-                )
-                .col(timestamp(OpportunityExpiryEvent::ExpiredAt))
-                .col(
-                    ColumnDef::new(OpportunityExpiryEvent::WindowDays)
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(string(OpportunityExpiryEvent::ProtectedStatuses, 200))
-                .col(string(OpportunityExpiryEvent::AppliedBy, 32))
-                .foreign_key(&mut foreign_key(
-                    "fk_expiry_event_opportunity",
-                    (
-                        OpportunityExpiryEvent::Table,
-                        OpportunityExpiryEvent::OpportunityId,
-                    ),
-                    (Opportunity::Table, Opportunity::Id),
-                ))
-                .to_owned(),
-            )
-            .await?;
-        Ok(())
+        create_tables(manager, [status_change(), expiry_event()]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        drop_tables(
-            manager,
-            [
-                OpportunityExpiryEvent::Table.into_iden(),
-                OpportunityStatusChange::Table.into_iden(),
-                Opportunity::Table.into_iden(),
-            ],
-        )
-        .await?;
+        drop_tables(manager, [opportunity(), status_change(), expiry_event()]).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             manager
                 .get_connection()
@@ -198,4 +93,56 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+fn opportunity() -> NewTable {
+    use Opportunity::*;
+    NewTable::keyed(Table, Id)
+        .col(uuid(ClientId))
+        .col(string(Status, 32))
+        .col(timestamp(CreatedAt))
+        .col(timestamp(UpdatedAt))
+        .col(flag(Expiree))
+        .col(ColumnDef::new(ExpiredAt).timestamp_with_time_zone())
+        .col(string(CreatedBy, 200))
+        .check(Expr::cust(
+            "(expiree AND expired_at IS NOT NULL) OR (NOT expiree AND expired_at IS NULL)",
+        ))
+        .references("fk_opportunity_client", ClientId, Client::Table)
+        // Candidate lookup of lead intake: a client's opportunities, newest first.
+        .index("idx_opportunity_client_created", [ClientId, CreatedAt])
+        // Listing, ordered by creation, optionally by status.
+        .index("idx_opportunity_created", [CreatedAt, Id])
+        .index("idx_opportunity_status_created", [Status, CreatedAt])
+}
+
+fn status_change() -> NewTable {
+    use OpportunityStatusChange::*;
+    NewTable::keyed(Table, Id)
+        .col(uuid(OpportunityId))
+        .col(ColumnDef::new(FromStatus).string_len(32))
+        .col(string(ToStatus, 32))
+        .col(string(ChangedBy, 200))
+        .col(timestamp(ChangedAt))
+        .references(
+            "fk_status_change_opportunity",
+            OpportunityId,
+            Opportunity::Table,
+        )
+        .index("idx_status_change_opportunity", [OpportunityId, ChangedAt])
+}
+
+/// Expiry is sticky, so it happens once: the opportunity is the key.
+fn expiry_event() -> NewTable {
+    use OpportunityExpiryEvent::*;
+    NewTable::keyed(Table, OpportunityId)
+        .col(timestamp(ExpiredAt))
+        .col(ColumnDef::new(WindowDays).big_integer().not_null())
+        .col(string(ProtectedStatuses, 200))
+        .col(string(AppliedBy, 32))
+        .references(
+            "fk_expiry_event_opportunity",
+            OpportunityId,
+            Opportunity::Table,
+        )
 }

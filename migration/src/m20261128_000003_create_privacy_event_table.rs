@@ -3,10 +3,19 @@
 //! the client by id only.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::{create_table, drop_tables, index, keyed_table, string, timestamp, uuid};
+use crate::tables::{NewTable, creates_tables, string, timestamp, uuid};
+creates_tables!(privacy_event());
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+fn privacy_event() -> NewTable {
+    use PrivacyEvent::*;
+    NewTable::keyed(Table, Id)
+        .col(uuid(ClientId))
+        .col(string(Kind, 20).check(Expr::col(Kind).is_in(["EXPORT", "ANONYMIZATION"])))
+        .col(string(Principal, 200))
+        .col(string(Role, 10))
+        .col(timestamp(At))
+        .index("idx_privacy_event_client", [ClientId, At])
+}
 
 #[derive(DeriveIden)]
 enum PrivacyEvent {
@@ -17,32 +26,4 @@ enum PrivacyEvent {
     Principal,
     Role,
     At,
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        create_table(
-            manager,
-            keyed_table(PrivacyEvent::Table, PrivacyEvent::Id)
-                .col(uuid(PrivacyEvent::ClientId))
-                .col(
-                    string(PrivacyEvent::Kind, 20)
-                        .check(Expr::col(PrivacyEvent::Kind).is_in(["EXPORT", "ANONYMIZATION"])),
-                )
-                .col(string(PrivacyEvent::Principal, 200))
-                .col(string(PrivacyEvent::Role, 10))
-                .col(timestamp(PrivacyEvent::At))
-                .to_owned(),
-            [index(
-                "idx_privacy_event_client",
-                [PrivacyEvent::ClientId, PrivacyEvent::At],
-            )],
-        )
-        .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        drop_tables(manager, [PrivacyEvent::Table]).await
-    }
 }

@@ -2,7 +2,7 @@
 //! UPDATED_AT }`) reads an index in order, as the creation order does.
 use sea_orm_migration::prelude::*;
 
-use crate::columns::index;
+use crate::tables::index;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -24,6 +24,7 @@ mod intake_statements;
 mod introspection;
 mod lead_intake;
 mod limits;
+mod migrations;
 mod observability;
 mod opportunities;
 mod opportunity_order;
