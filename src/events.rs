@@ -152,11 +152,12 @@ impl Delivery {
         self.rows
             .get_or_try_init(|| async {
                 let lead = match self.lead_to_read() {
-                    Some(id) => crate::store::lead::find(db, id).await?,
+                    Some(id) => crate::store::find::<entity::lead::Entity>(db, id).await?,
                     None => None,
                 };
                 let opportunity =
-                    crate::store::opportunity::find(db, self.event.opportunity).await?;
+                    crate::store::find::<entity::opportunity::Entity>(db, self.event.opportunity)
+                        .await?;
                 Ok(Rows { lead, opportunity })
             })
             .await
@@ -210,7 +211,13 @@ impl Delivery {
         }
         let mut opportunities = HashMap::new();
         if !opportunity_ids.is_empty() {
-            for opportunity in crate::store::opportunity::find_many(db, &opportunity_ids).await? {
+            for opportunity in crate::store::rows_where::<entity::opportunity::Entity>(
+                db,
+                entity::opportunity::Column::Id,
+                &opportunity_ids,
+            )
+            .await?
+            {
                 opportunities.insert(opportunity.id, opportunity);
             }
         }

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use uuid::Uuid;
@@ -47,6 +47,29 @@ pub(crate) fn one_of(
     } else {
         column.is_in(ids.iter().copied())
     }
+}
+
+/// The row of `E` whose key is `id`, if there is one.
+pub async fn find<E>(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<E::Model>, AppError>
+where
+    E: EntityTrait,
+    Uuid: Into<<E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    Ok(E::find_by_id(id).one(db).await?)
+}
+
+/// The rows of `E` whose `column` is one of `ids`, in one statement (see
+/// [`one_of`]).
+pub async fn rows_where<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    column: E::Column,
+    ids: &[Uuid],
+) -> Result<Vec<E::Model>, AppError> {
+    let backend = db.get_database_backend();
+    Ok(E::find()
+        .filter(one_of(backend, column, ids))
+        .all(db)
+        .await?)
 }
 
 /// Set `slot` to `new` when one is given and it differs from `current`;

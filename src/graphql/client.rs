@@ -107,7 +107,9 @@ impl ClientQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn client(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Client>> {
         let id = parse_id("id", &id)?;
-        Ok(store::client::find(&api(ctx)?.db, id).await?.map(Client))
+        Ok(store::find::<entity::client::Entity>(&api(ctx)?.db, id)
+            .await?
+            .map(Client))
     }
 
     /// Rechercher des clients / Search clients: an email or a phone (any

@@ -146,8 +146,9 @@ impl async_graphql::dataloader::Loader<CreditRequestOfLead> for StoreLoader {
         &self,
         keys: &[CreditRequestOfLead],
     ) -> Result<std::collections::HashMap<CreditRequestOfLead, Self::Value>, Self::Error> {
-        let rows =
-            store::credit_request::of_leads(self.db(), keys.iter().map(|k| k.0).collect()).await?;
+        let leads: Vec<_> = keys.iter().map(|k| k.0).collect();
+        let lead = credit_request::Column::LeadId;
+        let rows = store::rows_where::<credit_request::Entity>(self.db(), lead, &leads).await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| r.lead_id.map(|lead| (CreditRequestOfLead(lead), r)))
@@ -234,7 +235,7 @@ impl CreditRequestQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn credit_request(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CreditRequest>> {
         let id = parse_id("id", &id)?;
-        let found = store::credit_request::find(&api(ctx)?.db, id).await?;
+        let found = store::find::<entity::credit_request::Entity>(&api(ctx)?.db, id).await?;
         if let Some(request) = &found {
             super::access_log::record_reads(ctx, &[request.id], ReadVia::Single).await?;
         }

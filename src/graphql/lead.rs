@@ -352,9 +352,10 @@ impl SubmitLeadPayload {
     /// The client the lead was attached to. Not for partners.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let client = store::client::find(&api(ctx)?.db, self.intake.lead.client_id)
-            .await?
-            .ok_or(AppError::NotFound("client"))?;
+        let client =
+            store::find::<entity::client::Entity>(&api(ctx)?.db, self.intake.lead.client_id)
+                .await?
+                .ok_or(AppError::NotFound("client"))?;
         Ok(Client(client))
     }
 
@@ -396,7 +397,7 @@ impl LeadQuery {
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
         let who = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let found = store::lead::find(&api(ctx)?.db, id).await?;
+        let found = store::find::<entity::lead::Entity>(&api(ctx)?.db, id).await?;
         Ok(found
             .filter(|l| who.role != Role::Partner || l.submitted_by == who.sub)
             .map(Lead))

@@ -62,17 +62,16 @@ pub trait Children: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync 
     ) -> impl Future<Output = Result<HashMap<Uuid, u64>, AppError>> + Send;
 }
 
-/// Declares the marker `$marker` of the children `$model` of a parent, listed
-/// in `$direction`, paged by `$pages` and counted by `$counts` (store
-/// functions of the shape of [`Children::pages`] and [`Children::counts`]).
+/// Declares the marker `$marker` of the children (rows of `$entity`) of a
+/// parent, listed in `$direction`.
 macro_rules! children {
-    ($(#[$doc:meta])* $marker:ident($model:ty, $direction:ident) => $pages:path, $counts:path) => {
+    ($(#[$doc:meta])* $marker:ident($entity:ty, $direction:ident)) => {
         $(#[$doc])*
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
         pub struct $marker;
 
         impl Children for $marker {
-            type Model = $model;
+            type Model = <$entity as sea_orm::EntityTrait>::Model;
             const DIRECTION: SortDirection = SortDirection::$direction;
 
             fn pages(
@@ -80,14 +79,14 @@ macro_rules! children {
                 parents: Vec<Uuid>,
                 page: &PageRequest,
             ) -> impl Future<Output = Result<HashMap<Uuid, Rows<Self::Model>>, AppError>> + Send {
-                $pages(db, parents, page)
+                store::page::fetch_per_parent::<$entity>(db, parents, page)
             }
 
             fn counts(
                 db: &DatabaseConnection,
                 parents: Vec<Uuid>,
             ) -> impl Future<Output = Result<HashMap<Uuid, u64>, AppError>> + Send {
-                $counts(db, parents)
+                store::page::count_per_parent::<$entity>(db, parents)
             }
         }
     };
@@ -95,13 +94,11 @@ macro_rules! children {
 
 children!(
     /// A client's opportunities, newest first.
-    OpportunitiesOfClient(opportunity::Model, Desc)
-        => store::opportunity::pages_of_clients, store::opportunity::count_of_clients
+    OpportunitiesOfClient(opportunity::Entity, Desc)
 );
 children!(
     /// An opportunity's leads, oldest first.
-    LeadsOfOpportunity(lead::Model, Asc)
-        => store::lead::pages_of_opportunities, store::lead::count_of_opportunities
+    LeadsOfOpportunity(lead::Entity, Asc)
 );
 
 /// One page of a parent's children `C`.
@@ -195,7 +192,9 @@ impl Loader<ClientById> for StoreLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[ClientById]) -> Loaded<ClientById, client::Model> {
-        let rows = store::client::by_ids(&self.db, ids(keys, |k| k.0)).await?;
+        let rows =
+            store::rows_where::<client::Entity>(&self.db, client::Column::Id, &ids(keys, |k| k.0))
+                .await?;
         Ok(rows.into_iter().map(|c| (ClientById(c.id), c)).collect())
     }
 }
@@ -205,7 +204,12 @@ impl Loader<OpportunityById> for StoreLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[OpportunityById]) -> Loaded<OpportunityById, opportunity::Model> {
-        let rows = store::opportunity::by_ids(&self.db, ids(keys, |k| k.0)).await?;
+        let rows = store::rows_where::<opportunity::Entity>(
+            &self.db,
+            opportunity::Column::Id,
+            &ids(keys, |k| k.0),
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .map(|o| (OpportunityById(o.id), o))

@@ -172,9 +172,11 @@ impl OpportunityQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Opportunity>> {
         let id = parse_id("id", &id)?;
-        Ok(store::opportunity::find(&api(ctx)?.db, id)
-            .await?
-            .map(Opportunity))
+        Ok(
+            store::find::<entity::opportunity::Entity>(&api(ctx)?.db, id)
+                .await?
+                .map(Opportunity),
+        )
     }
 
     /// Les opportunités / Opportunities, filtered, newest first by default.

@@ -265,7 +265,7 @@ async fn visible_view(
     who: &Principal,
     id: uuid::Uuid,
 ) -> Result<saved_view::Model, AppError> {
-    store::saved_view::find(&api(ctx)?.db, id)
+    store::find::<entity::saved_view::Entity>(&api(ctx)?.db, id)
         .await?
         .filter(|v| store::saved_view::visible_to(v, &who.sub, who.is_admin()))
         .ok_or(AppError::NotFound("saved view"))
@@ -399,7 +399,7 @@ impl SavedViewMutation {
         let who = principal(ctx)?;
         let parsed = parse_id("id", &id)?;
         let view = if who.is_admin() {
-            store::saved_view::find(&api.db, parsed)
+            store::find::<entity::saved_view::Entity>(&api.db, parsed)
                 .await?
                 .ok_or(AppError::NotFound("saved view"))?
         } else {

@@ -220,9 +220,11 @@ impl ServiceCaseQuery {
     #[graphql(guard = "RoleGuard::staff()")]
     async fn service_case(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ServiceCase>> {
         let id = parse_id("id", &id)?;
-        Ok(store::service_case::find(&api(ctx)?.db, id)
-            .await?
-            .map(ServiceCase))
+        Ok(
+            store::find::<entity::service_case::Entity>(&api(ctx)?.db, id)
+                .await?
+                .map(ServiceCase),
+        )
     }
 
     /// Les dossiers de service / Service cases, newest first. `viewId` applies
@@ -280,7 +282,7 @@ impl ServiceCaseMutation {
                     .into());
                 }
                 let id = parse_id("clientId", id)?;
-                store::client::find(&txn, id)
+                store::find::<entity::client::Entity>(&txn, id)
                     .await?
                     .ok_or(AppError::NotFound("client"))?
                     .id

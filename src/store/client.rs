@@ -16,20 +16,6 @@ use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::search;
 use crate::error::AppError;
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<client::Model>, AppError> {
-    Ok(client::Entity::find_by_id(id).one(db).await?)
-}
-
-pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<Vec<client::Model>, AppError> {
-    Ok(client::Entity::find()
-        .filter(client::Column::Id.is_in(ids))
-        .all(db)
-        .await?)
-}
-
 /// Contact points of several clients, in the order they were added.
 pub async fn contacts_of(
     db: &impl ConnectionTrait,

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::credit_request::{self, CreditRequestStatus};
 use entity::opportunity;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
@@ -68,13 +66,6 @@ pub struct CreditRequestChanges {
     pub notes: Option<Option<String>>,
 }
 
-pub async fn find(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<credit_request::Model>, AppError> {
-    Ok(credit_request::Entity::find_by_id(id).one(db).await?)
-}
-
 /// Create a `RECUE` request on an opportunity (and so for its client), with
 /// its initial status, inside the caller's transaction.
 pub async fn create(
@@ -83,7 +74,7 @@ pub async fn create(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
-    let opportunity = super::opportunity::find(db, new.opportunity_id)
+    let opportunity = super::find::<opportunity::Entity>(db, new.opportunity_id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
     status_history::create::<credit_request::Entity>(
@@ -168,17 +159,6 @@ pub async fn update(
         },
     )
     .await
-}
-
-/// The requests several leads created.
-pub async fn of_leads(
-    db: &impl ConnectionTrait,
-    leads: Vec<Uuid>,
-) -> Result<Vec<credit_request::Model>, AppError> {
-    Ok(credit_request::Entity::find()
-        .filter(credit_request::Column::LeadId.is_in(leads))
-        .all(db)
-        .await?)
 }
 
 /// The open requests of several clients, newest first, at most `cap` each.

@@ -4,7 +4,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect,
     QueryTrait,
 };
-use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::page::{self, PageRequest};
@@ -26,10 +25,6 @@ pub fn vehicle_of(m: &lead::Model) -> Result<Option<VehicleOfInterest>, AppError
         condition,
     };
     Ok((vehicle != VehicleOfInterest::default()).then_some(vehicle))
-}
-
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<lead::Model>, AppError> {
-    Ok(lead::Entity::find_by_id(id).one(db).await?)
 }
 
 /// The leads `ids` that exist, each with the opportunity it belongs to, in
@@ -70,23 +65,6 @@ pub async fn by_idempotency_key(
         .filter(lead::Column::IdempotencyKey.eq(key))
         .one(db)
         .await?)
-}
-
-/// One page of leads for each of several opportunities.
-pub async fn pages_of_opportunities(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-    page: &PageRequest,
-) -> Result<HashMap<Uuid, (Vec<lead::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<lead::Entity>(db, ids, page).await
-}
-
-/// How many leads each opportunity holds.
-pub async fn count_of_opportunities(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<lead::Entity>(db, ids).await
 }
 
 /// Leads, optionally only those one principal submitted.

@@ -405,7 +405,7 @@ pub async fn earlier(
 }
 
 async fn intake_of(db: &impl ConnectionTrait, existing: lead::Model) -> Result<Intake, AppError> {
-    let opportunity = opp_store::find(db, existing.opportunity_id)
+    let opportunity = super::find::<opportunity::Entity>(db, existing.opportunity_id)
         .await?
         .ok_or_else(|| AppError::Internal("lead without its opportunity".into()))?;
     Ok(Intake {

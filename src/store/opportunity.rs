@@ -1,5 +1,4 @@
 //! Opportunities and their status history.
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{opportunity, opportunity_expiry_event, opportunity_status_change};
@@ -118,28 +117,6 @@ pub fn expiry_state(model: &opportunity::Model) -> ExpiryState {
     }
 }
 
-pub async fn find(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<opportunity::Model>, AppError> {
-    Ok(opportunity::Entity::find_by_id(id).one(db).await?)
-}
-
-/// The opportunities `ids` that exist, in one statement.
-pub async fn find_many(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> Result<Vec<opportunity::Model>, AppError> {
-    Ok(opportunity::Entity::find()
-        .filter(super::one_of(
-            db.get_database_backend(),
-            opportunity::Column::Id,
-            ids,
-        ))
-        .all(db)
-        .await?)
-}
-
 pub async fn list(
     db: &impl ConnectionTrait,
     filter: &OpportunityFilter,
@@ -169,7 +146,7 @@ pub async fn open_for_client(
     now: DateTime<Utc>,
 ) -> Result<opportunity::Model, AppError> {
     let txn = super::begin_write(db).await?;
-    super::client::find(&txn, client_id)
+    super::find::<entity::client::Entity>(&txn, client_id)
         .await?
         .ok_or(AppError::NotFound("client"))?;
     let mut batch = WriteBatch::new();
@@ -254,7 +231,7 @@ pub async fn update_status(
         events.push(Event::status_changed(id));
         events.extend(expired.into_iter().map(Event::expired));
     }
-    let updated = find(&txn, id)
+    let updated = super::find::<opportunity::Entity>(&txn, id)
         .await?
         .ok_or(AppError::NotFound("opportunity"))?;
     events::stage(&txn, &events).await?;
@@ -357,29 +334,4 @@ pub async fn expire_where(
         .exec_without_returning(db)
         .await?;
     Ok(flagged)
-}
-
-/// Opportunities by id.
-pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<Vec<opportunity::Model>, AppError> {
-    find_many(db, &ids).await
-}
-
-/// One page of opportunities for each of several clients, newest first.
-pub async fn pages_of_clients(
-    db: &impl ConnectionTrait,
-    client_ids: Vec<Uuid>,
-    page: &PageRequest,
-) -> Result<HashMap<Uuid, (Vec<opportunity::Model>, bool)>, AppError> {
-    page::fetch_per_parent::<opportunity::Entity>(db, client_ids, page).await
-}
-
-/// How many opportunities each client has.
-pub async fn count_of_clients(
-    db: &impl ConnectionTrait,
-    client_ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, u64>, AppError> {
-    page::count_per_parent::<opportunity::Entity>(db, client_ids).await
 }

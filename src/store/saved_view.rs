@@ -90,13 +90,6 @@ pub struct ViewChanges {
     pub sort_order: Option<Option<serde_json::Value>>,
 }
 
-pub async fn find(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<saved_view::Model>, AppError> {
-    Ok(saved_view::Entity::find_by_id(id).one(db).await?)
-}
-
 /// Whether `owner` (admin or not) may see `view`.
 pub fn visible_to(view: &saved_view::Model, owner: &str, is_admin: bool) -> bool {
     (view.owner == owner || view.visibility == ViewVisibility::Shared)
@@ -147,7 +140,7 @@ pub async fn create(
     })
     .exec_without_returning(db)
     .await?;
-    find(db, id)
+    super::find::<saved_view::Entity>(db, id)
         .await?
         .ok_or_else(|| AppError::Internal("saved view vanished after insert".into()))
 }
@@ -177,7 +170,9 @@ pub async fn update(
     active.updated_at = Set(now);
     // By primary key: this row and no other.
     saved_view::Entity::update(active).exec(db).await?;
-    find(db, id).await?.ok_or(AppError::NotFound("saved view"))
+    super::find::<saved_view::Entity>(db, id)
+        .await?
+        .ok_or(AppError::NotFound("saved view"))
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<(), AppError> {

@@ -3,9 +3,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::service_case::{self, ServiceCaseStatus};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
@@ -54,13 +52,6 @@ pub struct ServiceCaseChanges {
     pub assignee: Option<Option<String>>,
     pub subject: Option<String>,
     pub description: Option<String>,
-}
-
-pub async fn find(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<service_case::Model>, AppError> {
-    Ok(service_case::Entity::find_by_id(id).one(db).await?)
 }
 
 /// Open a case (`OUVERT`) and record its initial status, inside the caller's

@@ -239,7 +239,7 @@ async fn crm_serve_stops_gracefully_on_sigterm_and_keeps_every_acknowledged_lead
     for id in acknowledged {
         let id: uuid::Uuid = id.parse().unwrap();
         assert!(
-            crm::store::lead::find(&server.app.db, id)
+            crm::store::find::<entity::lead::Entity>(&server.app.db, id)
                 .await
                 .unwrap()
                 .is_some()
