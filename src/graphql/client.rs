@@ -125,8 +125,9 @@ impl ClientQuery {
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;
         let page = connection::page_request(first, after, None)?;
-        let rows = store::client::search(&api.db, search.as_deref(), &page).await?;
-        let count = store::client::count_matching(&api.db, search.as_deref());
+        let filters = [&store::client::ClientSearch(search.as_deref())];
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let count = store::page::count(&api.db, &filters);
         connection::counted_page(ctx, rows, &page, count, cursor_of, Client).await
     }
 }

@@ -13,7 +13,7 @@ use super::loaders::{StoreLoader, status_history};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
 use super::service_case::optional_text;
-use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
+use super::viewer::{api, change, file_filter, parse_id, parse_optional_id, principal};
 use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
@@ -181,10 +181,10 @@ impl CreditRequestFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::credit_request::CreditRequestFilter, AppError> {
         Ok(store::credit_request::CreditRequestFilter {
-            statuses: stored_statuses::<_, entity::credit_request::CreditRequestStatus>(
+            file: file_filter::<_, entity::credit_request::CreditRequestStatus>(
                 self.status.as_deref(),
-            ),
-            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
+                self.client_id.as_ref(),
+            )?,
             opportunity_id: parse_optional_id(
                 "filter.opportunityId",
                 self.opportunity_id.as_ref(),

@@ -415,8 +415,9 @@ impl LeadQuery {
         let who = principal(ctx)?;
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
         let page = connection::page_request(first, after, None)?;
-        let rows = store::lead::list(&api.db, only, &page).await?;
-        let count = store::lead::count(&api.db, only);
+        let filters = [&store::lead::SubmittedBy(only)];
+        let rows = store::page::list(&api.db, &filters, &page).await?;
+        let count = store::page::count(&api.db, &filters);
         connection::counted_page(ctx, rows, &page, count, cursor_of, Lead).await
     }
 

@@ -7,7 +7,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::loaders::status_history;
 use super::open_file::Department;
-use super::viewer::{api, change, parse_id, parse_optional_id, principal, stored_statuses};
+use super::viewer::{api, change, file_filter, parse_id, principal};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -105,10 +105,10 @@ impl ServiceCaseFilter {
     /// The stored form of the filter.
     pub fn to_store(&self) -> Result<store::service_case::ServiceCaseFilter, AppError> {
         Ok(store::service_case::ServiceCaseFilter {
-            statuses: stored_statuses::<_, entity::service_case::ServiceCaseStatus>(
+            file: file_filter::<_, entity::service_case::ServiceCaseStatus>(
                 self.status.as_deref(),
-            ),
-            client_id: parse_optional_id("filter.clientId", self.client_id.as_ref())?,
+                self.client_id.as_ref(),
+            )?,
             assignee: self.assignee.clone(),
         })
     }

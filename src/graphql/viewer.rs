@@ -1,8 +1,9 @@
 //! `me`: who the token says the caller is.
-use async_graphql::{Context, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, MaybeUndefined, Object, Result, SimpleObject};
 
 use crate::auth::{Principal, Role, RoleGuard};
 use crate::error::AppError;
+use crate::store::status_history::FileFilter;
 
 /// The authenticated caller.
 #[derive(SimpleObject)]
@@ -67,16 +68,22 @@ pub fn change<T, U>(
     }
 }
 
-/// The stored values of the statuses a list filter asks for (any of them):
-/// `S` is the stored enum, `G` its GraphQL face.
-pub fn stored_statuses<G, S>(statuses: Option<&[G]>) -> Vec<S::Value>
+/// The stored form of the filters every file list has: any of `statuses`
+/// (`S` is the stored enum, `G` its GraphQL face), of the client `client_id`.
+pub fn file_filter<G, S>(
+    statuses: Option<&[G]>,
+    client_id: Option<&ID>,
+) -> Result<FileFilter, AppError>
 where
     G: Copy + Into<S>,
-    S: sea_orm::ActiveEnum,
+    S: sea_orm::ActiveEnum<Value = String>,
 {
-    statuses
-        .into_iter()
-        .flatten()
-        .map(|s| Into::<S>::into(*s).to_value())
-        .collect()
+    Ok(FileFilter {
+        statuses: statuses
+            .into_iter()
+            .flatten()
+            .map(|s| Into::<S>::into(*s).to_value())
+            .collect(),
+        client_id: parse_optional_id("filter.clientId", client_id)?,
+    })
 }

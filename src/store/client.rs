@@ -6,11 +6,11 @@ use entity::{client, client_contact};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    FromQueryResult, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest};
+use super::page;
 use super::write_batch::WriteBatch;
 use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::search;
@@ -211,26 +211,23 @@ pub fn add_contacts_into(
     batch.insert(client_contact::Entity::insert_many(rows).into_query());
 }
 
-/// Search clients: an email or phone finds its owner exactly; any other text
-/// matches name words in any order, case- and accent-insensitive.
-pub async fn search(
-    db: &impl ConnectionTrait,
-    text: Option<&str>,
-    page: &PageRequest,
-) -> Result<(Vec<client::Model>, bool), AppError> {
-    page::fetch_listed(db, matching(text), page).await
+/// The client search (listed with [`page::list`]): an email or phone finds
+/// its owner exactly; any other text matches name words in any order, case-
+/// and accent-insensitive; none finds every client.
+pub struct ClientSearch<'a>(pub Option<&'a str>);
+
+impl page::ListFilter for ClientSearch<'_> {
+    type Entity = client::Entity;
+
+    fn apply(&self, select: sea_orm::Select<client::Entity>) -> sea_orm::Select<client::Entity> {
+        matching(select, self.0)
+    }
 }
 
-/// How many clients [`search`] finds in all.
-pub async fn count_matching(
-    db: &impl ConnectionTrait,
+fn matching(
+    select: sea_orm::Select<client::Entity>,
     text: Option<&str>,
-) -> Result<u64, AppError> {
-    Ok(matching(text).count(db).await?)
-}
-
-fn matching(text: Option<&str>) -> sea_orm::Select<client::Entity> {
-    let select = client::Entity::find();
+) -> sea_orm::Select<client::Entity> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => select,
         Some(text) => {

@@ -8,8 +8,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, Que
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
+use super::set_if_changed;
+use super::status_history::{self, FileFilter};
 use super::write_batch::WriteBatch;
-use super::{set_if_changed, status_history};
 use crate::error::AppError;
 
 /// Statuses of a closed credit request.
@@ -23,10 +24,8 @@ pub const CLOSED: [CreditRequestStatus; 3] = [
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreditRequestFilter {
-    #[serde(default, rename = "status", skip_serializing_if = "Vec::is_empty")]
-    pub statuses: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<Uuid>,
+    #[serde(flatten)]
+    pub file: FileFilter,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opportunity_id: Option<Uuid>,
 }
@@ -38,7 +37,8 @@ impl ListFilter for CreditRequestFilter {
         &self,
         select: sea_orm::Select<credit_request::Entity>,
     ) -> sea_orm::Select<credit_request::Entity> {
-        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+        self.file
+            .apply(select)
             .apply_if(self.opportunity_id, |select, id| {
                 select.filter(credit_request::Column::OpportunityId.eq(id))
             })

@@ -1,12 +1,11 @@
 //! Leads: stored forever, read back by opportunity, client or submitter.
 use entity::{lead, opportunity};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
-use super::page::{self, PageRequest};
+use super::page;
 use super::write_batch::WriteBatch;
 use crate::domain::lead_intake::VehicleOfInterest;
 use crate::error::AppError;
@@ -67,22 +66,16 @@ pub async fn by_idempotency_key(
         .await?)
 }
 
-/// Leads, optionally only those one principal submitted.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    submitted_by: Option<&str>,
-    page: &PageRequest,
-) -> Result<(Vec<lead::Model>, bool), AppError> {
-    page::fetch_listed(db, submitted(submitted_by), page).await
-}
+/// The lead list (listed with [`page::list`]): every lead, or only those
+/// one principal submitted.
+pub struct SubmittedBy<'a>(pub Option<&'a str>);
 
-pub async fn count(db: &impl ConnectionTrait, submitted_by: Option<&str>) -> Result<u64, AppError> {
-    Ok(submitted(submitted_by).count(db).await?)
-}
+impl page::ListFilter for SubmittedBy<'_> {
+    type Entity = lead::Entity;
 
-/// Leads, or only those `submitted_by` sent when it is given.
-fn submitted(submitted_by: Option<&str>) -> sea_orm::Select<lead::Entity> {
-    lead::Entity::find().apply_if(submitted_by, |select, sub| {
-        select.filter(lead::Column::SubmittedBy.eq(sub))
-    })
+    fn apply(&self, select: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
+        select.apply_if(self.0, |select, sub| {
+            select.filter(lead::Column::SubmittedBy.eq(sub))
+        })
+    }
 }

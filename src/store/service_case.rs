@@ -7,17 +7,16 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, Que
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
-use super::{set_if_changed, status_history};
+use super::set_if_changed;
+use super::status_history::{self, FileFilter};
 use crate::error::AppError;
 
 /// Filters of the service case list (every given field must hold).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceCaseFilter {
-    #[serde(default, rename = "status", skip_serializing_if = "Vec::is_empty")]
-    pub statuses: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<Uuid>,
+    #[serde(flatten)]
+    pub file: FileFilter,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
 }
@@ -29,7 +28,8 @@ impl ListFilter for ServiceCaseFilter {
         &self,
         select: sea_orm::Select<service_case::Entity>,
     ) -> sea_orm::Select<service_case::Entity> {
-        status_history::filter_by_status_and_client(select, &self.statuses, self.client_id)
+        self.file
+            .apply(select)
             .apply_if(self.assignee.as_deref(), |select, assignee| {
                 select.filter(service_case::Column::Assignee.eq(assignee))
             })

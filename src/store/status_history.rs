@@ -280,6 +280,23 @@ where
     super::save_and_commit::<F>(txn, active, changed, id, F::WHAT).await
 }
 
+/// The filters every file list has (each one given must hold), as saved
+/// views store them: any of these statuses, and one client's files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileFilter {
+    #[serde(default, rename = "status", skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Uuid>,
+}
+
+impl FileFilter {
+    pub fn apply<F: StatusFile>(&self, select: sea_orm::Select<F>) -> sea_orm::Select<F> {
+        filter_by_status_and_client(select, &self.statuses, self.client_id)
+    }
+}
+
 /// The files of `select` with one of `statuses` (any, when none is given)
 /// and of `client_id` (any, when `None`): the filters every file list has.
 pub fn filter_by_status_and_client<F: StatusFile, S>(
