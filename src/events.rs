@@ -185,7 +185,7 @@ impl Delivery {
         for delivery in deliveries.iter().filter(|d| !d.rows.initialized()) {
             match written.rows_of(&delivery.event) {
                 Some(rows) => {
-                    crate::metrics::live_own_rows();
+                    crate::metrics::count(crate::metrics::Counter::LiveOwnRows);
                     // Already set by a concurrent reader: the same rows.
                     let _ = delivery.rows.set(rows);
                 }
@@ -201,7 +201,7 @@ impl Delivery {
         if lead_ids.is_empty() && opportunity_ids.is_empty() {
             return Ok(());
         }
-        crate::metrics::live_rows_read();
+        crate::metrics::count(crate::metrics::Counter::LiveRowReads);
         let mut leads = HashMap::new();
         if !lead_ids.is_empty() {
             for (lead, opportunity) in crate::store::lead::with_opportunities(db, &lead_ids).await?

@@ -512,7 +512,7 @@ impl Connection {
         let written = tokio::time::timeout(SEND_TIMEOUT, self.write_batch(first))
             .await
             .map_err(|_| End::Drop)??;
-        crate::metrics::live_socket_written();
+        crate::metrics::count(crate::metrics::Counter::LiveSocketWrites);
         let coalesce = self.state.timeouts.coalesce;
         if written < BATCH && !coalesce.is_zero() {
             timers.coalesce.as_mut().reset(Instant::now() + coalesce);

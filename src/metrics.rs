@@ -25,15 +25,102 @@ where
     Some(metric)
 }
 
-/// A counter with no labels, registered.
-fn counter(name: &str, help: &str) -> Option<IntCounter> {
-    registered(IntCounter::new(name, help))
+/// The counters with no labels, each counted where it happens with
+/// [`count`] (or [`add`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Opportunities flagged as expired.
+    OpportunitiesExpired,
+    /// One SQL statement ran (the pool's metric callback).
+    Statements,
+    /// The revoked subjects were reloaded (a background statement).
+    RevocationReloads,
+    /// An execution resolved an event.
+    LiveResolved,
+    /// A resolved event was handed to a subscriber.
+    LiveDelivered,
+    /// The rows of waiting events were read together.
+    LiveRowReads,
+    /// A WebSocket was written what it had pending.
+    LiveSocketWrites,
+    /// An event's rows were this instance's own, not read back.
+    LiveOwnRows,
 }
 
-/// Count one on `counter`, if it is kept.
-fn bump(counter: &Option<IntCounter>) {
-    if let Some(c) = counter {
-        c.inc();
+impl Counter {
+    /// Every counter, in the order of their slots.
+    const ALL: [Self; 8] = [
+        Self::OpportunitiesExpired,
+        Self::Statements,
+        Self::RevocationReloads,
+        Self::LiveResolved,
+        Self::LiveDelivered,
+        Self::LiveRowReads,
+        Self::LiveSocketWrites,
+        Self::LiveOwnRows,
+    ];
+
+    /// The metric's name and help.
+    fn described(self) -> (&'static str, &'static str) {
+        match self {
+            Self::OpportunitiesExpired => (
+                "crm_opportunities_expired_total",
+                "Opportunities the expiry sweep (background or `crm expire`) flagged as expired.",
+            ),
+            Self::Statements => (
+                "crm_db_statements_total",
+                "SQL statements sent to the database by this process.",
+            ),
+            Self::RevocationReloads => (
+                "crm_revocation_reloads_total",
+                "Reloads of the revoked token subjects from the database (one statement each).",
+            ),
+            Self::LiveResolved => (
+                "crm_live_events_resolved_total",
+                "Events resolved by subscription executions (once per group, whatever its size).",
+            ),
+            Self::LiveDelivered => (
+                "crm_live_events_delivered_total",
+                "Resolved events handed to subscribers (once per subscriber).",
+            ),
+            Self::LiveRowReads => (
+                "crm_live_row_reads_total",
+                "Reads of the rows named by events, each for every event waiting at the time.",
+            ),
+            Self::LiveSocketWrites => (
+                "crm_live_socket_writes_total",
+                "Writes of events to WebSockets, each of every event pending for the socket.",
+            ),
+            Self::LiveOwnRows => (
+                "crm_live_own_rows_total",
+                "Events whose rows this instance wrote itself (its own leads), given to \
+                 subscribers without a read.",
+            ),
+        }
+    }
+}
+
+/// The counters, registered together (so each is listed from the first
+/// scrape), in the slots of [`Counter::ALL`]; `None` where one could not be.
+static COUNTERS: LazyLock<Vec<Option<IntCounter>>> = LazyLock::new(|| {
+    Counter::ALL
+        .iter()
+        .map(|c| {
+            let (name, help) = c.described();
+            registered(IntCounter::new(name, help))
+        })
+        .collect()
+});
+
+/// Count one on `counter`.
+pub fn count(counter: Counter) {
+    add(counter, 1);
+}
+
+/// Count `n` on `counter`.
+pub fn add(counter: Counter, n: u64) {
+    if let Some(Some(c)) = COUNTERS.get(counter as usize) {
+        c.inc_by(n);
     }
 }
 
@@ -42,13 +129,6 @@ static LEADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
         Opts::new("crm_leads_accepted_total", "Leads accepted, by outcome."),
         &["outcome"],
     ))
-});
-
-static EXPIRED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_opportunities_expired_total",
-        "Opportunities the expiry sweep (background or `crm expire`) flagged as expired.",
-    )
 });
 
 static SWEEP_SECONDS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
@@ -91,30 +171,6 @@ static POOL: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
     ))
 });
 
-static STATEMENTS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_db_statements_total",
-        "SQL statements sent to the database by this process.",
-    )
-});
-
-/// One SQL statement ran (the pool's metric callback).
-pub fn statement_ran() {
-    bump(&STATEMENTS);
-}
-
-static REVOCATION_RELOADS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_revocation_reloads_total",
-        "Reloads of the revoked token subjects from the database (one statement each).",
-    )
-});
-
-/// The revoked subjects are being reloaded (a background statement).
-pub fn revocation_reload() {
-    bump(&REVOCATION_RELOADS);
-}
-
 static LIVE_SUBSCRIPTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
     registered(IntGauge::new(
         "crm_live_subscriptions",
@@ -130,57 +186,6 @@ static LIVE_EXECUTIONS: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
     ))
 });
 
-static LIVE_RESOLVED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_live_events_resolved_total",
-        "Events resolved by subscription executions (once per group, whatever its size).",
-    )
-});
-
-static LIVE_DELIVERED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_live_events_delivered_total",
-        "Resolved events handed to subscribers (once per subscriber).",
-    )
-});
-
-static LIVE_ROW_READS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_live_row_reads_total",
-        "Reads of the rows named by events, each for every event waiting at the time.",
-    )
-});
-
-static LIVE_WRITES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_live_socket_writes_total",
-        "Writes of events to WebSockets, each of every event pending for the socket.",
-    )
-});
-
-static LIVE_OWN_ROWS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    counter(
-        "crm_live_own_rows_total",
-        "Events whose rows this instance wrote itself (its own leads), given to subscribers \
-         without a read.",
-    )
-});
-
-/// The rows of waiting events were read together.
-pub fn live_rows_read() {
-    bump(&LIVE_ROW_READS);
-}
-
-/// An event's rows were this instance's own, not read back.
-pub fn live_own_rows() {
-    bump(&LIVE_OWN_ROWS);
-}
-
-/// A WebSocket was written what it had pending.
-pub fn live_socket_written() {
-    bump(&LIVE_WRITES);
-}
-
 /// Subscriptions joined (`+n`) or left (`-n`); executions started or ended.
 pub fn live_changed(subscriptions: i64, executions: i64) {
     if let Some(g) = LIVE_SUBSCRIPTIONS.as_ref() {
@@ -193,10 +198,11 @@ pub fn live_changed(subscriptions: i64, executions: i64) {
 
 /// One event resolved by an execution and handed to `subscribers`.
 pub fn live_resolved(subscribers: usize) {
-    bump(&LIVE_RESOLVED);
-    if let Some(c) = LIVE_DELIVERED.as_ref() {
-        c.inc_by(u64::try_from(subscribers).unwrap_or(u64::MAX));
-    }
+    count(Counter::LiveResolved);
+    add(
+        Counter::LiveDelivered,
+        u64::try_from(subscribers).unwrap_or(u64::MAX),
+    );
 }
 
 static OPERATIONS: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
@@ -256,9 +262,7 @@ pub fn lead_accepted(outcome: &str) {
 }
 
 pub fn sweep_finished(expired: u64, seconds: f64) {
-    if let Some(c) = EXPIRED.as_ref() {
-        c.inc_by(expired);
-    }
+    add(Counter::OpportunitiesExpired, expired);
     if let Some(h) = SWEEP_SECONDS.as_ref() {
         h.observe(seconds);
     }
@@ -269,20 +273,13 @@ pub fn render() -> String {
     // Touch every metric so each is listed from the start.
     let _ = (
         &*LEADS,
-        &*EXPIRED,
+        &*COUNTERS,
         &*SWEEP_SECONDS,
         &*HTTP_REQUESTS,
         &*HTTP_SECONDS,
         &*POOL,
-        &*STATEMENTS,
-        &*REVOCATION_RELOADS,
         &*LIVE_SUBSCRIPTIONS,
         &*LIVE_EXECUTIONS,
-        &*LIVE_RESOLVED,
-        &*LIVE_DELIVERED,
-        &*LIVE_ROW_READS,
-        &*LIVE_WRITES,
-        &*LIVE_OWN_ROWS,
     );
     let mut buffer = Vec::new();
     if prometheus::TextEncoder::new()

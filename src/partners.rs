@@ -314,7 +314,7 @@ async fn keep_fresh(db: DatabaseConnection, controls: Weak<PartnerControls>) {
         // Counted once its statement is (tests subtract it from the
         // statements counted during a request: counted before, a scrape
         // in between would subtract a statement not counted yet).
-        crate::metrics::revocation_reload();
+        crate::metrics::count(crate::metrics::Counter::RevocationReloads);
         if last_prune.elapsed() >= RATE_PRUNE_EVERY {
             controls.prune().await;
             last_prune = tokio::time::Instant::now();

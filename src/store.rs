@@ -164,7 +164,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .foreign_keys(true)
     });
     let mut db = Database::connect(opts).await?;
-    db.set_metric_callback(|_| crate::metrics::statement_ran());
+    db.set_metric_callback(|_| crate::metrics::count(crate::metrics::Counter::Statements));
     Ok(db)
 }
 

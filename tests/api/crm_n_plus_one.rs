@@ -24,12 +24,8 @@ const QUERY: &str = r#"query($n: Int) { opportunities(first: $n) { edges { node 
 /// background reloads of revoked subjects (one statement every 500 ms, which
 /// a slow request on a loaded machine always overlaps).
 pub(crate) async fn statements(server: &TestApp) -> u64 {
-    let text = server.metrics().await;
-    let counter = |name: &str| {
-        crate::helpers::metric_sample(&text, name).unwrap_or_else(|| panic!("{name} in /metrics"))
-            as u64
-    };
-    counter("crm_db_statements_total") - counter("crm_revocation_reloads_total")
+    let metrics = server.read_metrics().await;
+    (metrics.get("crm_db_statements_total") - metrics.get("crm_revocation_reloads_total")) as u64
 }
 
 async fn seed(app: &TestApp, clients: usize) {

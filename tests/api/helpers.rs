@@ -227,7 +227,22 @@ pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// A reading of `/metrics`, a series at a time.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of `series`; a series missing from the page fails the test.
+    pub fn get(&self, series: &str) -> f64 {
+        metric_sample(&self.0, series).unwrap_or_else(|| panic!("no {series} in:\n{}", self.0))
+    }
+}
+
 impl TestApp {
+    /// `/metrics` now (see [`Metrics`]).
+    pub async fn read_metrics(&self) -> Metrics {
+        Metrics(self.metrics().await)
+    }
+
     /// `GET /metrics` as an admin: the exposition text.
     pub async fn metrics(&self) -> String {
         self.get_as("/metrics", Role::Admin)

@@ -165,6 +165,12 @@ async fn new_lead(app: &TestApp, email: &str) -> Value {
     submit_lead(app, json!({ "email": email })).await
 }
 
+/// The id of the opportunity a lead from `email` went into.
+async fn opportunity_of(app: &TestApp, email: &str) -> String {
+    let lead = new_lead(app, email).await;
+    lead["opportunity"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn an_agent_subscribed_to_lead_received_gets_each_new_lead_with_its_opportunity() {
     let app = spawn_app().await;
@@ -298,14 +304,12 @@ const CHANGED: &str =
 #[tokio::test]
 async fn opportunity_changed_reports_status_changes_and_merged_leads_of_the_watched_opportunity() {
     let app = spawn_app().await;
-    let watched = new_lead(&app, "watched@example.com").await;
-    let other = new_lead(&app, "other@example.com").await;
-    let id = watched["opportunity"]["id"].as_str().unwrap().to_owned();
+    let id = opportunity_of(&app, "watched@example.com").await;
+    let other_id = opportunity_of(&app, "other@example.com").await;
     let mut ws = Ws::as_role(&app, Role::Agent).await;
     subscribed(&mut ws, "w", CHANGED, json!({ "id": id })).await;
 
-    let other_id = other["opportunity"]["id"].as_str().unwrap();
-    set_status(&app, other_id, "PRIS_EN_CHARGE", Role::Agent).await;
+    set_status(&app, &other_id, "PRIS_EN_CHARGE", Role::Agent).await;
     set_status(&app, &id, "PRIS_EN_CHARGE", Role::Agent).await;
     let opportunity = ws.change("w", "STATUS_CHANGED", &id).await;
     assert_eq!(opportunity["status"], "PRIS_EN_CHARGE");
@@ -321,10 +325,8 @@ async fn opportunity_changed_reports_status_changes_and_merged_leads_of_the_watc
 #[tokio::test]
 async fn an_expiry_reaches_admin_streams_only() {
     let app = spawn_app().await;
-    let old = new_lead(&app, "old@example.com").await;
-    let kept = new_lead(&app, "kept@example.com").await;
-    let old_id = old["opportunity"]["id"].as_str().unwrap().to_owned();
-    let kept_id = kept["opportunity"]["id"].as_str().unwrap().to_owned();
+    let old_id = opportunity_of(&app, "old@example.com").await;
+    let kept_id = opportunity_of(&app, "kept@example.com").await;
 
     let (mut admin, mut agent) = admin_and_agent_watching(
         &app,
@@ -751,9 +753,8 @@ async fn an_agent_sending_an_admins_document_naming_expiree_is_not_joined_to_it(
     );
     assert_eq!(agent.next().await.unwrap()["type"], "complete");
 
-    let lead = new_lead(&app, "shared-doc@example.com").await;
-    let id = lead["opportunity"]["id"].as_str().unwrap();
-    set_status(&app, id, "PRIS_EN_CHARGE", Role::Agent).await;
+    let id = opportunity_of(&app, "shared-doc@example.com").await;
+    set_status(&app, &id, "PRIS_EN_CHARGE", Role::Agent).await;
     let data = admin.data("a").await;
     assert_eq!(data["opportunityChanged"]["opportunity"]["id"], id);
     assert_eq!(data["opportunityChanged"]["opportunity"]["expiree"], false);
@@ -770,16 +771,12 @@ struct LiveFigures {
 }
 
 async fn live_figures(app: &TestApp) -> LiveFigures {
-    let text = app.metrics().await;
-    let sample = |name: &str| {
-        crate::helpers::metric_sample(&text, name)
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    };
+    let metrics = app.read_metrics().await;
     LiveFigures {
-        subscriptions: sample("crm_live_subscriptions"),
-        executions: sample("crm_live_executions"),
-        resolved: sample("crm_live_events_resolved_total"),
-        delivered: sample("crm_live_events_delivered_total"),
+        subscriptions: metrics.get("crm_live_subscriptions"),
+        executions: metrics.get("crm_live_executions"),
+        resolved: metrics.get("crm_live_events_resolved_total"),
+        delivered: metrics.get("crm_live_events_delivered_total"),
     }
 }
 
@@ -1017,8 +1014,7 @@ async fn the_event_of_a_lead_is_what_a_query_reads_without_reading_it_back() {
 async fn a_backlog_of_events_is_not_held_back_a_period_per_batch() {
     const EVENTS: usize = 300;
     let app = spawn_app_configured(|s| s.ws_coalesce_ms = 2_000).await;
-    let lead = new_lead(&app, "backlog@example.com").await;
-    let opportunity = lead["opportunity"]["id"].as_str().unwrap().to_owned();
+    let opportunity = opportunity_of(&app, "backlog@example.com").await;
     let id: uuid::Uuid = opportunity.parse().expect("an opportunity id");
     let mut ws = Ws::as_role(&app, Role::Agent).await;
     subscribed(
@@ -1049,15 +1045,11 @@ async fn a_backlog_of_events_is_not_held_back_a_period_per_batch() {
 
 /// (row reads, socket writes) of a `crm serve` process.
 async fn batch_figures(app: &TestApp) -> Batches {
-    let text = app.metrics().await;
-    let sample = |name: &str| {
-        crate::helpers::metric_sample(&text, name)
-            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-    };
+    let metrics = app.read_metrics().await;
     Batches {
-        reads: sample("crm_live_row_reads_total"),
-        writes: sample("crm_live_socket_writes_total"),
-        own_rows: sample("crm_live_own_rows_total"),
+        reads: metrics.get("crm_live_row_reads_total"),
+        writes: metrics.get("crm_live_socket_writes_total"),
+        own_rows: metrics.get("crm_live_own_rows_total"),
     }
 }
 
