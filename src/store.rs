@@ -72,25 +72,6 @@ pub async fn rows_where<E: EntityTrait>(
         .await?)
 }
 
-/// Set `slot` to `new` when one is given and it differs from `current`;
-/// whether it did.
-pub(crate) fn set_if_changed<T>(
-    slot: &mut sea_orm::ActiveValue<T>,
-    current: &T,
-    new: Option<T>,
-) -> bool
-where
-    T: Into<sea_orm::Value> + PartialEq,
-{
-    match new {
-        Some(new) if new != *current => {
-            *slot = sea_orm::ActiveValue::Set(new);
-            true
-        }
-        _ => false,
-    }
-}
-
 /// `id`'s row, locked until `txn` ends; `NotFound(what)` when there is none.
 pub(crate) async fn lock_for_update<E>(
     txn: &DatabaseTransaction,

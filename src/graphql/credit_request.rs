@@ -310,15 +310,17 @@ impl CreditRequestMutation {
         let api = api(ctx)?;
         let who = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let changes = store::credit_request::CreditRequestChanges {
-            status: input.status.map(Into::into),
+        let changes = credit_request::ActiveModel {
             amount_cents: change(input.amount, |a| Ok(Some(a.0)))?,
             term_months: change(input.term_months, |t| Ok(Some(t)))?,
             lender: change(input.lender, |l| optional_text("lender", Some(&l)))?,
             notes: change(input.notes, |n| optional_text("notes", Some(&n)))?,
+            ..Default::default()
         };
+        let status = input.status.map(Into::into);
+        let now = api.clock.now();
         let updated =
-            store::credit_request::update(&api.db, id, changes, &who.sub, api.clock.now()).await?;
+            store::credit_request::update(&api.db, id, status, changes, &who.sub, now).await?;
         Ok(CreditRequest(updated))
     }
 }

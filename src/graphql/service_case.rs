@@ -7,7 +7,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::loaders::status_history;
 use super::open_file::Department;
-use super::viewer::{api, change, file_filter, parse_id, principal};
+use super::viewer::{api, change, file_filter, parse_id, principal, set_to};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -317,22 +317,16 @@ impl ServiceCaseMutation {
         let api = api(ctx)?;
         let who = principal(ctx)?;
         let id = parse_id("id", &id)?;
-        let changes = store::service_case::ServiceCaseChanges {
-            status: input.status.map(Into::into),
+        let changes = service_case::ActiveModel {
             assignee: change(input.assignee, |a| optional_text("assignee", Some(&a)))?,
-            subject: input
-                .subject
-                .as_deref()
-                .map(|s| required_text("subject", s))
-                .transpose()?,
-            description: input
-                .description
-                .as_deref()
-                .map(|s| required_text("description", s))
-                .transpose()?,
+            subject: set_to(input.subject, |s| required_text("subject", &s))?,
+            description: set_to(input.description, |s| required_text("description", &s))?,
+            ..Default::default()
         };
+        let status = input.status.map(Into::into);
+        let now = api.clock.now();
         let updated =
-            store::service_case::update(&api.db, id, changes, &who.sub, api.clock.now()).await?;
+            store::service_case::update(&api.db, id, status, changes, &who.sub, now).await?;
         Ok(ServiceCase(updated))
     }
 }

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, MaybeUndefined, Object, Result, SimpleObject};
 use crate::auth::{Principal, Role, RoleGuard};
 use crate::error::AppError;
 use crate::store::status_history::FileFilter;
+use sea_orm::ActiveValue;
 
 /// The authenticated caller.
 #[derive(SimpleObject)]
@@ -55,17 +56,35 @@ pub fn parse_optional_id(
     id.map(|id| parse_id(field, id)).transpose()
 }
 
-/// A field of a change input: absent → no change (`None`), `null` → cleared
-/// (`Some(None)`), a value → what `map` makes of it.
+/// A nullable field of a change input as a change of its column: absent →
+/// not set, `null` → cleared, a value → what `map` makes of it.
 pub fn change<T, U>(
     value: MaybeUndefined<T>,
     map: impl FnOnce(T) -> Result<Option<U>, AppError>,
-) -> Result<Option<Option<U>>, AppError> {
+) -> Result<ActiveValue<Option<U>>, AppError>
+where
+    Option<U>: Into<sea_orm::Value>,
+{
     match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => map(v).map(Some),
+        MaybeUndefined::Undefined => Ok(ActiveValue::NotSet),
+        MaybeUndefined::Null => Ok(ActiveValue::Set(None)),
+        MaybeUndefined::Value(v) => map(v).map(ActiveValue::Set),
     }
+}
+
+/// A non-null field of a change input as a change of its column: absent →
+/// not set, a value → what `map` makes of it.
+pub fn set_to<T, U>(
+    value: Option<T>,
+    map: impl FnOnce(T) -> Result<U, AppError>,
+) -> Result<ActiveValue<U>, AppError>
+where
+    U: Into<sea_orm::Value>,
+{
+    Ok(match value {
+        None => ActiveValue::NotSet,
+        Some(v) => ActiveValue::Set(map(v)?),
+    })
 }
 
 /// The stored form of the filters every file list has: any of `statuses`

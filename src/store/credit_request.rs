@@ -8,7 +8,6 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, Que
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
-use super::set_if_changed;
 use super::status_history::{self, FileFilter};
 use super::write_batch::WriteBatch;
 use crate::error::AppError;
@@ -54,16 +53,6 @@ pub struct NewCreditRequest {
     pub term_months: Option<i32>,
     pub lender: Option<String>,
     pub notes: Option<String>,
-}
-
-/// Changes to a request; `None` leaves a field as it is, `Some(None)` clears it.
-#[derive(Default)]
-pub struct CreditRequestChanges {
-    pub status: Option<CreditRequestStatus>,
-    pub amount_cents: Option<Option<i64>>,
-    pub term_months: Option<Option<i32>>,
-    pub lender: Option<Option<String>>,
-    pub notes: Option<Option<String>>,
 }
 
 /// Create a `RECUE` request on an opportunity (and so for its client), with
@@ -126,39 +115,17 @@ fn received(
     }
 }
 
-/// Apply `changes`; a status change is recorded in the history.
+/// Move the request to `status` (recorded in its history) and set the
+/// fields `changes` sets (`amount_cents`, `term_months`, `lender`, `notes`).
 pub async fn update(
     db: &DatabaseConnection,
     id: Uuid,
-    changes: CreditRequestChanges,
+    status: Option<CreditRequestStatus>,
+    changes: credit_request::ActiveModel,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
-    status_history::update::<credit_request::Entity>(
-        db,
-        id,
-        changes.status,
-        by,
-        now,
-        |active, current| {
-            [
-                set_if_changed(
-                    &mut active.amount_cents,
-                    &current.amount_cents,
-                    changes.amount_cents,
-                ),
-                set_if_changed(
-                    &mut active.term_months,
-                    &current.term_months,
-                    changes.term_months,
-                ),
-                set_if_changed(&mut active.lender, &current.lender, changes.lender),
-                set_if_changed(&mut active.notes, &current.notes, changes.notes),
-            ]
-            .contains(&true)
-        },
-    )
-    .await
+    status_history::update::<credit_request::Entity>(db, id, status, changes, by, now).await
 }
 
 /// The open requests of several clients, newest first, at most `cap` each.

@@ -7,7 +7,6 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, Que
 use uuid::Uuid;
 
 use super::page::{self, ListFilter};
-use super::set_if_changed;
 use super::status_history::{self, FileFilter};
 use crate::error::AppError;
 
@@ -44,16 +43,6 @@ pub struct NewServiceCase {
     pub assignee: Option<String>,
 }
 
-/// Changes to a case; `None` leaves a field as it is.
-#[derive(Default)]
-pub struct ServiceCaseChanges {
-    pub status: Option<ServiceCaseStatus>,
-    /// `Some(None)` clears the assignee.
-    pub assignee: Option<Option<String>>,
-    pub subject: Option<String>,
-    pub description: Option<String>,
-}
-
 /// Open a case (`OUVERT`) and record its initial status, inside the caller's
 /// transaction.
 pub async fn create(
@@ -76,34 +65,17 @@ pub async fn create(
     status_history::create::<service_case::Entity>(db, case, by, now).await
 }
 
-/// Apply `changes`; a status change is recorded in the history.
+/// Move the case to `status` (recorded in its history) and set the fields
+/// `changes` sets (`subject`, `description`, `assignee`).
 pub async fn update(
     db: &DatabaseConnection,
     id: Uuid,
-    changes: ServiceCaseChanges,
+    status: Option<ServiceCaseStatus>,
+    changes: service_case::ActiveModel,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
-    status_history::update::<service_case::Entity>(
-        db,
-        id,
-        changes.status,
-        by,
-        now,
-        |active, current| {
-            [
-                set_if_changed(&mut active.assignee, &current.assignee, changes.assignee),
-                set_if_changed(&mut active.subject, &current.subject, changes.subject),
-                set_if_changed(
-                    &mut active.description,
-                    &current.description,
-                    changes.description,
-                ),
-            ]
-            .contains(&true)
-        },
-    )
-    .await
+    status_history::update::<service_case::Entity>(db, id, status, changes, by, now).await
 }
 
 /// The open cases (not `FERME`) of several clients, newest first, at most

@@ -5,8 +5,8 @@
 //! too, one workflow for both.
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QueryTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IdenStatic, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -247,15 +247,16 @@ where
 }
 
 /// Change the file `id` in one transaction: lock its row; when `status` is
-/// another, record the move and set it; let `apply` set the other changed
-/// fields (it says whether any changed) and save the row; the row as saved.
+/// another, record the move and set it; set each other field that `changes`
+/// sets to a new value; save the row; the row as saved. The status changes
+/// through `status` only: `changes` setting it is refused.
 pub async fn update<F>(
     db: &DatabaseConnection,
     id: Uuid,
     status: Option<FileStatus<F>>,
+    changes: F::ActiveModel,
     by: &str,
     now: DateTime<Utc>,
-    apply: impl FnOnce(&mut F::ActiveModel, &F::Model) -> bool,
 ) -> Result<F::Model, AppError>
 where
     F: StatusFile,
@@ -275,7 +276,21 @@ where
         active.try_set(F::STATUS, to.into())?;
         changed = true;
     }
-    changed |= apply(&mut active, &current);
+    for column in F::Column::iter() {
+        let ActiveValue::Set(value) = changes.get(column) else {
+            continue;
+        };
+        if column.as_str() == F::STATUS.as_str() {
+            return Err(AppError::Internal(format!(
+                "{}: the status changes with its history only",
+                F::WHAT
+            )));
+        }
+        if current.get(column) != value {
+            active.try_set(column, value)?;
+            changed = true;
+        }
+    }
     active.try_set(F::UPDATED_AT, now.into())?;
     super::save_and_commit::<F>(txn, active, changed, id, F::WHAT).await
 }
