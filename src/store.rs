@@ -159,6 +159,18 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// `work` in a write transaction ([`begin_write`]), committed when it
+/// succeeds and rolled back when it fails.
+pub(crate) async fn write<T>(
+    db: &DatabaseConnection,
+    work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let txn = begin_write(db).await?;
+    let done = work(&txn).await?;
+    txn.commit().await?;
+    Ok(done)
+}
+
 /// A write transaction: IMMEDIATE on SQLite, so two writers never both read
 /// and then race to upgrade their lock (which SQLite answers with BUSY
 /// instead of waiting); a plain READ COMMITTED transaction on PostgreSQL,

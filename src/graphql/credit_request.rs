@@ -292,9 +292,8 @@ impl CreditRequestMutation {
             lender: optional_text("lender", input.lender.as_deref())?,
             notes: optional_text("notes", input.notes.as_deref())?,
         };
-        let txn = store::begin_write(&api.db).await?;
-        let created = store::credit_request::create(&txn, new, &who.sub, api.clock.now()).await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let created =
+            store::credit_request::create(&api.db, new, &who.sub, api.clock.now()).await?;
         Ok(CreditRequest(created))
     }
 

@@ -12,6 +12,7 @@ use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
 use crate::store;
+use crate::store::client::ClientRef;
 use crate::store::page::Cursor;
 
 /// Statut d'un dossier de service / Status of a service case.
@@ -172,13 +173,20 @@ pub(super) fn cursor_of(c: &service_case::Model) -> Cursor {
     connection::time_cursor(c.created_at, c.id)
 }
 
-/// The client named by `email` and/or `phone`: none → `NOT_FOUND`; the two
-/// pointing to different clients → `BAD_USER_INPUT`.
-async fn client_by_contact(
-    db: &impl sea_orm::ConnectionTrait,
+/// The client an input names: by `clientId`, or by `email` and/or `phone`
+/// (normalized as for leads), never both ways.
+fn client_ref(
+    client_id: Option<&ID>,
     email: Option<&str>,
     phone: Option<&str>,
-) -> Result<uuid::Uuid, AppError> {
+) -> Result<ClientRef, AppError> {
+    if let Some(id) = client_id {
+        if email.is_some() || phone.is_some() {
+            let message = "give clientId or an email/phone, not both";
+            return Err(AppError::bad_input("clientId", message));
+        }
+        return parse_id("clientId", id).map(ClientRef::Id);
+    }
     let mut points = Vec::new();
     if let Some(email) = email.filter(|e| !e.trim().is_empty()) {
         let email = Email::parse(email).map_err(|e| AppError::bad_input("email", e.to_string()))?;
@@ -189,26 +197,10 @@ async fn client_by_contact(
         points.push(ContactPoint::Phone(phone));
     }
     if points.is_empty() {
-        return Err(AppError::bad_input(
-            "input",
-            "give clientId, or an email and/or a phone of the client",
-        ));
+        let message = "give clientId, or an email and/or a phone of the client";
+        return Err(AppError::bad_input("input", message));
     }
-    let owners = store::client::owners(db, &points).await?;
-    let mut found: Vec<uuid::Uuid> = points
-        .iter()
-        .filter_map(|p| owners.get(p))
-        .copied()
-        .collect();
-    found.dedup();
-    match found.as_slice() {
-        [] => Err(AppError::NotFound("client")),
-        [one] => Ok(*one),
-        _ => Err(AppError::bad_input(
-            "phone",
-            "the email and the phone belong to two different clients",
-        )),
-    }
+    Ok(ClientRef::Contact(points))
 }
 
 #[derive(Default)]
@@ -271,37 +263,17 @@ impl ServiceCaseMutation {
         let subject = required_text("subject", &input.subject)?;
         let description = required_text("description", &input.description)?;
         let assignee = optional_text("assignee", input.assignee.as_deref())?;
-        let txn = store::begin_write(&api.db).await?;
-        let client_id = match &input.client_id {
-            Some(id) => {
-                if input.email.is_some() || input.phone.is_some() {
-                    return Err(AppError::bad_input(
-                        "clientId",
-                        "give clientId or an email/phone, not both",
-                    )
-                    .into());
-                }
-                let id = parse_id("clientId", id)?;
-                store::find::<entity::client::Entity>(&txn, id)
-                    .await?
-                    .ok_or(AppError::NotFound("client"))?
-                    .id
-            }
-            None => client_by_contact(&txn, input.email.as_deref(), input.phone.as_deref()).await?,
+        let new = store::service_case::NewServiceCase {
+            client: client_ref(
+                input.client_id.as_ref(),
+                input.email.as_deref(),
+                input.phone.as_deref(),
+            )?,
+            subject,
+            description,
+            assignee,
         };
-        let created = store::service_case::create(
-            &txn,
-            store::service_case::NewServiceCase {
-                client_id,
-                subject,
-                description,
-                assignee,
-            },
-            &who.sub,
-            api.clock.now(),
-        )
-        .await?;
-        txn.commit().await.map_err(AppError::from)?;
+        let created = store::service_case::create(&api.db, new, &who.sub, api.clock.now()).await?;
         Ok(ServiceCase(created))
     }
 

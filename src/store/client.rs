@@ -29,6 +29,43 @@ pub async fn contacts_of(
         .await?)
 }
 
+/// A client named by a request: by id, or by contact points (a normalized
+/// email and/or phone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientRef {
+    Id(Uuid),
+    Contact(Vec<ContactPoint>),
+}
+
+/// The client `client` names. None → `NOT_FOUND`; contact points of two
+/// different clients → `BAD_USER_INPUT`.
+pub async fn resolve(db: &impl ConnectionTrait, client: &ClientRef) -> Result<Uuid, AppError> {
+    let points = match client {
+        ClientRef::Id(id) => {
+            return super::find::<client::Entity>(db, *id)
+                .await?
+                .map(|c| c.id)
+                .ok_or(AppError::NotFound("client"));
+        }
+        ClientRef::Contact(points) => points,
+    };
+    let owners = owners(db, points).await?;
+    let mut found: Vec<Uuid> = points
+        .iter()
+        .filter_map(|p| owners.get(p))
+        .copied()
+        .collect();
+    found.dedup();
+    match found.as_slice() {
+        [] => Err(AppError::NotFound("client")),
+        [one] => Ok(*one),
+        _ => Err(AppError::bad_input(
+            "phone",
+            "the email and the phone belong to two different clients",
+        )),
+    }
+}
+
 /// Which client owns each of these contact points (absent: nobody).
 pub async fn owners(
     db: &impl ConnectionTrait,
@@ -140,19 +177,20 @@ pub async fn create_with_contacts(
     now: DateTime<Utc>,
 ) -> Result<client::Model, AppError> {
     let taken = || AppError::Conflict("this email or phone already belongs to a client".into());
-    let txn = super::begin_write(db).await?;
-    if !owners(&txn, points).await?.is_empty() {
-        return Err(taken());
-    }
-    let mut batch = WriteBatch::new();
-    let created = create_into(&mut batch, first_name, last_name, now);
-    add_contacts_into(&mut batch, created.id, points, now);
-    batch.execute(&txn).await.map_err(|e| match e {
-        AppError::Contention => taken(),
-        other => other,
-    })?;
-    txn.commit().await?;
-    Ok(created)
+    super::write(db, async |txn| {
+        if !owners(txn, points).await?.is_empty() {
+            return Err(taken());
+        }
+        let mut batch = WriteBatch::new();
+        let created = create_into(&mut batch, first_name, last_name, now);
+        add_contacts_into(&mut batch, created.id, points, now);
+        batch.execute(txn).await.map_err(|e| match e {
+            AppError::Contention => taken(),
+            other => other,
+        })?;
+        Ok(created)
+    })
+    .await
 }
 
 /// Fill in names the client does not have yet; never overwrite an agent's

@@ -56,22 +56,20 @@ pub struct NewCreditRequest {
 }
 
 /// Create a `RECUE` request on an opportunity (and so for its client), with
-/// its initial status, inside the caller's transaction.
+/// its initial status, in one transaction. No such opportunity → `NOT_FOUND`.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     new: NewCreditRequest,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<credit_request::Model, AppError> {
-    let opportunity = super::find::<opportunity::Entity>(db, new.opportunity_id)
-        .await?
-        .ok_or(AppError::NotFound("opportunity"))?;
-    status_history::create::<credit_request::Entity>(
-        db,
-        received(&opportunity, new, by, now),
-        by,
-        now,
-    )
+    super::write(db, async |txn| {
+        let opportunity = super::find::<opportunity::Entity>(txn, new.opportunity_id)
+            .await?
+            .ok_or(AppError::NotFound("opportunity"))?;
+        let request = received(&opportunity, new, by, now);
+        status_history::create::<credit_request::Entity>(txn, request, by, now).await
+    })
     .await
 }
 

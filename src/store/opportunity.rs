@@ -145,15 +145,16 @@ pub async fn open_for_client(
     created_by: &str,
     now: DateTime<Utc>,
 ) -> Result<opportunity::Model, AppError> {
-    let txn = super::begin_write(db).await?;
-    super::find::<entity::client::Entity>(&txn, client_id)
-        .await?
-        .ok_or(AppError::NotFound("client"))?;
-    let mut batch = WriteBatch::new();
-    let created = open_into(&mut batch, client_id, created_by, now);
-    batch.execute(&txn).await?;
-    txn.commit().await?;
-    Ok(created)
+    super::write(db, async |txn| {
+        super::find::<entity::client::Entity>(txn, client_id)
+            .await?
+            .ok_or(AppError::NotFound("client"))?;
+        let mut batch = WriteBatch::new();
+        let created = open_into(&mut batch, client_id, created_by, now);
+        batch.execute(txn).await?;
+        Ok(created)
+    })
+    .await
 }
 
 /// Open a new `NOUVEAU` opportunity and record its initial status (written

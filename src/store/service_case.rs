@@ -6,6 +6,7 @@ use entity::service_case::{self, ServiceCaseStatus};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
+use super::client::ClientRef;
 use super::page::{self, ListFilter};
 use super::status_history::{self, FileFilter};
 use crate::error::AppError;
@@ -37,32 +38,36 @@ impl ListFilter for ServiceCaseFilter {
 
 /// What a new case holds.
 pub struct NewServiceCase {
-    pub client_id: Uuid,
+    pub client: ClientRef,
     pub subject: String,
     pub description: String,
     pub assignee: Option<String>,
 }
 
-/// Open a case (`OUVERT`) and record its initial status, inside the caller's
+/// Open a case (`OUVERT`) for the client `new` names (see
+/// [`super::client::resolve`]) and record its initial status, in one
 /// transaction.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     new: NewServiceCase,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<service_case::Model, AppError> {
-    let case = service_case::Model {
-        id: Uuid::now_v7(),
-        client_id: new.client_id,
-        subject: new.subject,
-        description: new.description,
-        status: ServiceCaseStatus::Ouvert,
-        assignee: new.assignee,
-        created_by: by.to_owned(),
-        created_at: now,
-        updated_at: now,
-    };
-    status_history::create::<service_case::Entity>(db, case, by, now).await
+    super::write(db, async |txn| {
+        let case = service_case::Model {
+            id: Uuid::now_v7(),
+            client_id: super::client::resolve(txn, &new.client).await?,
+            subject: new.subject,
+            description: new.description,
+            status: ServiceCaseStatus::Ouvert,
+            assignee: new.assignee,
+            created_by: by.to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        status_history::create::<service_case::Entity>(txn, case, by, now).await
+    })
+    .await
 }
 
 /// Move the case to `status` (recorded in its history) and set the fields
