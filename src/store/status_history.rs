@@ -266,6 +266,19 @@ where
     <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
     uuid::Uuid: Into<<F::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
 {
+    let set: Vec<_> = F::Column::iter()
+        .filter_map(|column| match changes.get(column) {
+            ActiveValue::Set(value) => Some((column, value)),
+            _ => None,
+        })
+        .collect();
+    if set
+        .iter()
+        .any(|(column, _)| column.as_str() == F::STATUS.as_str())
+    {
+        let message = format!("{}: the status changes with its history only", F::WHAT);
+        return Err(AppError::Internal(message));
+    }
     let txn = super::begin_write(db).await?;
     let current = super::lock_for_update::<F>(&txn, id, F::WHAT).await?;
     let from = F::status(&current);
@@ -276,16 +289,7 @@ where
         active.try_set(F::STATUS, to.into())?;
         changed = true;
     }
-    for column in F::Column::iter() {
-        let ActiveValue::Set(value) = changes.get(column) else {
-            continue;
-        };
-        if column.as_str() == F::STATUS.as_str() {
-            return Err(AppError::Internal(format!(
-                "{}: the status changes with its history only",
-                F::WHAT
-            )));
-        }
+    for (column, value) in set {
         if current.get(column) != value {
             active.try_set(column, value)?;
             changed = true;

@@ -165,3 +165,40 @@ async fn service_cases_are_listed_newest_first_and_filtered_by_status_client_and
         .await;
     assert_eq!(data["serviceCase"]["status"], "FERME");
 }
+
+/// A case's status moves only with its history: a change (an `ActiveModel`
+/// of the entity) that sets the status directly is refused, and nothing of
+/// it is written.
+#[tokio::test]
+async fn a_change_that_sets_the_status_outside_its_history_is_refused_and_writes_nothing() {
+    use crm::clock::Clock;
+    use entity::service_case::{ActiveModel, ServiceCaseStatus};
+    use sea_orm::ActiveValue::Set;
+
+    let app = spawn_app().await;
+    let luc = client(&app, "Luc", "Roy", "luc@example.com", None).await;
+    let id = case_for(&app, &luc, "Bruit", None).await;
+    let changes = ActiveModel {
+        status: Set(ServiceCaseStatus::Ferme),
+        subject: Set("Autre".into()),
+        ..Default::default()
+    };
+    let case = id.parse().expect("a case id");
+    let now = app.clock.now();
+    let refused = crm::store::service_case::update(&app.db, case, None, changes, "x", now).await;
+    assert!(
+        matches!(refused, Err(crm::error::AppError::Internal(_))),
+        "{refused:?}"
+    );
+    let data = app
+        .data(
+            "query($id: ID!) { serviceCase(id: $id) { subject status statusHistory { to } } }",
+            json!({ "id": id }),
+            Role::Agent,
+        )
+        .await;
+    assert_eq!(
+        data["serviceCase"],
+        json!({ "subject": "Bruit", "status": "OUVERT", "statusHistory": [{ "to": "OUVERT" }] })
+    );
+}
