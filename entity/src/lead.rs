@@ -1,20 +1,12 @@
 //! One inbound lead, kept forever: raw and normalized contact data, the
 //! vehicle of interest, who sent it, and where the intake rule routed it.
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// Where the lead ended, stored by name (in its column and in the decision
 /// record alike).
 #[derive(
-    Copy,
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    serde::Serialize,
-    serde::Deserialize,
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -39,7 +31,7 @@ impl LeadOutcome {
 /// What kind of request a lead is. The serialized names (`Lead`, `Ren`,
 /// `Cre`) are part of the request hash of stored leads: never rename them.
 #[derive(
-    Copy, Clone, Debug, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum, serde::Serialize,
+    Copy, Clone, Debug, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum, Serialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum LeadType {
@@ -67,7 +59,7 @@ impl LeadType {
 
 /// New or used vehicle. The serialized names (`New`, `Used`) are part of
 /// the request hash of stored leads: never rename them.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum VehicleCondition {
     #[sea_orm(string_value = "NEW")]

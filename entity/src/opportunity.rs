@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// The status of an opportunity, in the dealership's own (French) words,
 /// stored and published by name (in columns and in JSON records alike).
@@ -18,8 +19,8 @@ use sea_orm::entity::prelude::*;
     Ord,
     EnumIter,
     DeriveActiveEnum,
-    serde::Serialize,
-    serde::Deserialize,
+    Serialize,
+    Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
