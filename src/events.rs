@@ -379,16 +379,7 @@ impl EventBus {
 
     /// Deliver to this process's subscribers.
     pub fn send(&self, event: Event) {
-        let delivery = Delivery::new(event);
-        // No receiver is not an error: nobody is listening.
-        let _ = match event.kind {
-            EventKind::Expired => self.admin.send(delivery),
-            EventKind::Gap => {
-                let _ = self.admin.send(delivery.clone());
-                self.public.send(delivery)
-            }
-            _ => self.public.send(delivery),
-        };
+        deliver(&self.public, &self.admin, event);
     }
 }
 
@@ -490,11 +481,29 @@ pub fn committed(db: &DatabaseConnection, events: &[Event]) {
         .and_then(broadcast::WeakSender::upgrade);
     drop(buses);
     if let (Some(public), Some(admin)) = (public, admin) {
-        let bus = EventBus::of(public, admin);
         for event in events {
-            bus.send(*event);
+            deliver(&public, &admin, *event);
         }
     }
+}
+
+/// Hand `event` to the subscribers that may see it: an expiry to admins
+/// only, a gap to everyone, the rest on the public channel.
+fn deliver(
+    public: &broadcast::Sender<Arc<Delivery>>,
+    admin: &broadcast::Sender<Arc<Delivery>>,
+    event: Event,
+) {
+    let delivery = Delivery::new(event);
+    // No receiver is not an error: nobody is listening.
+    let _ = match event.kind {
+        EventKind::Expired => admin.send(delivery),
+        EventKind::Gap => {
+            let _ = admin.send(delivery.clone());
+            public.send(delivery)
+        }
+        _ => public.send(delivery),
+    };
 }
 
 /// JSON arrays of events, each under [`MAX_PAYLOAD_BYTES`].

@@ -15,18 +15,8 @@ pub async fn submit(
     who: &Principal,
     submission: LeadSubmission,
 ) -> Result<Intake, AppError> {
-    // The same path as an ADF lead that left nothing over and is no resend.
-    let (warnings, resend) = (Vec::new(), false);
-    submit_adf(
-        api,
-        who,
-        AdfLead {
-            submission,
-            warnings,
-            resend,
-        },
-    )
-    .await
+    api.partners.admit(who).await?;
+    store_valid(api, who, domain::validate(submission)?).await
 }
 
 /// Take in a lead read from an ADF document. A `status="resend"` whose

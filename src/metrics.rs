@@ -290,3 +290,22 @@ pub fn render() -> String {
     }
     String::from_utf8(buffer).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`add`] finds a counter at the slot of its discriminant: the table
+    /// lists every counter once, in declaration order.
+    #[test]
+    fn each_counter_is_counted_in_its_own_slot_and_listed_under_its_name() {
+        for (slot, counter) in Counter::ALL.into_iter().enumerate() {
+            assert_eq!(counter as usize, slot, "{counter:?}");
+        }
+        let listed = render();
+        for counter in Counter::ALL {
+            let (name, _) = counter.described();
+            assert!(listed.contains(&format!("# TYPE {name} counter")), "{name}");
+        }
+    }
+}

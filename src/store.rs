@@ -107,10 +107,7 @@ where
     if changed {
         E::update(active).exec(&txn).await?;
     }
-    let updated = E::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound(what))?;
+    let updated = find::<E>(&txn, id).await?.ok_or(AppError::NotFound(what))?;
     txn.commit().await?;
     Ok(updated)
 }
