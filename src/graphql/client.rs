@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::connection::{self, Page};
 use super::loaders::{ClientById, ContactsOf, OpportunitiesOfClient, StoreLoader, child_page};
 use super::opportunity::Opportunity;
-use super::viewer::{api, parse_id};
+use super::viewer::{api, by_id};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactKind, ContactPoint, Email, Phone};
 use crate::domain::lead_intake::limits;
@@ -106,10 +106,7 @@ impl ClientQuery {
     /// Une fiche client par id / One client by id (null if none).
     #[graphql(guard = "RoleGuard::staff()")]
     async fn client(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Client>> {
-        let id = parse_id("id", &id)?;
-        Ok(store::find::<entity::client::Entity>(&api(ctx)?.db, id)
-            .await?
-            .map(Client))
+        Ok(by_id::<entity::client::Entity>(ctx, &id).await?.map(Client))
     }
 
     /// Rechercher des clients / Search clients: an email or a phone (any

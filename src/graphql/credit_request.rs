@@ -12,8 +12,10 @@ use super::connection::{self, Page};
 use super::loaders::{StoreLoader, status_history};
 use super::open_file::Department;
 use super::opportunity::Opportunity;
+use super::saved_view::{ViewModule, file_list};
 use super::service_case::optional_text;
-use super::viewer::{api, change, file_filter, parse_id, parse_optional_id, principal};
+use super::status_change::update_file;
+use super::viewer::{api, by_id, change, file_filter, parse_id, parse_optional_id, principal};
 use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
@@ -234,8 +236,7 @@ impl CreditRequestQuery {
     /// Une demande de crédit par id / One credit request by id (null if none).
     #[graphql(guard = "RoleGuard::staff()")]
     async fn credit_request(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CreditRequest>> {
-        let id = parse_id("id", &id)?;
-        let found = store::find::<entity::credit_request::Entity>(&api(ctx)?.db, id).await?;
+        let found = by_id::<credit_request::Entity>(ctx, &id).await?;
         if let Some(request) = &found {
             super::access_log::record_reads(ctx, &[request.id], ReadVia::Single).await?;
         }
@@ -253,18 +254,12 @@ impl CreditRequestQuery {
         filter: Option<CreditRequestFilter>,
         view_id: Option<ID>,
     ) -> Result<Page<CreditRequest>> {
-        let api = api(ctx)?;
-        let module = super::saved_view::ViewModule::CreditRequests;
+        let module = ViewModule::CreditRequests;
         let explicit = || filter.unwrap_or_default().to_store();
-        let (filters, page) =
-            super::saved_view::list_request(ctx, module, view_id.as_ref(), explicit, first, after)
-                .await?;
-        let filters: Vec<_> = filters.iter().collect();
-        let rows = store::page::list(&api.db, &filters, &page).await?;
-        let ids: Vec<uuid::Uuid> = rows.0.iter().map(|r| r.id).collect();
+        let listed = file_list(ctx, module, view_id.as_ref(), explicit, first, after).await?;
+        let ids: Vec<uuid::Uuid> = listed.rows.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
-        let count = store::page::count(&api.db, &filters);
-        connection::counted_page(ctx, rows, &page, count, cursor_of, CreditRequest).await
+        Ok(listed.page(cursor_of, CreditRequest))
     }
 }
 
@@ -306,9 +301,6 @@ impl CreditRequestMutation {
         id: ID,
         input: UpdateCreditRequestInput,
     ) -> Result<CreditRequest> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
-        let id = parse_id("id", &id)?;
         let changes = credit_request::ActiveModel {
             amount_cents: change(input.amount, |a| Ok(Some(a.0)))?,
             term_months: change(input.term_months, |t| Ok(Some(t)))?,
@@ -317,9 +309,7 @@ impl CreditRequestMutation {
             ..Default::default()
         };
         let status = input.status.map(Into::into);
-        let now = api.clock.now();
-        let updated =
-            store::credit_request::update(&api.db, id, status, changes, &who.sub, now).await?;
+        let updated = update_file::<credit_request::Entity>(ctx, &id, status, changes).await?;
         Ok(CreditRequest(updated))
     }
 }

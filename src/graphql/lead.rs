@@ -7,7 +7,7 @@ use entity::lead;
 use super::client::Client;
 use super::connection::{self, Page};
 use super::opportunity::{Opportunity, OpportunityStatus};
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, by_id, principal};
 use crate::auth::{Role, RoleGuard, is_admin, is_staff};
 use crate::domain::lead_intake as domain;
 use crate::error::AppError;
@@ -396,8 +396,7 @@ impl LeadQuery {
     #[graphql(guard = "RoleGuard::any()")]
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
         let who = principal(ctx)?;
-        let id = parse_id("id", &id)?;
-        let found = store::find::<entity::lead::Entity>(&api(ctx)?.db, id).await?;
+        let found = by_id::<entity::lead::Entity>(ctx, &id).await?;
         Ok(found
             .filter(|l| who.role != Role::Partner || l.submitted_by == who.sub)
             .map(Lead))

@@ -8,7 +8,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
 use super::loaders::{LeadsOfOpportunity, OpportunityById, child_page, status_history};
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api, by_id, parse_id, principal};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
 use crate::store;
@@ -171,12 +171,9 @@ impl OpportunityQuery {
     /// Une opportunité par id / One opportunity by id (null if none).
     #[graphql(guard = "RoleGuard::staff()")]
     async fn opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Opportunity>> {
-        let id = parse_id("id", &id)?;
-        Ok(
-            store::find::<entity::opportunity::Entity>(&api(ctx)?.db, id)
-                .await?
-                .map(Opportunity),
-        )
+        Ok(by_id::<entity::opportunity::Entity>(ctx, &id)
+            .await?
+            .map(Opportunity))
     }
 
     /// Les opportunités / Opportunities, filtered, newest first by default.

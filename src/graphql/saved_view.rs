@@ -6,6 +6,10 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::saved_view;
 
+use sea_orm::EntityTrait;
+use sea_orm::sea_query::IntoColumnRef;
+
+use super::connection::Listed;
 use super::credit_request::CreditRequestFilter;
 use super::opportunity::{OpportunityFilter, OpportunityOrder};
 use super::service_case::{ServiceCaseFilter, required_text};
@@ -13,6 +17,7 @@ use super::viewer::{api, parse_id, parse_optional_id, principal};
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
+use crate::store::page::ListFilter;
 use crate::store::saved_view::StoredOpportunityFilter;
 
 /// Module d'une vue / The list a saved view applies to.
@@ -243,21 +248,35 @@ pub async fn view_parts<F: serde::de::DeserializeOwned>(
     Ok((Some(filter), opportunity_order_of(&view)?))
 }
 
-/// What a list of `module` is asked for: the filters every row must meet
-/// (the saved view's `view_id`, if given, and the explicit one) and the page,
-/// in the view's direction.
-pub(super) async fn list_request<F: serde::de::DeserializeOwned>(
+/// A page of the list of `module`: the rows that meet the explicit filter
+/// and, given `view_id`, the saved view's too, in the view's direction.
+pub(super) async fn file_list<F>(
     ctx: &Context<'_>,
     module: ViewModule,
     view_id: Option<&ID>,
     explicit: impl FnOnce() -> Result<F, AppError>,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<(Vec<F>, store::page::PageRequest)> {
+) -> Result<Listed<<F::Entity as EntityTrait>::Model>, AppError>
+where
+    F: ListFilter + serde::de::DeserializeOwned,
+    <F::Entity as EntityTrait>::Column: IntoColumnRef + Copy,
+    <F::Entity as EntityTrait>::Model: Send + Sync,
+{
+    let db = &api(ctx)?.db;
     let (view_filter, view_order) = view_parts(ctx, view_id, module).await?;
-    let page = super::connection::page_request(first, after, view_order.map(|o| o.direction))?;
-    let filters = std::iter::once(explicit()?).chain(view_filter).collect();
-    Ok((filters, page))
+    let request = super::connection::page_request(first, after, view_order.map(|o| o.direction))?;
+    let filters: Vec<F> = std::iter::once(explicit()?).chain(view_filter).collect();
+    let filters: Vec<&F> = filters.iter().collect();
+    let (rows, has_next) = store::page::list(db, &filters, &request).await?;
+    let count = store::page::count(db, &filters);
+    let total = super::connection::total_if_selected(ctx, count).await?;
+    Ok(Listed {
+        rows,
+        has_next,
+        request,
+        total,
+    })
 }
 
 async fn visible_view(

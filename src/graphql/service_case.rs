@@ -7,7 +7,9 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::loaders::status_history;
 use super::open_file::Department;
-use super::viewer::{api, change, file_filter, parse_id, principal, set_to};
+use super::saved_view::{ViewModule, file_list};
+use super::status_change::update_file;
+use super::viewer::{api, by_id, change, file_filter, parse_id, principal, set_to};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -211,12 +213,9 @@ impl ServiceCaseQuery {
     /// Un dossier de service par id / One service case by id (null if none).
     #[graphql(guard = "RoleGuard::staff()")]
     async fn service_case(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ServiceCase>> {
-        let id = parse_id("id", &id)?;
-        Ok(
-            store::find::<entity::service_case::Entity>(&api(ctx)?.db, id)
-                .await?
-                .map(ServiceCase),
-        )
+        Ok(by_id::<service_case::Entity>(ctx, &id)
+            .await?
+            .map(ServiceCase))
     }
 
     /// Les dossiers de service / Service cases, newest first. `viewId` applies
@@ -230,16 +229,10 @@ impl ServiceCaseQuery {
         filter: Option<ServiceCaseFilter>,
         view_id: Option<ID>,
     ) -> Result<Page<ServiceCase>> {
-        let api = api(ctx)?;
-        let module = super::saved_view::ViewModule::ServiceCases;
+        let module = ViewModule::ServiceCases;
         let explicit = || filter.unwrap_or_default().to_store();
-        let (filters, page) =
-            super::saved_view::list_request(ctx, module, view_id.as_ref(), explicit, first, after)
-                .await?;
-        let filters: Vec<_> = filters.iter().collect();
-        let rows = store::page::list(&api.db, &filters, &page).await?;
-        let count = store::page::count(&api.db, &filters);
-        connection::counted_page(ctx, rows, &page, count, cursor_of, ServiceCase).await
+        let listed = file_list(ctx, module, view_id.as_ref(), explicit, first, after).await?;
+        Ok(listed.page(cursor_of, ServiceCase))
     }
 }
 
@@ -286,9 +279,6 @@ impl ServiceCaseMutation {
         id: ID,
         input: UpdateServiceCaseInput,
     ) -> Result<ServiceCase> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
-        let id = parse_id("id", &id)?;
         let changes = service_case::ActiveModel {
             assignee: change(input.assignee, |a| optional_text("assignee", Some(&a)))?,
             subject: set_to(input.subject, |s| required_text("subject", &s))?,
@@ -296,9 +286,7 @@ impl ServiceCaseMutation {
             ..Default::default()
         };
         let status = input.status.map(Into::into);
-        let now = api.clock.now();
-        let updated =
-            store::service_case::update(&api.db, id, status, changes, &who.sub, now).await?;
+        let updated = update_file::<service_case::Entity>(ctx, &id, status, changes).await?;
         Ok(ServiceCase(updated))
     }
 }

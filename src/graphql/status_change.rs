@@ -1,6 +1,26 @@
 //! The `…StatusChange` objects: one change of a record's status (from, to,
 //! who, when). Each kind of record has its own type, told apart by its status
-//! enum and by what a null `from` means for it.
+//! enum and by what a null `from` means for it. And the change of a file
+//! (service case, credit request) by its `update…` mutation.
+use async_graphql::{Context, ID};
+
+use super::viewer::{api, parse_id, principal};
+use crate::error::AppError;
+use crate::store::status_history::{self, FileStatus, StatusFile};
+
+/// The caller changes the file `id` names, now: to `status` (recorded in
+/// its history) and the fields `changes` sets (see [`status_history::update`]).
+pub(super) async fn update_file<F: StatusFile>(
+    ctx: &Context<'_>,
+    id: &ID,
+    status: Option<FileStatus<F>>,
+    changes: F::ActiveModel,
+) -> Result<F::Model, AppError> {
+    let (api, who) = (api(ctx)?, principal(ctx)?);
+    let id = parse_id("id", id)?;
+    let now = api.clock.now();
+    status_history::update::<F>(&api.db, id, status, changes, &who.sub, now).await
+}
 
 /// Declares `$name`, the object of one status change of a record whose
 /// status is stored as `$stored` and shown as `$status`; `$from_doc`

@@ -48,6 +48,16 @@ pub fn parse_id(field: &str, id: &async_graphql::ID) -> Result<uuid::Uuid, AppEr
         .map_err(|_| AppError::bad_input(field, "is not a valid id"))
 }
 
+/// The row of `E` the argument `id` names (`None` when there is none).
+pub async fn by_id<E>(ctx: &Context<'_>, id: &ID) -> Result<Option<E::Model>, AppError>
+where
+    E: sea_orm::EntityTrait,
+    uuid::Uuid: Into<<E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
+{
+    let id = parse_id("id", id)?;
+    crate::store::find::<E>(&api(ctx)?.db, id).await
+}
+
 /// Parse an optional `ID` argument (see [`parse_id`]).
 pub fn parse_optional_id(
     field: &str,

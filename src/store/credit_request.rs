@@ -113,19 +113,6 @@ fn received(
     }
 }
 
-/// Move the request to `status` (recorded in its history) and set the
-/// fields `changes` sets (`amount_cents`, `term_months`, `lender`, `notes`).
-pub async fn update(
-    db: &DatabaseConnection,
-    id: Uuid,
-    status: Option<CreditRequestStatus>,
-    changes: credit_request::ActiveModel,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<credit_request::Model, AppError> {
-    status_history::update::<credit_request::Entity>(db, id, status, changes, by, now).await
-}
-
 /// The open requests of several clients, newest first, at most `cap` each.
 pub async fn open_of_clients(
     db: &impl ConnectionTrait,

@@ -70,19 +70,6 @@ pub async fn create(
     .await
 }
 
-/// Move the case to `status` (recorded in its history) and set the fields
-/// `changes` sets (`subject`, `description`, `assignee`).
-pub async fn update(
-    db: &DatabaseConnection,
-    id: Uuid,
-    status: Option<ServiceCaseStatus>,
-    changes: service_case::ActiveModel,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<service_case::Model, AppError> {
-    status_history::update::<service_case::Entity>(db, id, status, changes, by, now).await
-}
-
 /// The open cases (not `FERME`) of several clients, newest first, at most
 /// `cap` per client, in one statement.
 pub async fn open_of_clients(

@@ -27,9 +27,9 @@ pub struct StatusChange<S> {
 }
 
 /// A status-history table.
-pub trait StatusHistory: EntityTrait {
+pub trait StatusHistory: EntityTrait<ActiveModel: ActiveModelTrait<Entity = Self>> {
     /// The status its rows record.
-    type Status;
+    type Status: PartialEq + Clone + Into<sea_orm::Value>;
     /// The column naming the record whose status changed.
     const RECORD: Self::Column;
     const CHANGED_AT: Self::Column;
@@ -50,10 +50,7 @@ pub async fn record<H: StatusHistory>(
     to: H::Status,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<(), AppError>
-where
-    H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
-{
+) -> Result<(), AppError> {
     change_row::<H>(record, from, to, by, now)
         .exec_without_returning(db)
         .await?;
@@ -68,9 +65,7 @@ pub fn record_into<H: StatusHistory>(
     to: H::Status,
     by: &str,
     now: DateTime<Utc>,
-) where
-    H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
-{
+) {
     batch.insert(change_row::<H>(record, from, to, by, now).into_query());
 }
 
@@ -81,10 +76,7 @@ fn change_row<H: StatusHistory>(
     to: H::Status,
     by: &str,
     at: DateTime<Utc>,
-) -> sea_orm::Insert<H::ActiveModel>
-where
-    H::ActiveModel: sea_orm::ActiveModelTrait<Entity = H>,
-{
+) -> sea_orm::Insert<H::ActiveModel> {
     let change = StatusChange {
         record,
         from,
@@ -164,7 +156,13 @@ status_history!(
 
 /// A client's file (opportunity, service case, credit request), the child
 /// of its client, whose status changes are kept, one row each, in `History`.
-pub trait StatusFile: Child {
+pub trait StatusFile:
+    Child<
+        Model: IntoActiveModel<<Self as EntityTrait>::ActiveModel> + Clone,
+        ActiveModel: ActiveModelTrait<Entity = Self> + Send,
+        PrimaryKey: sea_orm::PrimaryKeyTrait<ValueType: From<Uuid>>,
+    >
+{
     type History: StatusHistory;
     /// What a missing row is called (`NotFound`).
     const WHAT: &'static str;
@@ -209,19 +207,12 @@ status_file!(
 
 /// Insert the new file `model` and record the status it starts with, inside
 /// the caller's transaction; the row as stored.
-pub async fn create<F>(
+pub async fn create<F: StatusFile>(
     db: &impl ConnectionTrait,
     model: F::Model,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<F::Model, AppError>
-where
-    F: StatusFile,
-    F::Model: IntoActiveModel<F::ActiveModel>,
-    F::ActiveModel: ActiveModelTrait<Entity = F>,
-    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
-    uuid::Uuid: Into<<F::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
-{
+) -> Result<F::Model, AppError> {
     let (id, status) = (F::id(&model), F::status(&model));
     F::insert(model.into_active_model())
         .exec_without_returning(db)
@@ -234,13 +225,12 @@ where
 }
 
 /// As [`create`], written when `batch` runs.
-pub fn create_into<F>(batch: &mut WriteBatch, model: F::Model, by: &str, now: DateTime<Utc>)
-where
-    F: StatusFile,
-    F::Model: IntoActiveModel<F::ActiveModel>,
-    F::ActiveModel: ActiveModelTrait<Entity = F>,
-    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
-{
+pub fn create_into<F: StatusFile>(
+    batch: &mut WriteBatch,
+    model: F::Model,
+    by: &str,
+    now: DateTime<Utc>,
+) {
     let (id, status) = (F::id(&model), F::status(&model));
     batch.insert(F::insert(model.into_active_model()).into_query());
     record_into::<F::History>(batch, id, None, status, by, now);
@@ -250,22 +240,14 @@ where
 /// another, record the move and set it; set each other field that `changes`
 /// sets to a new value; save the row; the row as saved. The status changes
 /// through `status` only: `changes` setting it is refused.
-pub async fn update<F>(
+pub async fn update<F: StatusFile>(
     db: &DatabaseConnection,
     id: Uuid,
     status: Option<FileStatus<F>>,
     changes: F::ActiveModel,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<F::Model, AppError>
-where
-    F: StatusFile,
-    FileStatus<F>: PartialEq + Clone + Into<sea_orm::Value>,
-    F::Model: IntoActiveModel<F::ActiveModel> + Clone,
-    F::ActiveModel: ActiveModelTrait<Entity = F> + Send,
-    <F::History as EntityTrait>::ActiveModel: ActiveModelTrait<Entity = F::History>,
-    uuid::Uuid: Into<<F::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType>,
-{
+) -> Result<F::Model, AppError> {
     let set: Vec<_> = F::Column::iter()
         .filter_map(|column| match changes.get(column) {
             ActiveValue::Set(value) => Some((column, value)),

@@ -185,7 +185,10 @@ async fn a_change_that_sets_the_status_outside_its_history_is_refused_and_writes
     };
     let case = id.parse().expect("a case id");
     let now = app.clock.now();
-    let refused = crm::store::service_case::update(&app.db, case, None, changes, "x", now).await;
+    let refused = crm::store::status_history::update::<entity::service_case::Entity>(
+        &app.db, case, None, changes, "x", now,
+    )
+    .await;
     assert!(
         matches!(refused, Err(crm::error::AppError::Internal(_))),
         "{refused:?}"
