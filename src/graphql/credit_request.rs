@@ -15,7 +15,7 @@ use super::opportunity::Opportunity;
 use super::saved_view::{ViewModule, file_list};
 use super::service_case::optional_text;
 use super::status_change::update_file;
-use super::viewer::{api, by_id, change, file_filter, parse_id, parse_optional_id, principal};
+use super::viewer::{api_and_caller, by_id, change, file_filter, parse_id, parse_optional_id};
 use crate::auth::RoleGuard;
 use crate::domain::money;
 use crate::error::AppError;
@@ -276,8 +276,7 @@ impl CreditRequestMutation {
         ctx: &Context<'_>,
         input: CreateCreditRequestInput,
     ) -> Result<CreditRequest> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let opportunity_id = parse_id("opportunityId", &input.opportunity_id)?;
         let new = store::credit_request::NewCreditRequest {
             opportunity_id,

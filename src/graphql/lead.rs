@@ -7,7 +7,7 @@ use entity::lead;
 use super::client::Client;
 use super::connection::{self, Page};
 use super::opportunity::{Opportunity, OpportunityStatus};
-use super::viewer::{api, by_id, principal};
+use super::viewer::{api, api_and_caller, by_id, principal};
 use crate::auth::{Role, RoleGuard, is_admin, is_staff};
 use crate::domain::lead_intake as domain;
 use crate::error::AppError;
@@ -410,8 +410,7 @@ impl LeadQuery {
         #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let only = (who.role == Role::Partner).then_some(who.sub.as_str());
         let page = connection::page_request(first, after, None)?;
         let filters = [&store::lead::SubmittedBy(only)];

@@ -8,7 +8,7 @@ use super::client::Client;
 use super::connection::{self, Page};
 use super::lead::Lead;
 use super::loaders::{LeadsOfOpportunity, OpportunityById, child_page, status_history};
-use super::viewer::{api, by_id, parse_id, principal};
+use super::viewer::{api, api_and_caller, by_id, parse_id};
 use crate::auth::{RoleGuard, is_admin};
 use crate::error::AppError;
 use crate::store;
@@ -243,8 +243,7 @@ impl OpportunityMutation {
         ctx: &Context<'_>,
         input: CreateOpportunityInput,
     ) -> Result<Opportunity> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let client_id = parse_id("clientId", &input.client_id)?;
         let created =
             store::opportunity::open_for_client(&api.db, client_id, &who.sub, api.clock.now())
@@ -260,8 +259,7 @@ impl OpportunityMutation {
         id: ID,
         status: OpportunityStatus,
     ) -> Result<Opportunity> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let id = parse_id("id", &id)?;
         let updated = store::opportunity::update_status(
             &api.db,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::revoked_subject;
 
 use super::connection::{self, Page};
-use super::viewer::{api, principal};
+use super::viewer::{api, api_and_caller};
 use crate::auth::RoleGuard;
 use crate::error::AppError;
 use crate::store;
@@ -65,8 +65,7 @@ impl RevocationMutation {
     /// tokens issued afterwards work. Admin only.
     #[graphql(guard = "RoleGuard::admin()")]
     async fn revoke_tokens(&self, ctx: &Context<'_>, sub: String) -> Result<bool> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         if sub.trim().is_empty() || sub.chars().count() > MAX_SUB_CHARS {
             return Err(AppError::bad_input(
                 "sub",

@@ -13,7 +13,7 @@ use super::connection::Listed;
 use super::credit_request::CreditRequestFilter;
 use super::opportunity::{OpportunityFilter, OpportunityOrder};
 use super::service_case::{ServiceCaseFilter, required_text};
-use super::viewer::{api, parse_id, parse_optional_id, principal};
+use super::viewer::{api, api_and_caller, parse_id, parse_optional_id, principal};
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
@@ -345,8 +345,7 @@ impl SavedViewMutation {
         ctx: &Context<'_>,
         input: CreateSavedViewInput,
     ) -> Result<SavedView> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let name = required_text("name", &input.name)?;
         let given = GivenFilters {
             opportunity: input.opportunity_filter.as_ref(),
@@ -382,8 +381,7 @@ impl SavedViewMutation {
         id: ID,
         input: UpdateSavedViewInput,
     ) -> Result<SavedView> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let view = visible_view(ctx, who, parse_id("id", &id)?).await?;
         if view.owner != who.sub {
             return Err(AppError::Forbidden.into());
@@ -414,8 +412,7 @@ impl SavedViewMutation {
     /// `NOT_FOUND`. Returns the deleted view's id.
     #[graphql(guard = "RoleGuard::staff()")]
     async fn delete_saved_view(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let parsed = parse_id("id", &id)?;
         let view = if who.is_admin() {
             store::find::<entity::saved_view::Entity>(&api.db, parsed)

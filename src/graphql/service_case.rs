@@ -9,7 +9,7 @@ use super::loaders::status_history;
 use super::open_file::Department;
 use super::saved_view::{ViewModule, file_list};
 use super::status_change::update_file;
-use super::viewer::{api, by_id, change, file_filter, parse_id, principal, set_to};
+use super::viewer::{api_and_caller, by_id, change, file_filter, parse_id, set_to};
 use crate::auth::RoleGuard;
 use crate::domain::contact::{ContactPoint, Email, Phone};
 use crate::error::AppError;
@@ -251,8 +251,7 @@ impl ServiceCaseMutation {
         ctx: &Context<'_>,
         input: CreateServiceCaseInput,
     ) -> Result<ServiceCase> {
-        let api = api(ctx)?;
-        let who = principal(ctx)?;
+        let (api, who) = api_and_caller(ctx)?;
         let subject = required_text("subject", &input.subject)?;
         let description = required_text("description", &input.description)?;
         let assignee = optional_text("assignee", input.assignee.as_deref())?;

@@ -4,7 +4,7 @@
 //! (service case, credit request) by its `update…` mutation.
 use async_graphql::{Context, ID};
 
-use super::viewer::{api, parse_id, principal};
+use super::viewer::{api_and_caller, parse_id};
 use crate::error::AppError;
 use crate::store::status_history::{self, FileStatus, StatusFile};
 
@@ -16,7 +16,7 @@ pub(super) async fn update_file<F: StatusFile>(
     status: Option<FileStatus<F>>,
     changes: F::ActiveModel,
 ) -> Result<F::Model, AppError> {
-    let (api, who) = (api(ctx)?, principal(ctx)?);
+    let (api, who) = api_and_caller(ctx)?;
     let id = parse_id("id", id)?;
     let now = api.clock.now();
     status_history::update::<F>(&api.db, id, status, changes, &who.sub, now).await

@@ -42,6 +42,13 @@ pub fn api<'a>(ctx: &Context<'a>) -> Result<&'a super::ApiContext, AppError> {
         .map_err(|_| AppError::Internal("API context missing".into()))
 }
 
+/// The API context and the caller, for resolvers behind a guard.
+pub fn api_and_caller<'a>(
+    ctx: &Context<'a>,
+) -> Result<(&'a super::ApiContext, &'a Principal), AppError> {
+    Ok((api(ctx)?, principal(ctx)?))
+}
+
 /// Parse an `ID` argument that must be one of our UUIDs.
 pub fn parse_id(field: &str, id: &async_graphql::ID) -> Result<uuid::Uuid, AppError> {
     id.parse()

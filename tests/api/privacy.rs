@@ -8,6 +8,19 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, spawn_app, submit_lead};
 
+const EXPORT: &str = "query($id: ID!) { exportClientData(clientId: $id) }";
+const ANONYMIZE: &str = "mutation($id: ID!) { anonymizeClient(clientId: $id) { id } }";
+
+/// Agents and partners asking for `operation` on `client` get `FORBIDDEN`.
+async fn refused_to_non_admins(app: &TestApp, operation: &str, client: &str) {
+    for role in [Role::Agent, Role::Partner] {
+        let body = app
+            .post_graphql(operation, json!({ "id": client }), role)
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{role:?}: {body}");
+    }
+}
+
 /// Every row of every table, as text.
 async fn every_row(app: &TestApp) -> Vec<String> {
     let backend = app.db.get_database_backend();
@@ -124,14 +137,8 @@ async fn a_person(app: &TestApp) -> (String, String) {
 async fn an_export_holds_what_the_api_shows_of_the_person_and_is_recorded() {
     let app = spawn_app().await;
     let (client, _) = a_person(&app).await;
-    let export = app
-        .data(
-            "query($id: ID!) { exportClientData(clientId: $id) }",
-            json!({ "id": client }),
-            Role::Admin,
-        )
-        .await["exportClientData"]
-        .clone();
+    let export =
+        app.data(EXPORT, json!({ "id": client }), Role::Admin).await["exportClientData"].clone();
     let shown = app
         .data(
             r#"query($id: ID!) { client(id: $id) { id firstName lastName emails phones
@@ -179,16 +186,7 @@ async fn an_export_holds_what_the_api_shows_of_the_person_and_is_recorded() {
         assert_eq!(lead["message"], edge["node"]["message"]);
     }
     assert_eq!(app.count("privacy_event").await, 1);
-    for role in [Role::Agent, Role::Partner] {
-        let body = app
-            .post_graphql(
-                "query($id: ID!) { exportClientData(clientId: $id) }",
-                json!({ "id": client }),
-                role,
-            )
-            .await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    }
+    refused_to_non_admins(&app, EXPORT, &client).await;
     assert_eq!(app.count("privacy_event").await, 1);
 }
 
@@ -274,16 +272,7 @@ async fn anonymization_erases_the_person_everywhere_and_keeps_ids_statuses_dates
         .await;
     assert_ne!(new_client["opportunity"]["client"]["id"], client);
 
-    for role in [Role::Agent, Role::Partner] {
-        let body = app
-            .post_graphql(
-                "mutation($id: ID!) { anonymizeClient(clientId: $id) { id } }",
-                json!({ "id": client }),
-                role,
-            )
-            .await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    }
+    refused_to_non_admins(&app, ANONYMIZE, &client).await;
 }
 
 #[tokio::test]
