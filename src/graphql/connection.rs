@@ -103,33 +103,6 @@ pub fn page<M, N: OutputType>(
     connection
 }
 
-/// One fetched page of a list, with the list's total (0 when the query does
-/// not select `totalCount`), before it becomes a connection.
-pub struct Listed<M> {
-    pub rows: Vec<M>,
-    pub has_next: bool,
-    pub request: PageRequest,
-    pub total: u64,
-}
-
-impl<M> Listed<M> {
-    /// The page as a connection of `node`s.
-    pub fn page<N: OutputType>(
-        self,
-        cursor: impl Fn(&M) -> Cursor,
-        node: impl Fn(M) -> N,
-    ) -> Page<N> {
-        page(
-            self.rows,
-            self.has_next,
-            &self.request,
-            self.total,
-            cursor,
-            node,
-        )
-    }
-}
-
 /// A fetched page (`rows`, and whether more follow) as a connection, with
 /// `totalCount` from `count`, which runs only when the query selects it.
 pub async fn counted_page<M, N: OutputType>(

@@ -259,7 +259,7 @@ impl CreditRequestQuery {
         let listed = file_list(ctx, module, view_id.as_ref(), explicit, first, after).await?;
         let ids: Vec<uuid::Uuid> = listed.rows.iter().map(|r| r.id).collect();
         super::access_log::record_reads(ctx, &ids, ReadVia::List).await?;
-        Ok(listed.page(cursor_of, CreditRequest))
+        listed.page(ctx, cursor_of, CreditRequest).await
     }
 }
 
@@ -300,6 +300,7 @@ impl CreditRequestMutation {
         id: ID,
         input: UpdateCreditRequestInput,
     ) -> Result<CreditRequest> {
+        let id = parse_id("id", &id)?;
         let changes = credit_request::ActiveModel {
             amount_cents: change(input.amount, |a| Ok(Some(a.0)))?,
             term_months: change(input.term_months, |t| Ok(Some(t)))?,
@@ -308,7 +309,7 @@ impl CreditRequestMutation {
             ..Default::default()
         };
         let status = input.status.map(Into::into);
-        let updated = update_file::<credit_request::Entity>(ctx, &id, status, changes).await?;
+        let updated = update_file::<credit_request::Entity>(ctx, id, status, changes).await?;
         Ok(CreditRequest(updated))
     }
 }

@@ -2,14 +2,14 @@
 //! private or shared. One view's change never touches another. A view whose
 //! filter names an admin-only field (`OpportunityFilter.expiree`) exists for
 //! admins only, shared or not.
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, OutputType, Result};
 use chrono::{DateTime, Utc};
 use entity::saved_view;
 
 use sea_orm::EntityTrait;
 use sea_orm::sea_query::IntoColumnRef;
 
-use super::connection::Listed;
+use super::connection::Page;
 use super::credit_request::CreditRequestFilter;
 use super::opportunity::{OpportunityFilter, OpportunityOrder};
 use super::service_case::{ServiceCaseFilter, required_text};
@@ -17,7 +17,7 @@ use super::viewer::{api, api_and_caller, parse_id, parse_optional_id, principal}
 use crate::auth::{Principal, RoleGuard};
 use crate::error::AppError;
 use crate::store;
-use crate::store::page::ListFilter;
+use crate::store::page::{Cursor, ListFilter};
 use crate::store::saved_view::StoredOpportunityFilter;
 
 /// Module d'une vue / The list a saved view applies to.
@@ -248,8 +248,9 @@ pub async fn view_parts<F: serde::de::DeserializeOwned>(
     Ok((Some(filter), opportunity_order_of(&view)?))
 }
 
-/// A page of the list of `module`: the rows that meet the explicit filter
-/// and, given `view_id`, the saved view's too, in the view's direction.
+/// A fetched page of a list of `module`: the rows that meet the explicit
+/// filter and, given `view_id`, the saved view's too, in the view's
+/// direction.
 pub(super) async fn file_list<F>(
     ctx: &Context<'_>,
     module: ViewModule,
@@ -257,26 +258,49 @@ pub(super) async fn file_list<F>(
     explicit: impl FnOnce() -> Result<F, AppError>,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<Listed<<F::Entity as EntityTrait>::Model>, AppError>
+) -> Result<FileList<F>, AppError>
 where
     F: ListFilter + serde::de::DeserializeOwned,
     <F::Entity as EntityTrait>::Column: IntoColumnRef + Copy,
-    <F::Entity as EntityTrait>::Model: Send + Sync,
 {
-    let db = &api(ctx)?.db;
     let (view_filter, view_order) = view_parts(ctx, view_id, module).await?;
     let request = super::connection::page_request(first, after, view_order.map(|o| o.direction))?;
     let filters: Vec<F> = std::iter::once(explicit()?).chain(view_filter).collect();
-    let filters: Vec<&F> = filters.iter().collect();
-    let (rows, has_next) = store::page::list(db, &filters, &request).await?;
-    let count = store::page::count(db, &filters);
-    let total = super::connection::total_if_selected(ctx, count).await?;
-    Ok(Listed {
+    let refs: Vec<&F> = filters.iter().collect();
+    let (rows, has_next) = store::page::list(&api(ctx)?.db, &refs, &request).await?;
+    Ok(FileList {
+        filters,
         rows,
         has_next,
         request,
-        total,
     })
+}
+
+/// A page of a list as [`file_list`] fetched it, its total not yet counted.
+pub(super) struct FileList<F: ListFilter> {
+    filters: Vec<F>,
+    pub rows: Vec<<F::Entity as EntityTrait>::Model>,
+    has_next: bool,
+    request: store::page::PageRequest,
+}
+
+impl<F: ListFilter> FileList<F>
+where
+    <F::Entity as EntityTrait>::Model: Send + Sync,
+{
+    /// The page as a connection of `node`s, with `totalCount` counted when
+    /// the query selects it.
+    pub async fn page<N: OutputType>(
+        self,
+        ctx: &Context<'_>,
+        cursor: impl Fn(&<F::Entity as EntityTrait>::Model) -> Cursor,
+        node: impl Fn(<F::Entity as EntityTrait>::Model) -> N,
+    ) -> Result<Page<N>> {
+        let filters: Vec<&F> = self.filters.iter().collect();
+        let count = store::page::count(&api(ctx)?.db, &filters);
+        let rows = (self.rows, self.has_next);
+        super::connection::counted_page(ctx, rows, &self.request, count, cursor, node).await
+    }
 }
 
 async fn visible_view(

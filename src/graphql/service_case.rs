@@ -232,7 +232,7 @@ impl ServiceCaseQuery {
         let module = ViewModule::ServiceCases;
         let explicit = || filter.unwrap_or_default().to_store();
         let listed = file_list(ctx, module, view_id.as_ref(), explicit, first, after).await?;
-        Ok(listed.page(cursor_of, ServiceCase))
+        listed.page(ctx, cursor_of, ServiceCase).await
     }
 }
 
@@ -278,6 +278,7 @@ impl ServiceCaseMutation {
         id: ID,
         input: UpdateServiceCaseInput,
     ) -> Result<ServiceCase> {
+        let id = parse_id("id", &id)?;
         let changes = service_case::ActiveModel {
             assignee: change(input.assignee, |a| optional_text("assignee", Some(&a)))?,
             subject: set_to(input.subject, |s| required_text("subject", &s))?,
@@ -285,7 +286,7 @@ impl ServiceCaseMutation {
             ..Default::default()
         };
         let status = input.status.map(Into::into);
-        let updated = update_file::<service_case::Entity>(ctx, &id, status, changes).await?;
+        let updated = update_file::<service_case::Entity>(ctx, id, status, changes).await?;
         Ok(ServiceCase(updated))
     }
 }

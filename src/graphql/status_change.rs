@@ -2,22 +2,22 @@
 //! who, when). Each kind of record has its own type, told apart by its status
 //! enum and by what a null `from` means for it. And the change of a file
 //! (service case, credit request) by its `update…` mutation.
-use async_graphql::{Context, ID};
+use async_graphql::Context;
+use uuid::Uuid;
 
-use super::viewer::{api_and_caller, parse_id};
+use super::viewer::api_and_caller;
 use crate::error::AppError;
 use crate::store::status_history::{self, FileStatus, StatusFile};
 
-/// The caller changes the file `id` names, now: to `status` (recorded in
-/// its history) and the fields `changes` sets (see [`status_history::update`]).
+/// The caller changes the file `id`, now: to `status` (recorded in its
+/// history) and the fields `changes` sets (see [`status_history::update`]).
 pub(super) async fn update_file<F: StatusFile>(
     ctx: &Context<'_>,
-    id: &ID,
+    id: Uuid,
     status: Option<FileStatus<F>>,
     changes: F::ActiveModel,
 ) -> Result<F::Model, AppError> {
     let (api, who) = api_and_caller(ctx)?;
-    let id = parse_id("id", id)?;
     let now = api.clock.now();
     status_history::update::<F>(&api.db, id, status, changes, &who.sub, now).await
 }
