@@ -175,17 +175,7 @@ pub fn open_into(
         expired_at: None,
         created_by: created_by.to_owned(),
     };
-    batch.insert(
-        opportunity::Entity::insert(opportunity::ActiveModel::from(model.clone())).into_query(),
-    );
-    status_history::record_into::<History>(
-        batch,
-        model.id,
-        None,
-        OpportunityStatus::Nouveau,
-        created_by,
-        now,
-    );
+    status_history::create_into::<opportunity::Entity>(batch, model.clone(), created_by, now);
     model
 }
 
