@@ -155,7 +155,7 @@ impl AccessLogQuery {
     async fn credit_request_access_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
         credit_request_id: Option<ID>,
         principal: Option<String>,

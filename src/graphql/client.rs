@@ -85,7 +85,7 @@ impl Client {
     async fn opportunities(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Opportunity>> {
         let cursor = super::opportunity::cursor_of;
@@ -117,7 +117,7 @@ impl ClientQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(validator(max_length = 320))] search: Option<String>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Client>> {
         let api = api(ctx)?;

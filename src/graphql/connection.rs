@@ -1,7 +1,7 @@
 //! Relay connections with `totalCount`: the GraphQL face of the store's
 //! keyset pages (cursor text, `SortDirection`, the `first`/`after` checks).
 use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{Enum, OutputType, SimpleObject};
+use async_graphql::{Enum, InputValueError, OutputType, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -34,6 +34,14 @@ pub enum SortDirection {
     /// Newest first.
     #[default]
     Desc,
+}
+
+/// The check of every list's `first` argument, which async-graphql runs
+/// before the guard and the resolver (`validator(custom = "page_size")`):
+/// 0 to [`MAX_PAGE_SIZE`], worded as its own `minimum`/`maximum` word it.
+pub fn page_size(first: &i32) -> Result<(), InputValueError<i32>> {
+    async_graphql::validators::maximum(first, MAX_PAGE_SIZE as i64)?;
+    async_graphql::validators::minimum(first, 0i64)
 }
 
 /// The page `first`, `after` and `direction` ask for, checked.

@@ -249,7 +249,7 @@ impl CreditRequestQuery {
     async fn credit_requests(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
         filter: Option<CreditRequestFilter>,
         view_id: Option<ID>,

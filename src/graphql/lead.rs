@@ -407,7 +407,7 @@ impl LeadQuery {
     async fn leads(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
         let (api, who) = api_and_caller(ctx)?;

@@ -83,7 +83,7 @@ impl Opportunity {
     async fn leads(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<Lead>> {
         let cursor = super::lead::cursor_of;
@@ -183,7 +183,7 @@ impl OpportunityQuery {
         ctx: &Context<'_>,
         filter: Option<OpportunityFilter>,
         order_by: Option<OpportunityOrder>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
         view_id: Option<ID>,
     ) -> Result<Page<Opportunity>> {

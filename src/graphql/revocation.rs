@@ -43,7 +43,7 @@ impl RevocationQuery {
     async fn revoked_subjects(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<RevokedSubject>> {
         let db = &api(ctx)?.db;

@@ -224,7 +224,7 @@ impl ServiceCaseQuery {
     async fn service_cases(
         &self,
         ctx: &Context<'_>,
-        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        #[graphql(validator(custom = "super::connection::page_size"))] first: Option<i32>,
         after: Option<String>,
         filter: Option<ServiceCaseFilter>,
         view_id: Option<ID>,

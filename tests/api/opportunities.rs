@@ -1,7 +1,7 @@
 use crm::auth::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{TestApp, error_code, error_message, spawn_app};
 
 const CREATE_CLIENT: &str = r#"
 mutation($input: CreateClientInput!) { createClient(input: $input) { id emails phones } }"#;
@@ -219,6 +219,18 @@ async fn a_page_larger_than_the_limit_is_refused() {
         .post_query("{ opportunities(first: 1000) { totalCount } }", Role::Agent)
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(
+        error_message(&body),
+        r#"Failed to parse "Int": the value is 1000, must be less than or equal to 100"#,
+    );
+    let body = app
+        .post_query("{ serviceCases(first: -1) { totalCount } }", Role::Agent)
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(
+        error_message(&body),
+        r#"Failed to parse "Int": the value is -1, must be greater than or equal to 0"#,
+    );
 }
 
 #[tokio::test]
