@@ -352,11 +352,7 @@ impl SubmitLeadPayload {
     /// The client the lead was attached to. Not for partners.
     #[graphql(guard = "RoleGuard::staff()", visible = "is_staff")]
     async fn client(&self, ctx: &Context<'_>) -> Result<Client> {
-        let client =
-            store::find::<entity::client::Entity>(&api(ctx)?.db, self.intake.lead.client_id)
-                .await?
-                .ok_or(AppError::NotFound("client"))?;
-        Ok(Client(client))
+        Client::load(ctx, self.intake.lead.client_id).await
     }
 
     /// The opportunity the lead opened or was merged into. Not for partners.

@@ -1,4 +1,6 @@
-//! `me`: who the token says the caller is.
+//! `me`: who the token says the caller is; and the steps resolvers share to
+//! reach the caller, the API context, a row by its `id` argument, and the
+//! stored form of change inputs and file filters.
 use async_graphql::{Context, ID, MaybeUndefined, Object, Result, SimpleObject};
 
 use crate::auth::{Principal, Role, RoleGuard};

@@ -184,7 +184,7 @@ pub async fn export(
     now: DateTime<Utc>,
 ) -> Result<Option<ClientExport>, AppError> {
     let txn = begin_write(db).await?;
-    let Some(client) = client::Entity::find_by_id(client_id).one(&txn).await? else {
+    let Some(client) = super::find::<client::Entity>(&txn, client_id).await? else {
         return Ok(None);
     };
     let contact_points = client_contact::Entity::find()
@@ -429,7 +429,7 @@ pub async fn anonymize(
         .exec(&txn)
         .await?;
     record(&txn, client_id, PrivacyAction::Anonymization, who, now).await?;
-    let client = client::Entity::find_by_id(client_id).one(&txn).await?;
+    let client = super::find::<client::Entity>(&txn, client_id).await?;
     txn.commit().await?;
     Ok(client)
 }

@@ -218,8 +218,7 @@ pub async fn create<F: StatusFile>(
         .exec_without_returning(db)
         .await?;
     record::<F::History>(db, id, None, status, by, now).await?;
-    F::find_by_id(id)
-        .one(db)
+    super::find::<F>(db, id)
         .await?
         .ok_or_else(|| AppError::Internal(format!("{} vanished after insert", F::WHAT)))
 }

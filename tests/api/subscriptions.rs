@@ -1043,7 +1043,7 @@ async fn a_backlog_of_events_is_not_held_back_a_period_per_batch() {
     );
 }
 
-/// (row reads, socket writes) of a `crm serve` process.
+/// The batching counters of a `crm serve` process (see [`Batches`]).
 async fn batch_figures(app: &TestApp) -> Batches {
     let metrics = app.read_metrics().await;
     Batches {
